@@ -1,0 +1,398 @@
+/*
+ * smelt: a tensor graph compiler.
+ *
+ * Public C API. A program builds a static graph of tensor operations with
+ * the smelt_* builder functions; every call checks its arguments and infers
+ * the result's dtype and shape immediately (NumPy/PyTorch broadcasting and
+ * PyTorch type promotion). The graph can be printed as text, parsed back, and
+ * run by the reference interpreter.
+ *
+ * Conventions
+ *  - Every exported name starts with smelt_. Handles are opaque.
+ *  - Whoever calls *_new calls the matching *_free.
+ *  - Errors are sticky: a builder call that fails records one message on the
+ *    graph and returns an invalid handle; every later builder call on that
+ *    graph returns an invalid handle too. Check smelt_graph_error() once after
+ *    building. The library never prints and never aborts on bad input.
+ *  - Axes may be negative (counted from the end), as in PyTorch.
+ *  - Shapes have rank 0 to SMELT_MAX_RANK and int64 dims >= 0.
+ */
+#ifndef SMELT_SMELT_H
+#define SMELT_SMELT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SMELT_VERSION_MAJOR 0
+#define SMELT_VERSION_MINOR 1
+#define SMELT_VERSION_PATCH 0
+/* Version string of the library that is linked, e.g. "0.1.0". */
+const char *smelt_version(void);
+
+#define SMELT_MAX_RANK 8
+/* "To the end of the axis" for smelt_slice stops. */
+#define SMELT_END INT64_MAX
+
+/* ------------------------------------------------------------------ dtypes */
+
+typedef enum smelt_dtype {
+  SMELT_F32 = 0,
+  SMELT_F64 = 1,
+  SMELT_I32 = 2,
+  SMELT_I64 = 3,
+  SMELT_BOOL = 4, /* one byte per element, 0 or 1 */
+  SMELT_DTYPE_COUNT
+} smelt_dtype;
+
+/* "f32", "f64", "i32", "i64", "bool"; "?" for an out-of-range value. */
+const char *smelt_dtype_name(smelt_dtype dt);
+/* Bytes per element (4, 8, 4, 8, 1); 0 for an out-of-range value. */
+size_t smelt_dtype_size(smelt_dtype dt);
+/* Parses a dtype name; returns false when the name is unknown. */
+bool smelt_dtype_parse(const char *name, smelt_dtype *out);
+
+/*
+ * Type promotion, as PyTorch (torch.result_type):
+ *  - categories order bool < integer < float; the result takes the highest
+ *    category among the operands;
+ *  - operands are ranked tensor (rank >= 1) > rank-0 tensor > literal
+ *    (smelt_scalar, smelt_scalar_int); within the result's category the
+ *    dtype comes from the highest-ranked group that has that category, and
+ *    the widest dtype in that group (i32 < i64, f32 < f64);
+ *  - so f32 * 2.5 stays f32, i32 + i64 gives i64, i64 * f32 gives f32, an
+ *    integer tensor times a float literal gives f32 (the default float).
+ */
+
+/* ------------------------------------------------------------- handles */
+
+typedef struct smelt_graph smelt_graph;
+
+/* A node handle: a value in the graph. Invalid when index == 0. */
+typedef struct smelt_node {
+  uint32_t graph; /* serial number of the owning graph */
+  uint32_t index; /* 1-based position in the graph; 0 = invalid */
+} smelt_node;
+
+static inline bool smelt_node_valid(smelt_node n) { return n.index != 0; }
+#define SMELT_INVALID ((smelt_node){0, 0})
+
+/* ------------------------------------------------------------- graphs */
+
+/* A new, empty graph; NULL when out of memory. */
+smelt_graph *smelt_graph_new(void);
+/* Frees the graph and all its nodes. NULL is allowed. */
+void smelt_graph_free(smelt_graph *g);
+/* The first error recorded on the graph, NULL when none. The string lives
+ * as long as the graph. */
+const char *smelt_graph_error(const smelt_graph *g);
+/* Number of nodes in the graph (including ones inserted by broadcasting). */
+size_t smelt_graph_node_count(const smelt_graph *g);
+/* The handle of the i-th node (0-based, in creation order, which is a
+ * topological order); invalid when i is out of range. */
+smelt_node smelt_graph_node(const smelt_graph *g, size_t i);
+
+/* Node queries. On an invalid handle they return 0 / NULL / SMELT_F32. */
+smelt_dtype smelt_node_dtype(const smelt_graph *g, smelt_node n);
+int smelt_node_rank(const smelt_graph *g, smelt_node n);
+/* Dim i (negative counts from the end); -1 when out of range. */
+int64_t smelt_node_dim(const smelt_graph *g, smelt_node n, int i);
+/* Pointer to rank dims (valid while the graph lives); *rank receives it. */
+const int64_t *smelt_node_shape(const smelt_graph *g, smelt_node n, int *rank);
+/* Number of elements (product of dims; 1 for rank 0). */
+int64_t smelt_node_numel(const smelt_graph *g, smelt_node n);
+/* The op's name as in the text format ("add", "reshape", ...). */
+const char *smelt_node_op(const smelt_graph *g, smelt_node n);
+/* The node's name, or NULL when it has none. */
+const char *smelt_node_name(const smelt_graph *g, smelt_node n);
+/* Names a node (used in printing and in error messages). Names are unique in
+ * a graph: [A-Za-z_][A-Za-z0-9_.]*. Returns n, or invalid on error. */
+smelt_node smelt_set_name(smelt_graph *g, smelt_node n, const char *name);
+/* Looks a node up by name; invalid when there is none. */
+smelt_node smelt_find(const smelt_graph *g, const char *name);
+
+/* Registers n as a named output of the graph (what the interpreter and,
+ * later, compiled programs compute). Output names are unique. Returns n. */
+smelt_node smelt_output(smelt_graph *g, const char *name, smelt_node n);
+size_t smelt_graph_output_count(const smelt_graph *g);
+/* The i-th output's node and name (NULL name when i is out of range). */
+smelt_node smelt_graph_output(const smelt_graph *g, size_t i, const char **name);
+
+/* ------------------------------------------------------------- sources */
+
+/* A tensor bound at run time, by name. */
+smelt_node smelt_input(smelt_graph *g, const char *name, smelt_dtype dt, int rank,
+                       const int64_t *dims);
+
+/* How a param is initialized. Use the smelt_init_* constructors. */
+typedef enum smelt_init_kind {
+  SMELT_INIT_ZEROS,
+  SMELT_INIT_ONES,
+  SMELT_INIT_CONSTANT, /* a */
+  SMELT_INIT_NORMAL,   /* mean a, std b, seed */
+  SMELT_INIT_UNIFORM,  /* [a, b), seed */
+  SMELT_INIT_DATA      /* numel elements of the param's dtype at data (copied) */
+} smelt_init_kind;
+
+typedef struct smelt_init {
+  smelt_init_kind kind;
+  double a, b;
+  uint64_t seed;
+  const void *data;
+} smelt_init;
+
+smelt_init smelt_init_zeros(void);
+smelt_init smelt_init_ones(void);
+smelt_init smelt_init_constant(double value);
+smelt_init smelt_init_normal(double mean, double std, uint64_t seed);
+smelt_init smelt_init_uniform(double lo, double hi, uint64_t seed);
+smelt_init smelt_init_data(const void *data);
+
+/* A persistent, named tensor with an initializer (weights). */
+smelt_node smelt_param(smelt_graph *g, const char *name, smelt_dtype dt, int rank,
+                       const int64_t *dims, smelt_init init);
+
+/* Literals: weak scalars that take the dtype of the tensor they meet
+ * (f32 tensor * smelt_scalar(g, 2.5) stays f32). Alone, a float literal is
+ * f32 and an integer literal is i64. */
+smelt_node smelt_scalar(smelt_graph *g, double value);
+smelt_node smelt_scalar_int(smelt_graph *g, int64_t value);
+/* A rank-0 constant of the given dtype (takes part in promotion as a rank-0
+ * tensor, as torch.tensor(v, dtype=...)). */
+smelt_node smelt_const(smelt_graph *g, smelt_dtype dt, double value);
+/* An array constant: numel(dims) elements of dtype dt at data (copied). */
+smelt_node smelt_const_array(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims,
+                             const void *data);
+/* A tensor filled with value; one scalar broadcast (stride 0), never a copy. */
+smelt_node smelt_full(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims,
+                      double value);
+smelt_node smelt_zeros(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims);
+smelt_node smelt_ones(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims);
+/* [start, stop) in steps of step, as torch.arange: ceil((stop-start)/step)
+ * elements, value i = start + i*step computed in double. */
+smelt_node smelt_arange(smelt_graph *g, smelt_dtype dt, double start, double stop,
+                        double step);
+/* n evenly spaced values from start to stop inclusive, as torch.linspace. */
+smelt_node smelt_linspace(smelt_graph *g, smelt_dtype dt, double start, double stop,
+                          int64_t n);
+/* n x m identity matrix. */
+smelt_node smelt_eye(smelt_graph *g, smelt_dtype dt, int64_t n, int64_t m);
+/* Counter-based random numbers (Philox 4x32-10, key = seed, counter = the
+ * element's linear index), the same on every backend. rand: uniform [0,1);
+ * randn: standard normal (Box-Muller). dt must be f32 or f64. */
+smelt_node smelt_rand(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims,
+                      uint64_t seed);
+smelt_node smelt_randn(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims,
+                       uint64_t seed);
+
+/* ---------------------------------------------------------- elementwise */
+/* Unary math (exp, log, sqrt, rsqrt, reciprocal, sin, cos, tanh, sigmoid,
+ * gelu) of an integer or bool tensor computes in f32, as PyTorch. neg, abs,
+ * sign and relu keep the dtype and reject bool. */
+smelt_node smelt_neg(smelt_graph *g, smelt_node x);
+smelt_node smelt_abs(smelt_graph *g, smelt_node x);
+smelt_node smelt_sign(smelt_graph *g, smelt_node x);
+smelt_node smelt_exp(smelt_graph *g, smelt_node x);
+smelt_node smelt_log(smelt_graph *g, smelt_node x);
+smelt_node smelt_sqrt(smelt_graph *g, smelt_node x);
+smelt_node smelt_rsqrt(smelt_graph *g, smelt_node x);
+smelt_node smelt_reciprocal(smelt_graph *g, smelt_node x);
+smelt_node smelt_sin(smelt_graph *g, smelt_node x);
+smelt_node smelt_cos(smelt_graph *g, smelt_node x);
+smelt_node smelt_tanh(smelt_graph *g, smelt_node x);
+smelt_node smelt_sigmoid(smelt_graph *g, smelt_node x);
+smelt_node smelt_relu(smelt_graph *g, smelt_node x);
+/* gelu, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+smelt_node smelt_gelu(smelt_graph *g, smelt_node x);
+/* Stops gradients (detach); the identity on values. */
+smelt_node smelt_stop_gradient(smelt_graph *g, smelt_node x);
+
+/* Binary ops broadcast their operands and promote their dtypes. div is true
+ * division (integers give f32). Comparisons give bool. maximum and minimum
+ * propagate NaN. pow of integers stays integer. */
+smelt_node smelt_add(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_sub(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_mul(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_div(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_pow(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_maximum(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_minimum(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_lt(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_le(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_gt(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_ge(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_eq(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_ne(smelt_graph *g, smelt_node a, smelt_node b);
+/* Logical ops treat any nonzero value as true and give bool. */
+smelt_node smelt_logical_and(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_logical_or(smelt_graph *g, smelt_node a, smelt_node b);
+smelt_node smelt_logical_not(smelt_graph *g, smelt_node x);
+/* cond ? a : b, elementwise; cond must be bool; all three broadcast. */
+smelt_node smelt_where(smelt_graph *g, smelt_node cond, smelt_node a, smelt_node b);
+/* Conversion: float to int truncates toward zero; to bool is x != 0. */
+smelt_node smelt_cast(smelt_graph *g, smelt_node x, smelt_dtype dt);
+/* min(max(x, lo), hi) as torch.clamp (NaN propagates; gradient flows where
+ * lo <= x <= hi). */
+smelt_node smelt_clamp(smelt_graph *g, smelt_node x, double lo, double hi);
+
+/* ----------------------------------------------------------- reductions */
+/* Reduce over naxes axes (negative allowed, no repeats); naxes == 0 reduces
+ * over all axes. keepdim keeps the reduced axes with size 1.
+ * sum and prod of integers and bool give i64; mean, var, std and logsumexp
+ * need a float tensor; max and min keep the dtype and need a non-empty axis.
+ * var and std use Bessel's correction (N - correction in the divisor;
+ * correction 1 as PyTorch's default); N - correction <= 0 gives NaN or inf
+ * as PyTorch. */
+smelt_node smelt_sum(smelt_graph *g, smelt_node x, int naxes, const int *axes, bool keepdim);
+smelt_node smelt_mean(smelt_graph *g, smelt_node x, int naxes, const int *axes, bool keepdim);
+smelt_node smelt_prod(smelt_graph *g, smelt_node x, int naxes, const int *axes, bool keepdim);
+smelt_node smelt_max(smelt_graph *g, smelt_node x, int naxes, const int *axes, bool keepdim);
+smelt_node smelt_min(smelt_graph *g, smelt_node x, int naxes, const int *axes, bool keepdim);
+smelt_node smelt_var(smelt_graph *g, smelt_node x, int naxes, const int *axes, int64_t correction,
+                     bool keepdim);
+smelt_node smelt_std(smelt_graph *g, smelt_node x, int naxes, const int *axes, int64_t correction,
+                     bool keepdim);
+/* log(sum(exp(x))), computed stably (max subtracted first). */
+smelt_node smelt_logsumexp(smelt_graph *g, smelt_node x, int naxes, const int *axes,
+                           bool keepdim);
+/* Index (i64) of the first maximum / minimum along one axis; NaN counts as
+ * the maximum (and the minimum), as PyTorch. */
+smelt_node smelt_argmax(smelt_graph *g, smelt_node x, int axis, bool keepdim);
+smelt_node smelt_argmin(smelt_graph *g, smelt_node x, int axis, bool keepdim);
+/* PyTorch's torch.max(x, dim) pair: values and their (first) indices. Either
+ * output pointer may be NULL. Returns the values. */
+smelt_node smelt_max_dim(smelt_graph *g, smelt_node x, int axis, bool keepdim,
+                         smelt_node *values, smelt_node *indices);
+smelt_node smelt_min_dim(smelt_graph *g, smelt_node x, int axis, bool keepdim,
+                         smelt_node *values, smelt_node *indices);
+
+/* ---------------------------------------------------------------- views */
+/* Views never copy: they are index maps over their input. */
+/* New shape with the same number of elements; one dim may be -1. */
+smelt_node smelt_reshape(smelt_graph *g, smelt_node x, int rank, const int64_t *dims);
+/* perm is a permutation of 0..rank-1 (negative entries allowed). */
+smelt_node smelt_permute(smelt_graph *g, smelt_node x, const int *perm);
+smelt_node smelt_transpose(smelt_graph *g, smelt_node x, int axis0, int axis1);
+/* As torch.expand: size-1 dims grow (stride 0), new leading dims may be
+ * added, -1 keeps a dim. */
+smelt_node smelt_expand(smelt_graph *g, smelt_node x, int rank, const int64_t *dims);
+/* Broadcast x to a shape with the NumPy rules (reshape + expand). */
+smelt_node smelt_broadcast_to(smelt_graph *g, smelt_node x, int rank, const int64_t *dims);
+/* Removes the given size-1 axes (all size-1 axes when naxes == 0); naming
+ * an axis whose size is not 1 is an error. */
+smelt_node smelt_squeeze(smelt_graph *g, smelt_node x, int naxes, const int *axes);
+/* Inserts a size-1 axis at position axis in the result (-1 appends). */
+smelt_node smelt_unsqueeze(smelt_graph *g, smelt_node x, int axis);
+/* Flattens axes start..end (inclusive, negative allowed) into one. */
+smelt_node smelt_flatten(smelt_graph *g, smelt_node x, int start_axis, int end_axis);
+/* Python slicing on every axis: starts, stops and steps are arrays of
+ * rank entries (NULL means 0, SMELT_END and 1 everywhere). Negative indices
+ * count from the end; out-of-range indices clamp; steps must be >= 1 (use
+ * smelt_flip to reverse). */
+smelt_node smelt_slice(smelt_graph *g, smelt_node x, const int64_t *starts, const int64_t *stops,
+                       const int64_t *steps);
+/* Python slicing start:stop:step of a single axis. */
+smelt_node smelt_slice_axis(smelt_graph *g, smelt_node x, int axis, int64_t start, int64_t stop,
+                            int64_t step);
+/* Reverses the given axes. */
+smelt_node smelt_flip(smelt_graph *g, smelt_node x, int naxes, const int *axes);
+/* Constant padding: lo[i] and hi[i] (>= 0) elements before and after axis i
+ * (arrays of rank entries, in axis order, unlike torch.nn.functional.pad). */
+smelt_node smelt_pad(smelt_graph *g, smelt_node x, const int64_t *lo, const int64_t *hi,
+                     double value);
+/* Joins n tensors along an existing axis (dtypes promote; other dims must
+ * be equal). */
+smelt_node smelt_concat(smelt_graph *g, int n, const smelt_node *xs, int axis);
+/* Joins n tensors of equal shape along a new axis. */
+smelt_node smelt_stack(smelt_graph *g, int n, const smelt_node *xs, int axis);
+
+/* --------------------------------------------------------------- linalg */
+/* numpy.matmul / torch.matmul: 1-D operands are promoted (a row vector on
+ * the left, a column vector on the right) and the added dim removed from the
+ * result; batch dims broadcast. */
+smelt_node smelt_matmul(smelt_graph *g, smelt_node a, smelt_node b);
+
+/* ------------------------------------------------------------- indexing */
+/* torch.gather: index (i32 or i64) has x's rank, index.dim(d) <= x.dim(d)
+ * for d != axis; out[i][j][k] = x[i][index[i][j][k]][k] for axis 1. Indices
+ * out of range are a run-time error; negative indices count from the end. */
+smelt_node smelt_gather(smelt_graph *g, smelt_node x, int axis, smelt_node index);
+/* numpy.take_along_axis: like gather, but index and x broadcast against
+ * each other in every dim except axis. */
+smelt_node smelt_take_along_axis(smelt_graph *g, smelt_node x, smelt_node index, int axis);
+/* torch.index_select: picks entries index[i] (a 1-D integer tensor) of axis. */
+smelt_node smelt_index_select(smelt_graph *g, smelt_node x, int axis, smelt_node index);
+/* torch.nn.functional.one_hot: i64 result of shape index.shape + [classes]. */
+smelt_node smelt_one_hot(smelt_graph *g, smelt_node index, int64_t num_classes);
+/* Rows of weight [V, D] picked by an integer index of any shape: result
+ * index.shape + [D]. */
+smelt_node smelt_embedding(smelt_graph *g, smelt_node weight, smelt_node index);
+
+/* ------------------------------------------------------------------- nn */
+smelt_node smelt_softmax(smelt_graph *g, smelt_node x, int axis);
+smelt_node smelt_log_softmax(smelt_graph *g, smelt_node x, int axis);
+/* Mean cross-entropy of logits [N, C] (or [C]) against integer class
+ * labels [N] (or []), as torch.nn.functional.cross_entropy. */
+smelt_node smelt_cross_entropy(smelt_graph *g, smelt_node logits, smelt_node labels);
+/* Mean squared error, as torch.nn.functional.mse_loss (operands broadcast). */
+smelt_node smelt_mse_loss(smelt_graph *g, smelt_node a, smelt_node b);
+/* Inverted dropout: when training, zeroes each element with probability p
+ * (mask from smelt_rand with seed) and scales the rest by 1/(1-p); the
+ * identity otherwise. 0 <= p < 1. */
+smelt_node smelt_dropout(smelt_graph *g, smelt_node x, double p, uint64_t seed, bool training);
+
+/* -------------------------------------------------------------- updates */
+/* An in-place update of a param: value (cast to the param's dtype, which may
+ * not be a lower category: float into int is an error) broadcasts to the
+ * param's shape; the target's shape never changes. Returns the update node
+ * (its value is the new value of the param). */
+smelt_node smelt_assign(smelt_graph *g, smelt_node param, smelt_node value);
+
+/* ---------------------------------------------------------- text format */
+/* The canonical text form of the graph (docs/text-format.md). Returns a
+ * malloc'ed string the caller frees with smelt_free, or NULL when out of
+ * memory or when g is NULL. */
+char *smelt_graph_print(const smelt_graph *g);
+/* Graphviz DOT of the graph. Same ownership as smelt_graph_print. */
+char *smelt_graph_print_dot(const smelt_graph *g);
+/* Parses text into a new graph. On error returns NULL and, when errbuf is
+ * not NULL, writes "file:line:col: message" into it (filename may be NULL:
+ * then "<input>" is used). */
+smelt_graph *smelt_graph_parse(const char *text, size_t len, const char *filename, char *errbuf,
+                               size_t errlen);
+/* Frees memory returned by the library (strings from smelt_graph_print). */
+void smelt_free(void *p);
+
+/* ------------------------------------------------- reference interpreter */
+/* Runs a graph's outputs directly on the CPU: simple and obviously right,
+ * reductions accumulated in double. The oracle for every backend. */
+typedef struct smelt_interp smelt_interp;
+
+/* An interpreter over g (which must outlive it and have no error). NULL
+ * when out of memory; other problems are reported by smelt_interp_error. */
+smelt_interp *smelt_interp_new(const smelt_graph *g);
+void smelt_interp_free(smelt_interp *it);
+/* Binds input `name`: dtype, rank and dims must match the input's exactly
+ * and nbytes must equal its byte size. The data is read during run (not
+ * copied). Returns 0, or -1 with smelt_interp_error set. */
+int smelt_interp_bind(smelt_interp *it, const char *name, smelt_dtype dt, int rank,
+                      const int64_t *dims, const void *data, size_t nbytes);
+/* Computes every output of the graph. Returns 0, or -1 with the error set
+ * (a missing input, an index out of range, out of memory). */
+int smelt_interp_run(smelt_interp *it);
+/* Copies output `name` (dense, row-major) into data; dt must be the
+ * output's dtype and nbytes its byte size. Returns 0 or -1. */
+int smelt_interp_read(smelt_interp *it, const char *name, smelt_dtype dt, void *data,
+                      size_t nbytes);
+/* The last error message of the interpreter, NULL when the last call
+ * succeeded. */
+const char *smelt_interp_error(const smelt_interp *it);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,269 @@
+/* Internal declarations shared by the stages of libsmelt. Nothing here is
+ * exported from the shared library (see src/libsmelt.map). */
+#ifndef SMELT_INTERNAL_H
+#define SMELT_INTERNAL_H
+
+#include "smelt/smelt.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------ allocation */
+/* Every allocation of the library goes through these, so that tests can
+ * fail the n-th allocation (sm_alloc_fail_after) and check that the error
+ * is clean and nothing leaks. */
+void *sm_malloc(size_t n);
+void *sm_calloc(size_t count, size_t size);
+void *sm_realloc(void *p, size_t n);
+void sm_free(void *p);
+char *sm_strdup(const char *s);
+/* Makes the allocation after the next n succeed-ones fail (n = 0: the next
+ * one fails); a negative n turns failure injection off. Test-only. */
+void sm_alloc_fail_after(long n);
+/* Number of allocations failed by injection so far. */
+long sm_alloc_failures(void);
+
+/* A growable string buffer; on allocation failure it sets oom and keeps
+ * accepting (and dropping) text so that callers check once at the end. */
+typedef struct sm_buf {
+  char *data;
+  size_t len, cap;
+  bool oom;
+} sm_buf;
+void sm_buf_printf(sm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sm_buf_puts(sm_buf *b, const char *s);
+/* Takes the string (NUL-terminated) out of the buffer; NULL when oom. */
+char *sm_buf_take(sm_buf *b);
+void sm_buf_free(sm_buf *b);
+/* Appends "[3,4]" */
+void sm_buf_shape(sm_buf *b, int rank, const int64_t *dims);
+/* Appends a double so that it parses back to the same value ("nan",
+ * "inf", "-inf" for the specials). as_f32: shortest digits for a float. */
+void sm_buf_number(sm_buf *b, double v, bool as_f32);
+
+/* ------------------------------------------------------------------ ops */
+/* One row per op in src/ops.c. The enum order is the table order. */
+typedef enum sm_op {
+  /* sources */
+  OP_INPUT, OP_PARAM, OP_CONST, OP_IOTA, OP_RAND, OP_RANDN,
+  /* unary elementwise */
+  OP_NEG, OP_ABS, OP_SIGN, OP_EXP, OP_LOG, OP_SQRT, OP_RSQRT, OP_RECIPROCAL, OP_SIN, OP_COS,
+  OP_TANH, OP_SIGMOID, OP_RELU, OP_NOT, OP_STOP_GRADIENT, OP_CAST,
+  /* binary elementwise */
+  OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM, OP_LT, OP_LE, OP_GT, OP_GE,
+  OP_EQ, OP_NE, OP_AND, OP_OR,
+  /* ternary elementwise */
+  OP_WHERE,
+  /* reductions: reduced axes are kept with size 1 (composites squeeze) */
+  OP_REDUCE_SUM, OP_REDUCE_PROD, OP_REDUCE_MAX, OP_REDUCE_MIN, OP_ARGMAX, OP_ARGMIN,
+  /* movement */
+  OP_RESHAPE, OP_PERMUTE, OP_EXPAND, OP_SLICE, OP_FLIP, OP_PAD, OP_CONCAT,
+  /* the rest */
+  OP_MATMUL, OP_GATHER, OP_ASSIGN,
+  OP_COUNT
+} sm_op;
+
+typedef enum sm_op_class {
+  OPC_SOURCE,
+  OPC_UNARY,
+  OPC_BINARY,
+  OPC_TERNARY,
+  OPC_REDUCE,    /* iattr = sorted axes */
+  OPC_ARGREDUCE, /* iattr[0] = axis */
+  OPC_VIEW,      /* reshape, permute, expand, slice, flip: an index map */
+  OPC_PAD,
+  OPC_CONCAT,
+  OPC_MATMUL,
+  OPC_GATHER,
+  OPC_ASSIGN
+} sm_op_class;
+
+/* Result dtype rules of elementwise ops. */
+typedef enum sm_dtype_rule {
+  DTR_NONE,      /* not elementwise / decided by the builder */
+  DTR_SAME,      /* the promoted dtype; bool rejected */
+  DTR_SAME_BOOL, /* the promoted dtype; bool allowed */
+  DTR_FLOAT,     /* the promoted dtype, integers and bool computed in f32 */
+  DTR_COMPARE,   /* operands promoted, result bool */
+  DTR_LOGICAL    /* any operands, result bool */
+} sm_dtype_rule;
+
+/* How a node's attributes are written in the text format. */
+typedef enum sm_attr_format {
+  ATF_NONE,
+  ATF_AXES,  /* axes=[0,2] */
+  ATF_AXIS,  /* axis=1 */
+  ATF_PERM,  /* perm=[1,0] */
+  ATF_SLICE, /* start=[..] step=[..] */
+  ATF_PAD,   /* lo=[..] hi=[..] value=0 */
+  ATF_IOTA,  /* axis=0 start=0 step=1 */
+  ATF_RAND,  /* seed=N (rand: lo/hi, randn: mean/std in fattr) */
+  ATF_CONST, /* the value(s) */
+  ATF_PARAM  /* init=... */
+} sm_attr_format;
+
+typedef struct sm_op_info {
+  const char *name; /* text-format name */
+  sm_op_class cls;
+  int arity;        /* -1: any number >= 1 (concat) */
+  sm_dtype_rule dtype_rule;
+  sm_attr_format attrs;
+  /* Elementwise semantics for the interpreter (and constant folding):
+   * float math in double, integer math in int64. NULL where the op does not
+   * apply to that domain. Unary ops ignore b. */
+  double (*eval_f)(double a, double b);
+  int64_t (*eval_i)(int64_t a, int64_t b);
+} sm_op_info;
+
+extern const sm_op_info sm_ops[OP_COUNT];
+/* Looks an op up by its text name; OP_COUNT when unknown. */
+sm_op sm_op_by_name(const char *name);
+
+/* ---------------------------------------------------------------- nodes */
+typedef struct sm_node {
+  uint16_t op;
+  uint8_t dtype;
+  uint8_t rank;
+  uint32_t ninputs;
+  uint32_t niattr;
+  uint32_t *inputs; /* 0-based node indices, all smaller than this node's */
+  int64_t *iattr;   /* op-specific integers (see below) */
+  double fattr[2];  /* op-specific numbers */
+  void *data;       /* const values / param init data (numel elements) */
+  char *name;       /* NULL when unnamed */
+  uint64_t hash;
+  int64_t shape[SMELT_MAX_RANK];
+} sm_node;
+/*
+ * Attributes by op:
+ *  input:     name
+ *  param:     name; iattr = {init kind, seed}; fattr = {a, b}; data (DATA)
+ *  const:     data = numel values of dtype; iattr = {weak} (1 for literals)
+ *  iota:      iattr = {axis}; fattr = {start, step}; value start + i*step
+ *  rand:      iattr = {seed}; fattr = {lo, hi}
+ *  randn:     iattr = {seed}; fattr = {mean, std}
+ *  reduce_*:  iattr = axes, sorted ascending, kept with size 1
+ *  argmax/min: iattr = {axis}, kept with size 1
+ *  permute:   iattr = perm (result dim i is input dim perm[i])
+ *  slice:     iattr = {start[rank], step[rank]} normalized (0 <= start, step >= 1)
+ *  flip:      iattr = axes, sorted ascending
+ *  pad:       iattr = {lo[rank], hi[rank]}; fattr[0] = value
+ *  concat:    iattr = {axis}
+ *  gather:    iattr = {axis}; inputs {x, index}, index has x's rank
+ *  matmul:    inputs [..., M, K] and [..., K, N] with equal batch dims
+ *  assign:    inputs {param, value}; value has the param's dtype and shape
+ * reshape and expand carry their result shape only; cast its dtype only.
+ */
+
+struct smelt_graph {
+  uint32_t serial;
+  sm_node *nodes;
+  size_t nnodes, cap;
+  /* hash-consing table: open addressing over node index + 1 (0 = empty) */
+  uint32_t *table;
+  size_t table_cap;
+  /* name lookup: open addressing over node index + 1 (0 = empty) */
+  uint32_t *names;
+  size_t names_cap, nnames;
+  /* outputs */
+  struct sm_output {
+    char *name;
+    uint32_t node;
+  } *outputs;
+  size_t noutputs, outputs_cap;
+  char *error;
+  bool error_oom; /* the first error was an allocation failure */
+  /* arena for node payloads: a list of chunks */
+  struct sm_chunk *arena;
+};
+
+/* The node behind a handle, NULL when the handle is invalid or foreign. */
+const sm_node *sm_get(const smelt_graph *g, smelt_node n);
+static inline smelt_node sm_handle(const smelt_graph *g, uint32_t index) {
+  smelt_node h = {g->serial, index + 1};
+  return h;
+}
+static inline int64_t sm_numel(int rank, const int64_t *dims) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; i++) n *= dims[i];
+  return n;
+}
+
+/* Records the graph's first error (later ones are dropped) and returns
+ * the invalid handle, so builders can `return sm_fail(g, ...)`. */
+smelt_node sm_fail(smelt_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+smelt_node sm_fail_oom(smelt_graph *g, const char *op);
+/* Appends "%name: f32[3,4]" (or "%7: ...") describing a node. */
+void sm_buf_describe(sm_buf *b, const smelt_graph *g, const sm_node *n);
+/* Node's printable id: its name or its index, written to out. */
+void sm_node_id(const smelt_graph *g, const sm_node *n, char *out, size_t outlen);
+
+/* Arena memory owned by the graph (freed with it). NULL on OOM. */
+void *sm_arena_alloc(smelt_graph *g, size_t n);
+
+/* Description of a node to be interned. */
+typedef struct sm_node_desc {
+  sm_op op;
+  smelt_dtype dtype;
+  int rank;
+  const int64_t *shape;
+  int ninputs;
+  const uint32_t *inputs;
+  int niattr;
+  const int64_t *iattr;
+  double fattr[2];
+  const void *data;
+  size_t data_bytes;
+  const char *name; /* inputs and params: never hash-consed */
+} sm_node_desc;
+/* Returns the existing identical node or a new one (handle), or an invalid
+ * handle with an error recorded (out of memory, name taken). */
+smelt_node sm_intern(smelt_graph *g, const sm_node_desc *d);
+
+/* ------------------------------------------------------------- shapes */
+/* Broadcasts two shapes (NumPy rules). Returns -1 when compatible, else
+ * the offending result axis counted from the end (1 = last). */
+int sm_broadcast_shapes(int ra, const int64_t *a, int rb, const int64_t *b, int *rout,
+                        int64_t *out);
+/* Normalizes axis for a tensor of the given rank; false when out of range. */
+bool sm_norm_axis(int axis, int rank, int *out);
+
+/* ------------------------------------------------------------- dtypes */
+bool sm_is_float(smelt_dtype dt);
+bool sm_is_int(smelt_dtype dt); /* i32, i64 (not bool) */
+
+/* ------------------------------------------------- primitive builders */
+/* Builders for primitives that the public API reaches only through
+ * composites (used by the text parser and by composites). They check their
+ * arguments like every builder and record errors on the graph. */
+/* reduce_sum/prod/max/min over axes (any order, negative allowed; naxes 0 =
+ * all), reduced axes kept with size 1; the dtype is x's. */
+smelt_node sm_reduce(smelt_graph *g, sm_op op, smelt_node x, int naxes, const int *axes);
+/* reduce_argmax / reduce_argmin along axis, kept with size 1, i64. */
+smelt_node sm_argreduce(smelt_graph *g, sm_op op, smelt_node x, int axis);
+/* iota: value start + i*step where i is the index along axis. */
+smelt_node sm_iota(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims, int axis,
+                   double start, double step);
+/* rand (uniform [a, b)) or randn (mean a, std b). */
+smelt_node sm_rng(smelt_graph *g, sm_op op, smelt_dtype dt, int rank, const int64_t *dims,
+                  uint64_t seed, double a, double b);
+/* A constant from raw values of dtype dt (numel(dims) of them); weak marks
+ * a literal (rank 0 only). */
+smelt_node sm_const_raw(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims,
+                        const void *data, bool weak);
+/* The primitive movement ops with an explicit result (no -1, no implicit
+ * leading dims): the checks of reshape / expand. */
+smelt_node sm_reshape(smelt_graph *g, smelt_node x, int rank, const int64_t *dims);
+smelt_node sm_expand(smelt_graph *g, smelt_node x, int rank, const int64_t *dims);
+
+/* --------------------------------------------------------------- rng */
+/* Philox 4x32-10 */
+void sm_philox4x32(uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
+/* The i-th value of rand / randn with a seed, in double (f32 uses the top
+ * 24 bits of one word, f64 53 bits of two words). */
+double sm_rand_uniform(uint64_t seed, uint64_t i, smelt_dtype dt);
+double sm_rand_normal(uint64_t seed, uint64_t i, smelt_dtype dt);
+
+#endif
