@@ -249,8 +249,10 @@ smelt_node sm_iota(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims
 /* rand (uniform [a, b)) or randn (mean a, std b). */
 smelt_node sm_rng(smelt_graph *g, sm_op op, smelt_dtype dt, int rank, const int64_t *dims,
                   uint64_t seed, double a, double b);
-/* A constant from raw values of dtype dt (numel(dims) of them); weak marks
- * a literal (rank 0 only). */
+/* A constant from raw values of dtype dt (numel(dims) of them). weak makes
+ * a literal instead (as smelt_scalar / smelt_scalar_int): rank 0, dt f32
+ * with data pointing at a double (the exact literal), or dt i64 with data
+ * pointing at an int64. */
 smelt_node sm_const_raw(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims,
                         const void *data, bool weak);
 /* The primitive movement ops with an explicit result (no -1, no implicit
