@@ -10,9 +10,10 @@
 /* Float semantics follow IEEE and PyTorch on the CPU. */
 static double f_neg(double a, double b) { (void)b; return -a; }
 static double f_abs(double a, double b) { (void)b; return fabs(a); }
+/* sign(NaN) is 0 in PyTorch (NumPy gives NaN); we follow PyTorch. */
 static double f_sign(double a, double b) {
   (void)b;
-  return isnan(a) ? a : (a > 0) - (a < 0);
+  return (a > 0) - (a < 0);
 }
 static double f_exp(double a, double b) { (void)b; return exp(a); }
 static double f_log(double a, double b) { (void)b; return log(a); }

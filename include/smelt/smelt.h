@@ -195,6 +195,7 @@ smelt_node smelt_randn(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *
  * sign and relu keep the dtype and reject bool. */
 smelt_node smelt_neg(smelt_graph *g, smelt_node x);
 smelt_node smelt_abs(smelt_graph *g, smelt_node x);
+/* -1, 0 or 1; sign(NaN) is 0 as in PyTorch (NumPy gives NaN). */
 smelt_node smelt_sign(smelt_graph *g, smelt_node x);
 smelt_node smelt_exp(smelt_graph *g, smelt_node x);
 smelt_node smelt_log(smelt_graph *g, smelt_node x);
