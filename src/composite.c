@@ -43,6 +43,32 @@ static smelt_node need_float(smelt_graph *g, const char *op, smelt_node x) {
   return x;
 }
 
+/* Checks a reduction's axis list under the composite's own name (the
+ * primitive would report its own). */
+static bool check_axes(smelt_graph *g, const char *op, smelt_node x, int naxes, const int *axes) {
+  const sm_node *n = arg(g, op, x, "the operand");
+  if (!n) return false;
+  char d[200];
+  if (naxes < 0 || naxes > SMELT_MAX_RANK || (naxes > 0 && !axes)) {
+    describe(g, n, d, sizeof d);
+    sm_fail(g, "%s: bad axis list (%d axes) for %s", op, naxes, d);
+    return false;
+  }
+  bool seen[SMELT_MAX_RANK] = {0};
+  for (int i = 0; i < naxes; i++) {
+    int a;
+    bool in_range = sm_norm_axis(axes[i], n->rank, &a);
+    if (!in_range || seen[a]) {
+      describe(g, n, d, sizeof d);
+      sm_fail(g, "%s: axis %d is %s for %s (rank %d)", op, axes[i],
+              in_range ? "repeated" : "out of range", d, n->rank);
+      return false;
+    }
+    seen[a] = true;
+  }
+  return true;
+}
+
 /* Shape of x with the reduced axes removed (keepdim false) or kept as 1. */
 static smelt_node finish_reduce(smelt_graph *g, smelt_node r, smelt_node x, int naxes,
                                 const int *axes, bool keepdim) {
@@ -86,7 +112,7 @@ static smelt_node widen_int(smelt_graph *g, const char *op, smelt_node x) {
 
 static smelt_node reduce(smelt_graph *g, sm_op op, const char *name, smelt_node x, int naxes,
                          const int *axes, bool keepdim) {
-  if (!arg(g, name, x, "the operand")) return SMELT_INVALID;
+  if (!check_axes(g, name, x, naxes, axes)) return SMELT_INVALID;
   if (op == OP_REDUCE_SUM || op == OP_REDUCE_PROD) x = widen_int(g, name, x);
   smelt_node r = sm_reduce(g, op, x, naxes, axes);
   return finish_reduce(g, r, x, naxes, axes, keepdim);
@@ -106,7 +132,8 @@ smelt_node smelt_min(smelt_graph *g, smelt_node x, int naxes, const int *axes, b
 }
 
 smelt_node smelt_mean(smelt_graph *g, smelt_node x, int naxes, const int *axes, bool keepdim) {
-  if (BAD(need_float(g, "mean", x))) return SMELT_INVALID;
+  if (BAD(need_float(g, "mean", x)) || !check_axes(g, "mean", x, naxes, axes))
+    return SMELT_INVALID;
   smelt_node s = sm_reduce(g, OP_REDUCE_SUM, x, naxes, axes);
   if (BAD(s)) return s;
   int64_t n = reduced_count(g, x, naxes, axes);
@@ -116,7 +143,8 @@ smelt_node smelt_mean(smelt_graph *g, smelt_node x, int naxes, const int *axes, 
 
 smelt_node smelt_var(smelt_graph *g, smelt_node x, int naxes, const int *axes, int64_t correction,
                      bool keepdim) {
-  if (BAD(need_float(g, "var", x))) return SMELT_INVALID;
+  if (BAD(need_float(g, "var", x)) || !check_axes(g, "var", x, naxes, axes))
+    return SMELT_INVALID;
   if (correction < 0) return sm_fail(g, "var: correction %" PRId64 " is negative", correction);
   smelt_node m = smelt_mean(g, x, naxes, axes, true);
   if (BAD(m)) return m;
@@ -131,14 +159,15 @@ smelt_node smelt_var(smelt_graph *g, smelt_node x, int naxes, const int *axes, i
 
 smelt_node smelt_std(smelt_graph *g, smelt_node x, int naxes, const int *axes, int64_t correction,
                      bool keepdim) {
-  if (BAD(need_float(g, "std", x))) return SMELT_INVALID;
+  if (BAD(need_float(g, "std", x)) || !check_axes(g, "std", x, naxes, axes))
+    return SMELT_INVALID;
   return smelt_sqrt(g, smelt_var(g, x, naxes, axes, correction, keepdim));
 }
 
 smelt_node smelt_logsumexp(smelt_graph *g, smelt_node x, int naxes, const int *axes,
                            bool keepdim) {
-  const sm_node *n = arg(g, "logsumexp", x, "the operand");
-  if (!n) return SMELT_INVALID;
+  if (!check_axes(g, "logsumexp", x, naxes, axes)) return SMELT_INVALID;
+  const sm_node *n = sm_get(g, x);
   if (!sm_is_float((smelt_dtype)n->dtype)) x = smelt_cast(g, x, SMELT_F32);
   if (BAD(x)) return x;
   if (reduced_count(g, x, naxes, axes) == 0) {
@@ -348,10 +377,10 @@ smelt_node smelt_index_select(smelt_graph *g, smelt_node x, int axis, smelt_node
   const sm_node *xn = arg(g, "index_select", x, "the operand");
   const sm_node *in = xn ? arg(g, "index_select", index, "the index") : NULL;
   if (!in) return SMELT_INVALID;
-  if (in->rank > 1) {
+  if (in->rank > 1 || !sm_is_int((smelt_dtype)in->dtype)) {
     char b[200];
     describe(g, in, b, sizeof b);
-    return sm_fail(g, "index_select: the index %s must be 1-D", b);
+    return sm_fail(g, "index_select: the index %s must be a 1-D i32 or i64 tensor", b);
   }
   int rank = xn->rank, ax;
   if (!sm_norm_axis(axis, rank, &ax))
@@ -379,6 +408,11 @@ smelt_node smelt_embedding(smelt_graph *g, smelt_node weight, smelt_node index) 
   if (in->rank >= SMELT_MAX_RANK)
     return sm_fail(g, "embedding: the index has rank %d; the result would exceed rank %d",
                    in->rank, SMELT_MAX_RANK);
+  if (!sm_is_int((smelt_dtype)in->dtype)) {
+    char b[200];
+    describe(g, in, b, sizeof b);
+    return sm_fail(g, "embedding: the index %s must be i32 or i64", b);
+  }
   int64_t shape[SMELT_MAX_RANK];
   int rank = in->rank;
   memcpy(shape, in->shape, sizeof(int64_t) * (size_t)rank);

@@ -244,7 +244,8 @@ smelt_node smelt_clamp(smelt_graph *g, smelt_node x, double lo, double hi);
 /* Reduce over naxes axes (negative allowed, no repeats); naxes == 0 reduces
  * over all axes. keepdim keeps the reduced axes with size 1.
  * sum and prod of integers and bool give i64; mean, var, std and logsumexp
- * need a float tensor; max and min keep the dtype and need a non-empty axis.
+ * need a float tensor (logsumexp computes integers in f32, as PyTorch); max
+ * and min keep the dtype and need a non-empty axis.
  * var and std use Bessel's correction (N - correction in the divisor;
  * correction 1 as PyTorch's default); N - correction <= 0 gives NaN or inf
  * as PyTorch. */
@@ -319,8 +320,9 @@ smelt_node smelt_matmul(smelt_graph *g, smelt_node a, smelt_node b);
 
 /* ------------------------------------------------------------- indexing */
 /* torch.gather: index (i32 or i64) has x's rank, index.dim(d) <= x.dim(d)
- * for d != axis; out[i][j][k] = x[i][index[i][j][k]][k] for axis 1. Indices
- * out of range are a run-time error; negative indices count from the end. */
+ * for d != axis; out[i][j][k] = x[i][index[i][j][k]][k] for axis 1. An index
+ * outside [0, size), negative included, is a run-time error, as PyTorch
+ * (this holds for every indexing op below). */
 smelt_node smelt_gather(smelt_graph *g, smelt_node x, int axis, smelt_node index);
 /* numpy.take_along_axis: like gather, but index and x broadcast against
  * each other in every dim except axis. */
@@ -343,7 +345,7 @@ smelt_node smelt_cross_entropy(smelt_graph *g, smelt_node logits, smelt_node lab
 smelt_node smelt_mse_loss(smelt_graph *g, smelt_node a, smelt_node b);
 /* Inverted dropout: when training, zeroes each element with probability p
  * (mask from smelt_rand with seed) and scales the rest by 1/(1-p); the
- * identity otherwise. 0 <= p < 1. */
+ * identity otherwise. 0 <= p <= 1 (p = 1 gives zeros, as PyTorch). */
 smelt_node smelt_dropout(smelt_graph *g, smelt_node x, double p, uint64_t seed, bool training);
 
 /* -------------------------------------------------------------- updates */
