@@ -1,0 +1,816 @@
+/* smeltc: the command-line tool.
+ *
+ *   smeltc run FILE [--input NAME=FILE.npy ...] [--output-dir DIR] [--quiet]
+ *   smeltc dump FILE [--dot]
+ *
+ * run parses a graph in the text format, binds its inputs from .npy files,
+ * runs the reference interpreter and prints its outputs (and writes them as
+ * DIR/NAME.npy). dump prints the canonical text or Graphviz DOT.
+ *
+ * Every problem is one message on stderr starting with "smeltc: ", and the
+ * exit status is 1 (an error in the input) or 2 (a command-line usage
+ * error). Everything allocated is freed before exit, errors included, so
+ * that the tool runs clean under valgrind and ASan. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "npy.h"
+#include "smelt/smelt.h"
+
+enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
+
+/* Outputs up to this many elements print in full; larger ones as a
+ * summary (first and last values, min, max, mean). */
+#define PRINT_FULL_MAX 100
+/* Graph files larger than this are refused (say, /dev/zero by mistake). */
+#define MAX_GRAPH_FILE ((size_t)1 << 30)
+/* Lines of printed arrays wrap at this width. */
+#define LINE_WIDTH 80
+
+/* ----------------------------------------------------------- messages */
+
+static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void msg(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("smeltc: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+static const char usage_main[] =
+    "usage: smeltc <command> [options]\n"
+    "\n"
+    "smelt's command-line tool: runs and prints tensor graphs written in the\n"
+    "smelt text format (docs/text-format.md).\n"
+    "\n"
+    "commands:\n"
+    "  run FILE [--input NAME=FILE.npy ...] [--output-dir DIR]\n"
+    "                 run the graph with the reference interpreter and print\n"
+    "                 its outputs\n"
+    "  dump FILE [--dot]\n"
+    "                 print the graph in canonical text form, or as Graphviz DOT\n"
+    "  help [COMMAND] show this help, or a command's\n"
+    "\n"
+    "options:\n"
+    "  -h, --help     show this help\n"
+    "  --version      show the version\n"
+    "\n"
+    "FILE may be '-' for standard input. Exit status: 0 on success, 1 on an\n"
+    "error in the input, 2 on a command-line usage error.\n";
+
+static const char usage_run[] =
+    "usage: smeltc run FILE [--input NAME=FILE.npy ...] [--output-dir DIR] [--quiet]\n"
+    "\n"
+    "Parses the graph in FILE ('-' for standard input), binds each of its\n"
+    "inputs from a NumPy .npy file, runs it with the reference interpreter\n"
+    "and prints every output: in full up to 100 elements, otherwise as a\n"
+    "summary (the first and last values, min, max and mean).\n"
+    "\n"
+    "options:\n"
+    "  -i, --input NAME=FILE.npy\n"
+    "                 bind graph input NAME to the array in FILE.npy; its dtype\n"
+    "                 ('<f4' f32, '<f8' f64, '<i4' i32, '<i8' i64, '|b1' bool)\n"
+    "                 and shape must match the input's exactly. Every input of\n"
+    "                 the graph must be given.\n"
+    "  -o, --output-dir DIR\n"
+    "                 also write each output as DIR/NAME.npy (DIR is created\n"
+    "                 when missing)\n"
+    "  -q, --quiet    do not print the outputs\n"
+    "  -h, --help     show this help\n"
+    "\n"
+    "example:\n"
+    "  smeltc run model.smelt --input x=x.npy --output-dir out\n";
+
+static const char usage_dump[] =
+    "usage: smeltc dump FILE [--dot]\n"
+    "\n"
+    "Parses the graph in FILE ('-' for standard input) and prints it in the\n"
+    "canonical text form, which parses back to the same graph.\n"
+    "\n"
+    "options:\n"
+    "  --dot          print Graphviz DOT instead (smeltc dump g.smelt --dot | dot -Tsvg)\n"
+    "  -h, --help     show this help\n";
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("smeltc: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  if (cmd)
+    fprintf(stderr, " (see 'smeltc %s --help')\n", cmd);
+  else
+    fputs(" (see 'smeltc --help')\n", stderr);
+  return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------- files */
+
+/* Reads a whole file ("-": standard input) into a malloc'ed buffer with a
+ * NUL after the end. Returns NULL after printing an error. */
+static char *read_all(const char *path, size_t *len) {
+  bool is_stdin = strcmp(path, "-") == 0;
+  FILE *f = is_stdin ? stdin : fopen(path, "rb");
+  if (!f) {
+    msg("%s: cannot open: %s", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    msg("%s: is a directory", path);
+    if (!is_stdin) fclose(f);
+    return NULL;
+  }
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  bool oom = buf == NULL, too_big = false;
+  while (!oom) {
+    if (n + 1 >= cap) {
+      if (cap >= MAX_GRAPH_FILE) {
+        too_big = true;
+        break;
+      }
+      char *nb = realloc(buf, cap * 2);
+      if (!nb) {
+        oom = true;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    size_t r = fread(buf + n, 1, cap - n - 1, f);
+    n += r;
+    if (r == 0) break;
+  }
+  bool err = !oom && ferror(f);
+  int saved = errno;
+  if (!is_stdin) fclose(f);
+  if (oom || err || too_big) {
+    if (too_big)
+      msg("%s: too large for a graph (more than %d MiB)", is_stdin ? "<stdin>" : path,
+          (int)(MAX_GRAPH_FILE >> 20));
+    else if (oom)
+      msg("%s: out of memory reading the file", is_stdin ? "<stdin>" : path);
+    else
+      msg("%s: read error: %s", is_stdin ? "<stdin>" : path, strerror(saved));
+    free(buf);
+    return NULL;
+  }
+  buf[n] = 0;
+  *len = n;
+  return buf;
+}
+
+/* mkdir -p: creates dir and its missing parents. Returns 0, or -1 after
+ * printing an error. */
+static int make_dirs(const char *dir) {
+  size_t n = strlen(dir);
+  char *p = malloc(n + 1);
+  if (!p) {
+    msg("out of memory");
+    return -1;
+  }
+  memcpy(p, dir, n + 1);
+  int rc = 0;
+  for (size_t i = 1; i <= n && rc == 0; i++) {
+    if (p[i] != '/' && p[i] != 0) continue;
+    char saved = p[i];
+    p[i] = 0;
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+      msg("--output-dir %s: cannot create %s: %s", dir, p, strerror(errno));
+      rc = -1;
+    }
+    p[i] = saved;
+  }
+  free(p);
+  if (rc) return rc;
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    msg("--output-dir %s: not a directory", dir);
+    return -1;
+  }
+  return 0;
+}
+
+/* Parses the graph in path; prints the error and returns NULL on failure. */
+static smelt_graph *load_graph(const char *path) {
+  size_t len = 0;
+  char *text = read_all(path, &len);
+  if (!text) return NULL;
+  const char *display = strcmp(path, "-") == 0 ? "<stdin>" : path;
+  char err[1024] = "";
+  smelt_graph *g = smelt_graph_parse(text, len, display, err, sizeof err);
+  free(text);
+  if (!g) {
+    if (err[0])
+      msg("%s", err);
+    else
+      msg("%s: cannot parse the graph (out of memory?)", display);
+    return NULL;
+  }
+  if (smelt_graph_error(g)) {
+    msg("%s: %s", display, smelt_graph_error(g));
+    smelt_graph_free(g);
+    return NULL;
+  }
+  return g;
+}
+
+/* ------------------------------------------------------------ printing */
+
+static void type_str(char *dst, size_t cap, smelt_dtype dt, int rank, const int64_t *dims) {
+  size_t o = (size_t)snprintf(dst, cap, "%s[", smelt_dtype_name(dt));
+  for (int i = 0; i < rank && o < cap; i++)
+    o += (size_t)snprintf(dst + o, cap - o, i ? ",%" PRId64 : "%" PRId64, dims[i]);
+  if (o < cap) snprintf(dst + o, cap - o, "]");
+}
+
+/* A float with at most 8 significant digits: the shortest digits that read
+ * back to the same value when there are such, as NumPy prints. */
+static void fmt_float(char *out, size_t cap, double v, bool as_f32) {
+  if (isnan(v)) {
+    snprintf(out, cap, "nan");
+    return;
+  }
+  if (isinf(v)) {
+    snprintf(out, cap, v > 0 ? "inf" : "-inf");
+    return;
+  }
+  int prec = 1;
+  for (; prec < 8; prec++) {
+    snprintf(out, cap, "%.*g", prec, v);
+    double r = strtod(out, NULL);
+    if (as_f32 ? (float)r == (float)v : r == v) break;
+  }
+  /* %g writes 10 as 1e+01 at precision 1: keep plain notation for
+   * magnitudes from 1e-4 to 1e9, as people write them. */
+  double a = fabs(v);
+  if (a >= 1e-4 && a < 1e9) {
+    int digits = a >= 1 ? (int)floor(log10(a)) + 1 : 1;
+    if (digits > prec) prec = digits;
+  }
+  snprintf(out, cap, "%.*g", prec, v);
+}
+
+static double elem_double(smelt_dtype dt, const void *data, int64_t i) {
+  switch (dt) {
+  case SMELT_F32: return ((const float *)data)[i];
+  case SMELT_F64: return ((const double *)data)[i];
+  case SMELT_I32: return ((const int32_t *)data)[i];
+  case SMELT_I64: return (double)((const int64_t *)data)[i];
+  case SMELT_BOOL: return ((const uint8_t *)data)[i] ? 1 : 0;
+  default: return 0;
+  }
+}
+
+static void fmt_elem(char *out, size_t cap, smelt_dtype dt, const void *data, int64_t i) {
+  switch (dt) {
+  case SMELT_F32: fmt_float(out, cap, ((const float *)data)[i], true); break;
+  case SMELT_F64: fmt_float(out, cap, ((const double *)data)[i], false); break;
+  case SMELT_I32: snprintf(out, cap, "%" PRId32, ((const int32_t *)data)[i]); break;
+  case SMELT_I64: snprintf(out, cap, "%" PRId64, ((const int64_t *)data)[i]); break;
+  case SMELT_BOOL: snprintf(out, cap, "%s", ((const uint8_t *)data)[i] ? "true" : "false"); break;
+  default: snprintf(out, cap, "?"); break;
+  }
+}
+
+enum { ELEM_CAP = 32 };
+
+/* State of printing one array in full. */
+typedef struct printer {
+  FILE *out;
+  int rank;
+  const int64_t *dims;
+  char (*text)[ELEM_CAP]; /* every element, formatted */
+  int width;              /* widest element */
+  int indent;             /* column of the outermost '[' */
+  int col;                /* current column */
+} printer;
+
+static void newline(printer *p, int depth) {
+  fputc('\n', p->out);
+  fprintf(p->out, "%*s", p->indent + depth, "");
+  p->col = p->indent + depth;
+}
+
+/* Prints the block of axis `axis` starting at element `offset`, NumPy
+ * style: right-aligned elements, one row a line, a blank line between
+ * blocks of rank 3 and more, long rows wrapped. */
+static void print_block(printer *p, int axis, int64_t offset) {
+  fputc('[', p->out);
+  p->col++;
+  int64_t n = p->dims[axis];
+  int64_t stride = 1;
+  for (int k = axis + 1; k < p->rank; k++) stride *= p->dims[k];
+  for (int64_t i = 0; i < n; i++) {
+    if (axis == p->rank - 1) {
+      if (i > 0) {
+        if (p->col + 2 + p->width + 1 > LINE_WIDTH) {
+          fputc(',', p->out);
+          newline(p, axis + 1);
+        } else {
+          fputs(", ", p->out);
+          p->col += 2;
+        }
+      }
+      fprintf(p->out, "%*s", p->width, p->text[offset + i]);
+      p->col += p->width;
+    } else {
+      if (i > 0) {
+        fputc(',', p->out);
+        for (int k = 0; k < p->rank - 2 - axis; k++) fputc('\n', p->out);
+        newline(p, axis + 1);
+      }
+      print_block(p, axis + 1, offset + i * stride);
+    }
+  }
+  fputc(']', p->out);
+  p->col++;
+}
+
+static int print_full(FILE *out, const char *prefix, smelt_dtype dt, int rank,
+                      const int64_t *dims, const void *data, int64_t numel) {
+  fputs(prefix, out);
+  if (rank == 0) {
+    char s[ELEM_CAP];
+    fmt_elem(s, sizeof s, dt, data, 0);
+    fprintf(out, "%s\n", s);
+    return 0;
+  }
+  char (*text)[ELEM_CAP] = malloc((size_t)(numel ? numel : 1) * ELEM_CAP);
+  if (!text) {
+    fputc('\n', out);
+    msg("out of memory");
+    return -1;
+  }
+  int width = 0;
+  for (int64_t i = 0; i < numel; i++) {
+    fmt_elem(text[i], ELEM_CAP, dt, data, i);
+    int w = (int)strlen(text[i]);
+    if (w > width) width = w;
+  }
+  printer p = {out, rank, dims, text, width, (int)strlen(prefix), (int)strlen(prefix)};
+  /* An empty array prints as [] (NumPy prints any shape with a 0 so). */
+  if (numel == 0)
+    fputs("[]", out);
+  else
+    print_block(&p, 0, 0);
+  fputc('\n', out);
+  free(text);
+  return 0;
+}
+
+/* Large arrays: the first and last values in row-major order, then the
+ * range and mean (of the non-NaN values, with the NaN count). */
+static void print_summary(FILE *out, const char *prefix, smelt_dtype dt, const void *data,
+                          int64_t numel) {
+  enum { HEAD = 6, TAIL = 3 };
+  char s[ELEM_CAP];
+  fprintf(out, "%s[", prefix);
+  for (int64_t i = 0; i < HEAD; i++) {
+    fmt_elem(s, sizeof s, dt, data, i);
+    fprintf(out, "%s, ", s);
+  }
+  fputs("...", out);
+  for (int64_t i = numel - TAIL; i < numel; i++) {
+    fmt_elem(s, sizeof s, dt, data, i);
+    fprintf(out, ", %s", s);
+  }
+  fputs("]\n", out);
+
+  int64_t nans = 0, count = 0;
+  double lo = INFINITY, hi = -INFINITY;
+  long double sum = 0;
+  int64_t ilo = INT64_MAX, ihi = INT64_MIN;
+  for (int64_t i = 0; i < numel; i++) {
+    if (dt == SMELT_I64) {
+      int64_t v = ((const int64_t *)data)[i];
+      if (v < ilo) ilo = v;
+      if (v > ihi) ihi = v;
+    }
+    double v = elem_double(dt, data, i);
+    if (isnan(v)) {
+      nans++;
+      continue;
+    }
+    count++;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+    sum += v;
+  }
+  fprintf(out, "%*s(%" PRId64 " values", (int)strlen(prefix), "", numel);
+  if (count == 0) {
+    fputs(", all NaN)\n", out);
+    return;
+  }
+  char a[ELEM_CAP], b[ELEM_CAP], m[ELEM_CAP];
+  if (dt == SMELT_I64) {
+    snprintf(a, sizeof a, "%" PRId64, ilo);
+    snprintf(b, sizeof b, "%" PRId64, ihi);
+  } else if (dt == SMELT_BOOL) {
+    snprintf(a, sizeof a, "%s", lo != 0 ? "true" : "false");
+    snprintf(b, sizeof b, "%s", hi != 0 ? "true" : "false");
+  } else {
+    fmt_float(a, sizeof a, lo, dt == SMELT_F32);
+    fmt_float(b, sizeof b, hi, dt == SMELT_F32);
+  }
+  fmt_float(m, sizeof m, (double)(sum / (long double)count), false);
+  fprintf(out, "; min %s, max %s, mean %s", a, b, m);
+  if (nans) fprintf(out, "; %" PRId64 " NaN, not counted", nans);
+  fputs(")\n", out);
+}
+
+static int print_output(FILE *out, const char *name, smelt_dtype dt, int rank,
+                        const int64_t *dims, const void *data, int64_t numel) {
+  char type[256], prefix[512];
+  type_str(type, sizeof type, dt, rank, dims);
+  snprintf(prefix, sizeof prefix, "%s: %s = ", name, type);
+  if (numel <= PRINT_FULL_MAX) return print_full(out, prefix, dt, rank, dims, data, numel);
+  print_summary(out, prefix, dt, data, numel);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ run */
+
+typedef struct input_arg {
+  const char *arg;  /* NAME=PATH as given */
+  char *name;       /* malloc'ed */
+  const char *path; /* into arg */
+  sm_npy array;
+} input_arg;
+
+/* Splits "NAME=PATH"; returns false on a malformed argument. */
+static bool split_input(const char *arg, input_arg *in) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || eq[1] == 0) return false;
+  size_t n = (size_t)(eq - arg);
+  in->name = malloc(n + 1);
+  if (!in->name) return false;
+  memcpy(in->name, arg, n);
+  in->name[n] = 0;
+  in->path = eq + 1;
+  in->arg = arg;
+  return true;
+}
+
+/* Takes an option's value: "--opt VALUE" or "--opt=VALUE". Returns the
+ * value or NULL when this argument is not the option. *i advances past
+ * a separate value; *missing tells that the option came without one. */
+static const char *opt_value(int argc, char **argv, int *i, const char *lng, const char *shrt,
+                             bool *missing) {
+  const char *a = argv[*i];
+  size_t n = strlen(lng);
+  *missing = false;
+  if (strcmp(a, lng) == 0 || (shrt && strcmp(a, shrt) == 0)) {
+    if (*i + 1 >= argc) {
+      *missing = true;
+      return NULL;
+    }
+    return argv[++*i];
+  }
+  if (strncmp(a, lng, n) == 0 && a[n] == '=') return a + n + 1;
+  return NULL;
+}
+
+static bool is_help(const char *a) { return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0; }
+
+/* Lists the graph's input nodes (by index) into idx; returns the count. */
+static size_t graph_inputs(const smelt_graph *g, size_t **idx) {
+  size_t n = smelt_graph_node_count(g), count = 0;
+  *idx = malloc((n ? n : 1) * sizeof **idx);
+  if (!*idx) return 0;
+  for (size_t i = 0; i < n; i++) {
+    smelt_node nd = smelt_graph_node(g, i);
+    const char *op = smelt_node_op(g, nd);
+    if (op && strcmp(op, "input") == 0) (*idx)[count++] = i;
+  }
+  return count;
+}
+
+static void node_type(const smelt_graph *g, smelt_node n, char *dst, size_t cap) {
+  int rank = 0;
+  const int64_t *dims = smelt_node_shape(g, n, &rank);
+  type_str(dst, cap, smelt_node_dtype(g, n), rank, dims);
+}
+
+static int run_graph(const char *file, input_arg *ins, int nin, const char *outdir, bool quiet) {
+  int rc = EXIT_ERR;
+  smelt_graph *g = NULL;
+  smelt_interp *it = NULL;
+  size_t *inputs = NULL;
+  void *buf = NULL;
+  const char *display = strcmp(file, "-") == 0 ? "<stdin>" : file;
+
+  g = load_graph(file);
+  if (!g) goto done;
+  size_t ninputs = graph_inputs(g, &inputs);
+  if (!inputs) {
+    msg("out of memory");
+    goto done;
+  }
+
+  /* Every --input names an input of the graph, once. */
+  for (int k = 0; k < nin; k++) {
+    for (int j = 0; j < k; j++)
+      if (strcmp(ins[j].name, ins[k].name) == 0) {
+        msg("input '%s' is given twice (--input %s and --input %s)", ins[k].name, ins[j].arg,
+            ins[k].arg);
+        goto done;
+      }
+    smelt_node nd = smelt_find(g, ins[k].name);
+    const char *op = smelt_node_valid(nd) ? smelt_node_op(g, nd) : NULL;
+    if (!op || strcmp(op, "input") != 0) {
+      char list[512] = "";
+      size_t o = 0;
+      for (size_t i = 0; i < ninputs && o < sizeof list; i++)
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "",
+                              smelt_node_name(g, smelt_graph_node(g, inputs[i])));
+      if (ninputs)
+        msg("--input %s: %s has no input named '%s' (its inputs: %s)", ins[k].arg, display,
+            ins[k].name, list);
+      else
+        msg("--input %s: %s has no input named '%s' (it has no inputs)", ins[k].arg, display,
+            ins[k].name);
+      goto done;
+    }
+  }
+  /* Every input of the graph is given. */
+  int missing = 0;
+  for (size_t i = 0; i < ninputs; i++) {
+    smelt_node nd = smelt_graph_node(g, inputs[i]);
+    const char *name = smelt_node_name(g, nd);
+    bool given = false;
+    for (int k = 0; k < nin && !given; k++) given = strcmp(ins[k].name, name) == 0;
+    if (!given) {
+      char type[256];
+      node_type(g, nd, type, sizeof type);
+      msg("missing input '%s' (%s): pass it with --input %s=FILE.npy", name, type, name);
+      missing++;
+    }
+  }
+  if (missing) goto done;
+
+  it = smelt_interp_new(g);
+  if (!it) {
+    msg("out of memory");
+    goto done;
+  }
+  if (smelt_interp_error(it)) {
+    msg("%s: %s", display, smelt_interp_error(it));
+    goto done;
+  }
+  for (int k = 0; k < nin; k++) {
+    char err[1024];
+    input_arg *in = &ins[k];
+    if (sm_npy_read_file(in->path, &in->array, err, sizeof err)) {
+      msg("input '%s': %s", in->name, err);
+      goto done;
+    }
+    smelt_node nd = smelt_find(g, in->name);
+    int rank = 0;
+    const int64_t *dims = smelt_node_shape(g, nd, &rank);
+    smelt_dtype dt = smelt_node_dtype(g, nd);
+    bool same = dt == in->array.dtype && rank == in->array.rank;
+    for (int d = 0; same && d < rank; d++) same = dims[d] == in->array.dims[d];
+    if (!same) {
+      char want[256], have[256];
+      type_str(want, sizeof want, dt, rank, dims);
+      type_str(have, sizeof have, in->array.dtype, in->array.rank, in->array.dims);
+      char hint[64] = "";
+      if (dt != in->array.dtype && (unsigned)dt < SMELT_DTYPE_COUNT) {
+        static const char *const np[SMELT_DTYPE_COUNT] = {"float32", "float64", "int32",
+                                                          "int64", "bool_"};
+        snprintf(hint, sizeof hint, " (convert it with .astype(numpy.%s))", np[dt]);
+      }
+      msg("input '%s': %s holds %s, but the graph's input is %s%s", in->name, in->path, have,
+          want, hint);
+      goto done;
+    }
+    if (smelt_interp_bind(it, in->name, in->array.dtype, in->array.rank, in->array.dims,
+                          in->array.data, in->array.nbytes)) {
+      const char *e = smelt_interp_error(it);
+      msg("input '%s': %s", in->name, e ? e : "cannot bind");
+      goto done;
+    }
+  }
+
+  if (smelt_interp_run(it)) {
+    const char *e = smelt_interp_error(it);
+    msg("%s: %s", display, e ? e : "run failed");
+    goto done;
+  }
+
+  size_t nout = smelt_graph_output_count(g);
+  if (nout == 0) msg("note: %s has no outputs", display);
+  if (outdir && nout && make_dirs(outdir)) goto done;
+  for (size_t i = 0; i < nout; i++) {
+    const char *name = NULL;
+    smelt_node nd = smelt_graph_output(g, i, &name);
+    int rank = 0;
+    const int64_t *dims = smelt_node_shape(g, nd, &rank);
+    smelt_dtype dt = smelt_node_dtype(g, nd);
+    int64_t numel = smelt_node_numel(g, nd);
+    size_t nbytes = (size_t)numel * smelt_dtype_size(dt);
+    buf = malloc(nbytes ? nbytes : 1);
+    if (!buf) {
+      msg("output '%s': out of memory (%zu bytes)", name, nbytes);
+      goto done;
+    }
+    if (smelt_interp_read(it, name, dt, buf, nbytes)) {
+      const char *e = smelt_interp_error(it);
+      msg("output '%s': %s", name, e ? e : "cannot read");
+      goto done;
+    }
+    if (!quiet && print_output(stdout, name, dt, rank, dims, buf, numel)) goto done;
+    if (outdir) {
+      if (strchr(name, '/')) {
+        msg("output '%s': the name cannot be a file name", name);
+        goto done;
+      }
+      size_t plen = strlen(outdir) + strlen(name) + 6;
+      char *path = malloc(plen);
+      if (!path) {
+        msg("out of memory");
+        goto done;
+      }
+      snprintf(path, plen, "%s/%s.npy", outdir, name);
+      char err[1024];
+      int w = sm_npy_write_file(path, dt, rank, dims, buf, err, sizeof err);
+      free(path);
+      if (w) {
+        msg("output '%s': %s", name, err);
+        goto done;
+      }
+    }
+    free(buf);
+    buf = NULL;
+  }
+  rc = EXIT_OK;
+done:
+  free(buf);
+  free(inputs);
+  smelt_interp_free(it);
+  smelt_graph_free(g);
+  return rc;
+}
+
+static int cmd_run(int argc, char **argv) {
+  const char *file = NULL, *outdir = NULL;
+  bool quiet = false, options_done = false;
+  input_arg *ins = calloc((size_t)argc + 1, sizeof *ins);
+  int nin = 0, rc = EXIT_USAGE;
+  if (!ins) {
+    msg("out of memory");
+    return EXIT_ERR;
+  }
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    bool missing;
+    const char *v;
+    if (options_done || a[0] != '-' || strcmp(a, "-") == 0) {
+      if (file) {
+        rc = usage_error("run", "run: unexpected argument '%s' (FILE is already '%s')", a, file);
+        goto done;
+      }
+      file = a;
+    } else if (strcmp(a, "--") == 0) {
+      options_done = true;
+    } else if (is_help(a)) {
+      fputs(usage_run, stdout);
+      rc = EXIT_OK;
+      goto done;
+    } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+      quiet = true;
+    } else if ((v = opt_value(argc, argv, &i, "--input", "-i", &missing)) || missing) {
+      if (missing) {
+        rc = usage_error("run", "run: %s needs a value NAME=FILE.npy", a);
+        goto done;
+      }
+      if (!split_input(v, &ins[nin])) {
+        free(ins[nin].name);
+        ins[nin].name = NULL;
+        rc = usage_error("run", "run: malformed --input '%s': expected NAME=FILE.npy", v);
+        goto done;
+      }
+      nin++;
+    } else if ((v = opt_value(argc, argv, &i, "--output-dir", "-o", &missing)) || missing) {
+      if (missing || !v[0]) {
+        rc = usage_error("run", "run: %s needs a directory", a);
+        goto done;
+      }
+      outdir = v;
+    } else {
+      rc = usage_error("run", "run: unknown option '%s'", a);
+      goto done;
+    }
+  }
+  if (!file) {
+    rc = usage_error("run", "run: missing FILE (the graph to run)");
+    goto done;
+  }
+  rc = run_graph(file, ins, nin, outdir, quiet);
+done:
+  for (int k = 0; k < nin; k++) {
+    free(ins[k].name);
+    sm_npy_free(&ins[k].array);
+  }
+  free(ins);
+  return rc;
+}
+
+/* ----------------------------------------------------------------- dump */
+
+static int cmd_dump(int argc, char **argv) {
+  const char *file = NULL;
+  bool dot = false, options_done = false;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (options_done || a[0] != '-' || strcmp(a, "-") == 0) {
+      if (file)
+        return usage_error("dump", "dump: unexpected argument '%s' (FILE is already '%s')", a,
+                           file);
+      file = a;
+    } else if (strcmp(a, "--") == 0) {
+      options_done = true;
+    } else if (is_help(a)) {
+      fputs(usage_dump, stdout);
+      return EXIT_OK;
+    } else if (strcmp(a, "--dot") == 0) {
+      dot = true;
+    } else {
+      return usage_error("dump", "dump: unknown option '%s'", a);
+    }
+  }
+  if (!file) return usage_error("dump", "dump: missing FILE (the graph to print)");
+  smelt_graph *g = load_graph(file);
+  if (!g) return EXIT_ERR;
+  char *text = dot ? smelt_graph_print_dot(g) : smelt_graph_print(g);
+  smelt_graph_free(g);
+  if (!text) {
+    msg("out of memory printing the graph");
+    return EXIT_ERR;
+  }
+  size_t n = strlen(text);
+  fputs(text, stdout);
+  if (n == 0 || text[n - 1] != '\n') fputc('\n', stdout);
+  smelt_free(text);
+  return EXIT_OK;
+}
+
+/* ----------------------------------------------------------------- main */
+
+static int help(int argc, char **argv) {
+  if (argc == 0) {
+    fputs(usage_main, stdout);
+    return EXIT_OK;
+  }
+  if (argc > 1) return usage_error(NULL, "help: too many arguments");
+  if (strcmp(argv[0], "run") == 0) fputs(usage_run, stdout);
+  else if (strcmp(argv[0], "dump") == 0) fputs(usage_dump, stdout);
+  else if (strcmp(argv[0], "help") == 0) fputs(usage_main, stdout);
+  else return usage_error(NULL, "help: unknown command '%s'", argv[0]);
+  return EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+  int rc;
+  if (argc < 2) {
+    msg("missing command");
+    fputs(usage_main, stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (is_help(cmd))
+    rc = help(0, NULL);
+  else if (strcmp(cmd, "help") == 0)
+    rc = help(argc - 2, argv + 2);
+  else if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+    printf("smeltc %s\n", smelt_version());
+    rc = EXIT_OK;
+  } else if (strcmp(cmd, "run") == 0)
+    rc = cmd_run(argc - 2, argv + 2);
+  else if (strcmp(cmd, "dump") == 0)
+    rc = cmd_dump(argc - 2, argv + 2);
+  else if (cmd[0] == '-')
+    rc = usage_error(NULL, "unknown option '%s'", cmd);
+  else
+    rc = usage_error(NULL, "unknown command '%s'", cmd);
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    msg("error writing to standard output: %s", strerror(errno));
+    if (rc == EXIT_OK) rc = EXIT_ERR;
+  }
+  return rc;
+}

@@ -1,0 +1,492 @@
+#!/usr/bin/env bash
+# End-to-end tests of the smeltc command-line tool.
+#
+#   test_smeltc.sh SMELTC TESTS_SOURCE_DIR
+#
+# Runs smeltc on the graphs in TESTS_SOURCE_DIR/graphs_cli and on .npy files
+# made here with printf, and checks exit statuses, stdout and the messages
+# on stderr. Needs bash and coreutils only. Set SMELTC_WRAPPER to run every
+# smeltc under a tool, e.g.
+#   SMELTC_WRAPPER="valgrind -q --leak-check=full --error-exitcode=99"
+# (any error then shows as a wrong exit status).
+# Prints "N passed, M failed" last and exits non-zero when anything failed.
+set -u
+export LC_ALL=C
+
+if [ $# -ne 2 ]; then
+  echo "usage: $0 SMELTC TESTS_SOURCE_DIR" >&2
+  exit 2
+fi
+SMELTC=$1
+G=$2/graphs_cli
+WRAP=${SMELTC_WRAPPER:-}
+T=$(mktemp -d "${TMPDIR:-/tmp}/smeltc-test.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+
+pass=0
+fail=0
+name=""
+ok=1
+
+# ------------------------------------------------------------- harness
+
+# A test case is the commands and checks between two `t` calls.
+finish() {
+  if [ -n "$name" ]; then
+    if [ "$ok" = 1 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+  fi
+  name=""
+}
+t() {
+  finish
+  name=$1
+  ok=1
+}
+bad() {
+  if [ "$ok" = 1 ]; then
+    echo "FAIL: $name"
+    echo "  command: ${last_cmd:-}"
+  fi
+  echo "  $*"
+  ok=0
+}
+dump_io() {
+  echo "  --- stdout:"
+  sed 's/^/  | /' "$T/stdout" | head -n 30
+  echo "  --- stderr:"
+  sed 's/^/  | /' "$T/stderr" | head -n 30
+}
+
+# run STATUS [ARGS...]: runs smeltc with stdin from $STDIN (default
+# /dev/null), stdout and stderr to files, and checks the exit status, that
+# no sanitizer spoke, and that an error message starts with "smeltc: ".
+run() {
+  local want=$1
+  shift
+  last_cmd="smeltc $*"
+  # shellcheck disable=SC2086
+  $WRAP "$SMELTC" "$@" <"${STDIN:-/dev/null}" >"$T/stdout" 2>"$T/stderr"
+  local rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    bad "exit status $rc, expected $want"
+    dump_io
+  fi
+  if grep -qE 'Sanitizer|runtime error:|Invalid read|Invalid write|definitely lost' "$T/stderr"; then
+    bad "sanitizer or valgrind report on stderr"
+    dump_io
+  fi
+  if [ "$want" -ne 0 ] && ! head -n 1 "$T/stderr" | grep -q '^smeltc: '; then
+    bad "the error message does not start with 'smeltc: '"
+    dump_io
+  fi
+}
+# Fixed-string checks on the last run's output.
+out_has() { grep -qF -- "$1" "$T/stdout" || { bad "stdout lacks: $1"; dump_io; }; }
+out_lacks() { ! grep -qF -- "$1" "$T/stdout" || { bad "stdout has: $1"; dump_io; }; }
+err_has() { grep -qF -- "$1" "$T/stderr" || { bad "stderr lacks: $1"; dump_io; }; }
+out_empty() { [ ! -s "$T/stdout" ] || { bad "stdout is not empty"; dump_io; }; }
+err_empty() { [ ! -s "$T/stderr" ] || { bad "stderr is not empty"; dump_io; }; }
+# The whole of stdout.
+out_is() {
+  printf '%s\n' "$1" >"$T/want"
+  cmp -s "$T/want" "$T/stdout" || {
+    bad "stdout differs from:"
+    sed 's/^/  > /' "$T/want"
+    dump_io
+  }
+}
+# file_hex FILE OFFSET COUNT: bytes as a hex string
+file_hex() { od -An -v -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; }
+
+# mknpy FILE DESCR SHAPE HEXDATA [FORTRAN]: writes a version 1.0 .npy file,
+# header padded to 64 bytes as numpy does. HEXDATA: the data bytes as hex.
+mknpy() {
+  local file=$1 descr=$2 shape=$3 hex=$4 fortran=${5:-False}
+  local h="{'descr': '$descr', 'fortran_order': $fortran, 'shape': $shape, }"
+  local n=$((10 + ${#h} + 1))
+  local pad=$(((64 - n % 64) % 64))
+  local hl=$((${#h} + pad + 1))
+  {
+    printf '\223NUMPY\001\000'
+    # shellcheck disable=SC2059
+    printf "\\$(printf %03o $((hl % 256)))\\$(printf %03o $((hl / 256)))"
+    printf '%s%*s\n' "$h" "$pad" ''
+    # shellcheck disable=SC2059
+    printf "$(printf '%s' "$hex" | sed 's/../\\x&/g')"
+  } >"$file"
+}
+
+# Little-endian bytes of a few values.
+F32_1_2_3=0000803f0000004000004040
+F32_1_2_3_4=0000803f000000400000404000008040
+F64_1_2_3=000000000000f03f00000000000000400000000000000840
+I64_1_2_3_4=0100000000000000020000000000000003000000000000000400000000000000
+I64_3=0300000000000000
+
+mknpy "$T/x.npy" '<f4' '(3,)' $F32_1_2_3
+mknpy "$T/x_be.npy" '>f4' '(3,)' 3f8000004000000040400000
+mknpy "$T/x64.npy" '<f8' '(3,)' $F64_1_2_3
+mknpy "$T/x4.npy" '<f4' '(4,)' $F32_1_2_3_4
+mknpy "$T/x2x2.npy" '<f4' '(2, 2)' $F32_1_2_3_4
+mknpy "$T/a.npy" '<i8' '(4,)' $I64_1_2_3_4
+mknpy "$T/b.npy" '<i8' '(1,)' $I64_3
+# column-major 1..6 of a 2x3: [[1, 3, 5], [2, 4, 6]]
+mknpy "$T/m_fortran.npy" '<f4' '(2, 3)' 0000803f0000004000004040000080400000a0400000c040 True
+mknpy "$T/i_ok.npy" '<i8' '(2,)' 02000000000000000000000000000000
+mknpy "$T/i_bad.npy" '<i8' '(2,)' 02000000000000000700000000000000
+mknpy "$T/trunc.npy" '<f4' '(3,)' 0000803f00000040
+mknpy "$T/extra.npy" '<f4' '(3,)' ${F32_1_2_3}00
+mknpy "$T/c8.npy" '<c8' '(3,)' ''
+mknpy "$T/rank9.npy" '<f4' '(1, 1, 1, 1, 1, 1, 1, 1, 1)' 0000803f
+mknpy "$T/neg.npy" '<f4' '(-3,)' ''
+mknpy "$T/huge.npy" '<f4' '(1048576, 1048576)' 0000803f
+printf 'not an npy file\n' >"$T/text.npy"
+: >"$T/empty.npy"
+mkdir "$T/dir.npy"
+
+# ------------------------------------------------------- help, version
+
+t "--help"
+run 0 --help
+out_has "usage: smeltc <command> [options]"
+out_has "run FILE [--input NAME=FILE.npy ...] [--output-dir DIR]"
+out_has "dump FILE [--dot]"
+err_empty
+
+t "-h"
+run 0 -h
+out_has "usage: smeltc <command>"
+
+t "help"
+run 0 help
+out_has "usage: smeltc <command>"
+
+t "help run"
+run 0 help run
+out_has "usage: smeltc run FILE"
+out_has "--output-dir DIR"
+
+t "help dump"
+run 0 help dump
+out_has "usage: smeltc dump FILE [--dot]"
+
+t "run --help"
+run 0 run --help
+out_has "usage: smeltc run FILE"
+out_has "--input NAME=FILE.npy"
+
+t "run -h after other arguments"
+run 0 run "$G/double.smelt" -h
+out_has "usage: smeltc run FILE"
+
+t "dump --help"
+run 0 dump --help
+out_has "usage: smeltc dump FILE [--dot]"
+
+t "--version"
+run 0 --version
+grep -qE '^smeltc [0-9]+\.[0-9]+\.[0-9]+$' "$T/stdout" || bad "version line: $(cat "$T/stdout")"
+
+# --------------------------------------------------------- usage errors
+
+t "no arguments"
+run 2
+err_has "smeltc: missing command"
+err_has "usage: smeltc"
+out_empty
+
+t "unknown command"
+run 2 frobnicate
+err_has "smeltc: unknown command 'frobnicate' (see 'smeltc --help')"
+out_empty
+
+t "unknown top-level option"
+run 2 --frob
+err_has "smeltc: unknown option '--frob'"
+
+t "help of an unknown command"
+run 2 help frob
+err_has "smeltc: help: unknown command 'frob'"
+
+t "run: unknown option"
+run 2 run "$G/double.smelt" --bogus
+err_has "smeltc: run: unknown option '--bogus' (see 'smeltc run --help')"
+
+t "run: missing FILE"
+run 2 run
+err_has "smeltc: run: missing FILE"
+
+t "run: two FILEs"
+run 2 run "$G/double.smelt" "$G/add.smelt"
+err_has "run: unexpected argument"
+
+t "run: --input without a value"
+run 2 run "$G/double.smelt" --input
+err_has "smeltc: run: --input needs a value NAME=FILE.npy"
+
+t "run: --input without '='"
+run 2 run "$G/double.smelt" --input x
+err_has "smeltc: run: malformed --input 'x': expected NAME=FILE.npy"
+
+t "run: --input with an empty name"
+run 2 run "$G/double.smelt" --input "=$T/x.npy"
+err_has "malformed --input '=$T/x.npy'"
+
+t "run: --input with an empty file"
+run 2 run "$G/double.smelt" --input x=
+err_has "malformed --input 'x='"
+
+t "run: --output-dir without a value"
+run 2 run "$G/double.smelt" --input "x=$T/x.npy" --output-dir
+err_has "smeltc: run: --output-dir needs a directory"
+
+t "dump: unknown option"
+run 2 dump "$G/double.smelt" --svg
+err_has "smeltc: dump: unknown option '--svg'"
+
+t "dump: missing FILE"
+run 2 dump
+err_has "smeltc: dump: missing FILE"
+
+# ------------------------------------------------------------------ run
+
+t "run [1,2,3] * 2"
+run 0 run "$G/double.smelt" --input "x=$T/x.npy"
+out_is "y: f32[3] = [2, 4, 6]"
+err_empty
+
+t "run with --input=NAME=FILE and -i"
+run 0 run "$G/add.smelt" --input="a=$T/a.npy" -i "b=$T/b.npy"
+out_is "c: i64[4] = [4, 5, 6, 7]"
+
+t "run with options before FILE"
+run 0 run --input "x=$T/x.npy" "$G/double.smelt"
+out_is "y: f32[3] = [2, 4, 6]"
+
+t "run from stdin"
+STDIN="$G/double.smelt" run 0 run - --input "x=$T/x.npy"
+out_is "y: f32[3] = [2, 4, 6]"
+
+t "run a big-endian input"
+run 0 run "$G/double.smelt" --input "x=$T/x_be.npy"
+out_is "y: f32[3] = [2, 4, 6]"
+
+t "run a Fortran-order input"
+run 0 run "$G/matrix.smelt" --input "m=$T/m_fortran.npy"
+out_is "p: f32[2,3] = [[1.5, 3.5, 5.5],
+               [2.5, 4.5, 6.5]]"
+
+t "run: broadcasting, reductions, every dtype printed"
+run 0 run "$G/broadcast.smelt"
+out_is "y: f32[2,2] = [[ 2,  8],
+               [ 6, 16]]
+z: f32[2,2] = [[3, 6],
+               [6, 8]]
+m: f32[2] = [2, 3]
+sd: f64[] = 1.1086779
+big: bool[2,2] = [[false, false],
+                  [ true,  true]]
+n: i32[2] = [ 7, -8]"
+
+t "run: large outputs are summarized"
+run 0 run "$G/large.smelt"
+out_has "r: i64[1000] = [0, 1, 2, 3, 4, 5, ..., 997, 998, 999]"
+out_has "(1000 values; min 0, max 999, mean 499.5)"
+out_has "q3: f32[2,3,4] = [[[ 0,  1,  2,  3],"
+out_has "                  [[12, 13, 14, 15],"
+
+t "run --quiet"
+run 0 run "$G/large.smelt" --quiet
+out_empty
+err_empty
+
+t "run --output-dir writes .npy files"
+run 0 run "$G/broadcast.smelt" --output-dir "$T/out/nested"
+for o in y z m sd big n; do
+  [ -f "$T/out/nested/$o.npy" ] || bad "no $o.npy"
+done
+[ "$(file_hex "$T/out/nested/y.npy" 0 8)" = "934e554d50590100" ] || bad "y.npy: bad preamble"
+grep -aqF "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }" "$T/out/nested/y.npy" ||
+  bad "y.npy: header"
+[ "$(wc -c <"$T/out/nested/y.npy")" -eq 144 ] || bad "y.npy: size $(wc -c <"$T/out/nested/y.npy")"
+[ "$(file_hex "$T/out/nested/y.npy" 128 16)" = "00000040000000410000c04000008041" ] ||
+  bad "y.npy: data $(file_hex "$T/out/nested/y.npy" 128 16)"
+grep -aqF "{'descr': '|b1', 'fortran_order': False, 'shape': (2, 2), }" "$T/out/nested/big.npy" ||
+  bad "big.npy: header"
+[ "$(file_hex "$T/out/nested/big.npy" 128 4)" = "00000101" ] || bad "big.npy: data"
+grep -aqF "'shape': (), }" "$T/out/nested/sd.npy" || bad "sd.npy: rank-0 header"
+
+t "run: outputs fed back as inputs"
+run 0 run "$G/feedback.smelt" -i "y=$T/out/nested/y.npy" -i "big=$T/out/nested/big.npy" \
+  -i "n=$T/out/nested/n.npy" -i "sd=$T/out/nested/sd.npy"
+out_is "t: f32[] = 32
+k: i64[] = 2
+nn: i32[2] = [ 14, -16]
+sd2: f64[] = 2.2173558"
+
+t "run --output-dir into an existing directory, again"
+run 0 run "$G/double.smelt" -i "x=$T/x.npy" --output-dir="$T/out"
+run 0 run "$G/double.smelt" -i "x=$T/out/y.npy" --output-dir "$T/out"
+out_is "y: f32[3] = [ 4,  8, 12]"
+
+t "run: a run-time index within range"
+run 0 run "$G/index.smelt" --input "i=$T/i_ok.npy"
+out_is "g: f32[2] = [3, 1]"
+
+# ------------------------------------------------------------ run errors
+
+t "run: missing graph file"
+run 1 run "$T/nope.smelt"
+err_has "smeltc: $T/nope.smelt: cannot open: No such file or directory"
+out_empty
+
+t "run: a directory as FILE"
+run 1 run "$T"
+err_has "smeltc: $T: is a directory"
+
+t "run: parse error with file:line:col"
+run 1 run "$G/bad_syntax.smelt"
+err_has "smeltc: $G/bad_syntax.smelt:2:"
+out_empty
+
+t "run: parse error from stdin"
+STDIN="$G/bad_op.smelt" run 1 run -
+err_has "smeltc: <stdin>:2:"
+err_has "frobnicate"
+
+t "run: broadcast error in the graph"
+run 1 run "$G/bad_broadcast.smelt"
+err_has "smeltc: $G/bad_broadcast.smelt:3:"
+err_has "f32[3]"
+err_has "f32[2]"
+
+t "run: binary garbage as the graph"
+run 1 run "$T/x.npy"
+err_has "smeltc: $T/x.npy:1:"
+
+t "run: a missing input"
+run 1 run "$G/double.smelt"
+err_has "smeltc: missing input 'x' (f32[3]): pass it with --input x=FILE.npy"
+out_empty
+
+t "run: two missing inputs"
+run 1 run "$G/add.smelt"
+err_has "missing input 'a' (i64[4])"
+err_has "missing input 'b' (i64[1])"
+
+t "run: an unknown input name"
+run 1 run "$G/double.smelt" --input "x=$T/x.npy" --input "z=$T/x.npy"
+err_has "smeltc: --input z=$T/x.npy: $G/double.smelt has no input named 'z' (its inputs: x)"
+
+t "run: an input given twice"
+run 1 run "$G/double.smelt" --input "x=$T/x.npy" --input "x=$T/x4.npy"
+err_has "smeltc: input 'x' is given twice"
+
+t "run: the .npy file is missing"
+run 1 run "$G/double.smelt" --input "x=$T/nope.npy"
+err_has "smeltc: input 'x': $T/nope.npy: cannot open: No such file or directory"
+
+t "run: the .npy file is a directory"
+run 1 run "$G/double.smelt" --input "x=$T/dir.npy"
+err_has "smeltc: input 'x': $T/dir.npy: is a directory"
+
+t "run: a truncated .npy"
+run 1 run "$G/double.smelt" --input "x=$T/trunc.npy"
+err_has "smeltc: input 'x': $T/trunc.npy: truncated: header says 12 bytes of data, file has 8"
+
+t "run: bytes after the data"
+run 1 run "$G/double.smelt" --input "x=$T/extra.npy"
+err_has "$T/extra.npy: 1 unexpected bytes after the data"
+
+t "run: not a .npy file"
+run 1 run "$G/double.smelt" --input "x=$T/text.npy"
+err_has "$T/text.npy: not a .npy file (bad magic"
+
+t "run: an empty .npy file"
+run 1 run "$G/double.smelt" --input "x=$T/empty.npy"
+err_has "$T/empty.npy: empty file"
+
+t "run: an unsupported dtype"
+run 1 run "$G/double.smelt" --input "x=$T/c8.npy"
+err_has "$T/c8.npy: unsupported dtype '<c8'"
+
+t "run: a 9-dim .npy"
+run 1 run "$G/double.smelt" --input "x=$T/rank9.npy"
+err_has "$T/rank9.npy: shape has 9 dims (at most 8)"
+
+t "run: a negative dim"
+run 1 run "$G/double.smelt" --input "x=$T/neg.npy"
+err_has "$T/neg.npy: shape has a negative dimension (-3)"
+
+t "run: a header claiming 4 TB"
+run 1 run "$G/double.smelt" --input "x=$T/huge.npy"
+err_has "$T/huge.npy: truncated: header says 4398046511104 bytes of data, file has 4"
+
+t "run: the wrong dtype"
+run 1 run "$G/double.smelt" --input "x=$T/x64.npy"
+err_has "smeltc: input 'x': $T/x64.npy holds f64[3], but the graph's input is f32[3]"
+err_has "astype(numpy.float32)"
+
+t "run: the wrong shape"
+run 1 run "$G/double.smelt" --input "x=$T/x4.npy"
+err_has "$T/x4.npy holds f32[4], but the graph's input is f32[3]"
+
+t "run: the wrong rank"
+run 1 run "$G/double.smelt" --input "x=$T/x2x2.npy"
+err_has "holds f32[2,2], but the graph's input is f32[3]"
+
+t "run: an index out of range at run time"
+run 1 run "$G/index.smelt" --input "i=$T/i_bad.npy"
+err_has "smeltc: $G/index.smelt:"
+err_has "out of range"
+out_empty
+
+t "run: --output-dir is a file"
+run 1 run "$G/double.smelt" --input "x=$T/x.npy" --output-dir "$T/x.npy"
+err_has "smeltc: --output-dir $T/x.npy: not a directory"
+
+t "run: --output-dir below a file"
+run 1 run "$G/double.smelt" --input "x=$T/x.npy" --output-dir "$T/x.npy/sub"
+err_has "smeltc: --output-dir $T/x.npy/sub: cannot create"
+
+# ----------------------------------------------------------------- dump
+
+t "dump"
+run 0 dump "$G/double.smelt"
+out_has "input %x : f32[3]"
+out_has "output y = %y"
+out_has " mul %x, "
+err_empty
+
+t "dump is a fixed point"
+run 0 dump "$G/broadcast.smelt"
+cp "$T/stdout" "$T/dump1"
+STDIN="$T/dump1" run 0 dump -
+cmp -s "$T/dump1" "$T/stdout" || bad "dump of the dump differs"
+
+t "the dump runs like the source"
+run 0 dump "$G/broadcast.smelt"
+cp "$T/stdout" "$T/dump2"
+run 0 run "$G/broadcast.smelt"
+cp "$T/stdout" "$T/run1"
+run 0 run "$T/dump2"
+cmp -s "$T/run1" "$T/stdout" || bad "the dumped graph gives other results"
+
+t "dump --dot"
+run 0 dump "$G/double.smelt" --dot
+out_has "digraph smelt {"
+out_has "}"
+out_lacks "input %x : f32[3]"
+
+t "dump: parse error"
+run 1 dump "$G/bad_syntax.smelt"
+err_has "smeltc: $G/bad_syntax.smelt:2:"
+out_empty
+
+t "dump: missing file"
+run 1 dump "$T/nope.smelt" --dot
+err_has "smeltc: $T/nope.smelt: cannot open"
+
+finish
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
