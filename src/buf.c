@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <inttypes.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,27 @@ void sm_buf_shape(sm_buf *b, int rank, const int64_t *dims) {
   sm_buf_puts(b, "]");
 }
 
+/* snprintf and strtod follow LC_NUMERIC; the text format always uses '.'. */
+static void to_c_locale(char *s, const char *dp) {
+  if (dp[0] == '.' && dp[1] == 0) return;
+  char *p = strstr(s, dp);
+  if (!p) return;
+  size_t n = strlen(dp);
+  *p = '.';
+  memmove(p + 1, p + n, strlen(p + n) + 1);
+}
+
+static double strtod_c(const char *s, const char *dp) {
+  char tmp[64];
+  snprintf(tmp, sizeof tmp, "%s", s);
+  char *p = strchr(tmp, '.');
+  if (p && !(dp[0] == '.' && dp[1] == 0) && strlen(tmp) + strlen(dp) < sizeof tmp) {
+    memmove(p + strlen(dp), p + 1, strlen(p + 1) + 1);
+    memcpy(p, dp, strlen(dp));
+  }
+  return strtod(tmp, NULL);
+}
+
 void sm_buf_number(sm_buf *b, double v, bool as_f32) {
   if (isnan(v)) {
     sm_buf_puts(b, "nan");
@@ -76,11 +98,20 @@ void sm_buf_number(sm_buf *b, double v, bool as_f32) {
     sm_buf_puts(b, v > 0 ? "inf" : "-inf");
     return;
   }
-  /* Shortest decimal that reads back to the same value. */
-  char tmp[40];
+  char tmp[64];
+  /* Whole numbers read best without an exponent (10, not 1e+01). */
+  if (v == trunc(v) && fabs(v) < 1e16) {
+    snprintf(tmp, sizeof tmp, "%.0f", v);
+    if (v == 0 && signbit(v)) snprintf(tmp, sizeof tmp, "-0");
+    sm_buf_puts(b, tmp);
+    return;
+  }
+  /* Otherwise the shortest decimal that reads back to the same value. */
+  const char *dp = localeconv()->decimal_point;
   for (int prec = 1; prec <= 17; prec++) {
     snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-    double r = strtod(tmp, NULL);
+    to_c_locale(tmp, dp);
+    double r = strtod_c(tmp, dp);
     if (as_f32 ? (float)r == (float)v : r == v) break;
   }
   sm_buf_puts(b, tmp);
