@@ -204,8 +204,13 @@ static bool convert(smelt_graph *g, val *v, smelt_dtype dt) {
     if (!from_int && sm_is_int(dt) &&
         !(v->weak_f > -9.2e18 && v->weak_f < 9.2e18 &&
           (dt == SMELT_I64 || (v->weak_f > -2147483649.0 && v->weak_f < 2147483648.0)))) {
-      sm_fail(g, "%s: the literal %g cannot be converted to %s", v->id, v->weak_f,
-              smelt_dtype_name(dt));
+      sm_fail(g, "the literal %g does not fit %s (literals must fit the tensor's dtype)",
+              v->weak_f, smelt_dtype_name(dt));
+      return false;
+    }
+    if (from_int && dt == SMELT_I32 && (v->weak_i < INT32_MIN || v->weak_i > INT32_MAX)) {
+      sm_fail(g, "the literal %" PRId64 " does not fit i32 (literals must fit the tensor's dtype)",
+              v->weak_i);
       return false;
     }
     h = scalar_const(g, dt, v->weak_f, v->weak_i, from_int, false, 0);

@@ -458,19 +458,19 @@ smelt_node smelt_cross_entropy(smelt_graph *g, smelt_node logits, smelt_node lab
   const sm_node *ln = arg(g, "cross_entropy", logits, "the logits");
   const sm_node *yn = ln ? arg(g, "cross_entropy", labels, "the labels") : NULL;
   if (!yn) return SMELT_INVALID;
-  char a[200], b[200];
-  describe(g, ln, a, sizeof a);
-  describe(g, yn, b, sizeof b);
-  if (!sm_is_float((smelt_dtype)ln->dtype))
-    return sm_fail(g, "cross_entropy: the logits %s must be float", a);
-  if (!sm_is_int((smelt_dtype)yn->dtype))
-    return sm_fail(g, "cross_entropy: the labels %s must be i32 or i64 class indices", b);
   bool batched = ln->rank == 2;
-  if (!(ln->rank == 2 && yn->rank == 1 && yn->shape[0] == ln->shape[0]) &&
-      !(ln->rank == 1 && yn->rank == 0))
-    return sm_fail(g, "cross_entropy: logits %s and labels %s need shapes [N,C] and [N] (or [C] "
-                      "and [])",
-                   a, b);
+  const char *problem = NULL;
+  if (!sm_is_float((smelt_dtype)ln->dtype)) problem = "the logits must be float";
+  else if (!sm_is_int((smelt_dtype)yn->dtype)) problem = "the labels must be i32 or i64 class indices";
+  else if (!(ln->rank == 2 && yn->rank == 1 && yn->shape[0] == ln->shape[0]) &&
+           !(ln->rank == 1 && yn->rank == 0))
+    problem = "logits and labels need shapes [N,C] and [N] (or [C] and [])";
+  if (problem) {
+    char a[200], b[200];
+    describe(g, ln, a, sizeof a);
+    describe(g, yn, b, sizeof b);
+    return sm_fail(g, "cross_entropy: %s (logits %s, labels %s)", problem, a, b);
+  }
   smelt_node lp = smelt_log_softmax(g, logits, -1);
   smelt_node idx = smelt_unsqueeze(g, labels, -1); /* [N,1] or [1] */
   smelt_node picked = smelt_gather(g, lp, batched ? 1 : 0, idx);

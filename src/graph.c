@@ -144,7 +144,7 @@ static uint64_t desc_hash(const sm_node_desc *d) {
 
 static bool desc_equal(const sm_node_desc *d, const sm_node *n, uint64_t h) {
   if (n->hash != h || n->op != d->op || n->dtype != d->dtype || n->rank != d->rank ||
-      n->ninputs != (uint32_t)d->ninputs || n->niattr != (uint32_t)d->niattr || n->name)
+      n->ninputs != (uint32_t)d->ninputs || n->niattr != (uint32_t)d->niattr)
     return false;
   if (d->rank && memcmp(n->shape, d->shape, sizeof(int64_t) * (size_t)d->rank)) return false;
   if (d->ninputs && memcmp(n->inputs, d->inputs, sizeof(uint32_t) * (size_t)d->ninputs))
