@@ -78,7 +78,11 @@ static bool same_shape(int ra, const int64_t *a, int rb, const int64_t *b) {
   return ra == rb && memcmp(a, b, sizeof(int64_t) * (size_t)ra) == 0;
 }
 
-static bool check_dims(smelt_graph *g, const char *op, int rank, const int64_t *dims) {
+/* Checks a caller's shape (rank, dims >= 0, addressable element count) and
+ * copies it: the caller's dims may point into the graph (smelt_node_shape),
+ * which moves when nodes are added. */
+static bool take_dims(smelt_graph *g, const char *op, int rank, const int64_t *dims,
+                      int64_t *out, int64_t *numel) {
   if (rank < 0 || rank > SMELT_MAX_RANK) {
     sm_fail(g, "%s: rank %d is out of range (0 to %d)", op, rank, SMELT_MAX_RANK);
     return false;
@@ -87,12 +91,28 @@ static bool check_dims(smelt_graph *g, const char *op, int rank, const int64_t *
     sm_fail(g, "%s: dims is NULL for rank %d", op, rank);
     return false;
   }
-  for (int i = 0; i < rank; i++)
+  int64_t n = 1;
+  for (int i = 0; i < rank; i++) {
     if (dims[i] < 0) {
       sm_fail(g, "%s: dim %d of %s is negative", op, i, SHAPE(rank, dims));
       return false;
     }
+    if (dims[i] && n > INT64_MAX / 16 / dims[i]) {
+      sm_fail(g, "%s: shape %s has too many elements", op, SHAPE(rank, dims));
+      return false;
+    }
+    n *= dims[i];
+    out[i] = dims[i];
+  }
+  if (numel) *numel = n;
   return true;
+}
+
+/* Whether a double converts to an integer dtype without overflow (the
+ * conversion truncates toward zero). */
+static bool fits_int(double v, smelt_dtype dt) {
+  if (dt == SMELT_I32) return v > -2147483649.0 && v < 2147483648.0;
+  return v >= -0x1p63 && v < 0x1p63;
 }
 
 /* Interns a node after checking that its element count is addressable. */
@@ -201,9 +221,7 @@ static bool convert(smelt_graph *g, val *v, smelt_dtype dt) {
   smelt_node h;
   if (v->weak) {
     bool from_int = !sm_is_float(v->dt);
-    if (!from_int && sm_is_int(dt) &&
-        !(v->weak_f > -9.2e18 && v->weak_f < 9.2e18 &&
-          (dt == SMELT_I64 || (v->weak_f > -2147483649.0 && v->weak_f < 2147483648.0)))) {
+    if (!from_int && sm_is_int(dt) && !fits_int(v->weak_f, dt)) {
       sm_fail(g, "the literal %g does not fit %s (literals must fit the tensor's dtype)",
               v->weak_f, smelt_dtype_name(dt));
       return false;
@@ -283,11 +301,36 @@ static bool result_dtypes(smelt_graph *g, sm_op op, const val *vs, int n, smelt_
   }
 }
 
+/* Arithmetic on literals alone gives a literal, as Python arithmetic on
+ * Python numbers does (so neg(0.1) keeps the double 0.1 for an f64 tensor).
+ * Returns an invalid handle when the op does not fold (bool results). */
+static smelt_node fold_literals(smelt_graph *g, sm_op op, const val *vs, int n,
+                                smelt_dtype out) {
+  for (int i = 0; i < n; i++)
+    if (!vs[i].weak) return SMELT_INVALID;
+  const sm_op_info *info = &sm_ops[op];
+  double f[2] = {0, 0};
+  int64_t k[2] = {0, 0};
+  bool all_int = true;
+  for (int i = 0; i < n; i++) {
+    bool is_int = !sm_is_float(vs[i].dt);
+    f[i] = is_int ? (double)vs[i].weak_i : vs[i].weak_f;
+    k[i] = vs[i].weak_i;
+    all_int = all_int && is_int;
+  }
+  if (out == SMELT_F32 && info->eval_f) return smelt_scalar(g, info->eval_f(f[0], f[1]));
+  if (out == SMELT_I64 && all_int && info->eval_i)
+    return smelt_scalar_int(g, info->eval_i(k[0], k[1]));
+  return SMELT_INVALID;
+}
+
 static smelt_node unary(smelt_graph *g, sm_op op, smelt_node x) {
   val v;
   if (!get(g, sm_ops[op].name, x, "the operand", &v)) return SMELT_INVALID;
   smelt_dtype compute, out;
   if (!result_dtypes(g, op, &v, 1, &compute, &out)) return SMELT_INVALID;
+  smelt_node folded = fold_literals(g, op, &v, 1, out);
+  if (smelt_node_valid(folded) || g->error) return folded;
   if (!convert(g, &v, compute)) return SMELT_INVALID;
   uint32_t in = v.h.index - 1;
   return mk_simple(g, op, out, v.rank, v.shape, 1, &in, 0, NULL);
@@ -300,6 +343,8 @@ static smelt_node binary(smelt_graph *g, sm_op op, smelt_node a, smelt_node b) {
     return SMELT_INVALID;
   smelt_dtype compute, out;
   if (!result_dtypes(g, op, v, 2, &compute, &out)) return SMELT_INVALID;
+  smelt_node folded = fold_literals(g, op, v, 2, out);
+  if (smelt_node_valid(folded) || g->error) return folded;
   int rank;
   int64_t shape[SMELT_MAX_RANK];
   if (!broadcast2(g, name, &v[0], &v[1], &rank, shape)) return SMELT_INVALID;
@@ -396,11 +441,12 @@ static smelt_node named_source(smelt_graph *g, sm_op op, const char *name, smelt
   if (!name) return sm_fail(g, "%s: the name is NULL", opname);
   if ((unsigned)dt >= SMELT_DTYPE_COUNT)
     return sm_fail(g, "%s \"%s\": unknown dtype %d", opname, name, (int)dt);
-  if (!check_dims(g, opname, rank, dims)) return SMELT_INVALID;
+  int64_t shape[SMELT_MAX_RANK];
+  if (!take_dims(g, opname, rank, dims, shape, NULL)) return SMELT_INVALID;
   d->op = op;
   d->dtype = dt;
   d->rank = rank;
-  d->shape = dims;
+  d->shape = shape;
   d->name = name;
   return mk(g, d);
 }
@@ -443,7 +489,7 @@ smelt_node smelt_param(smelt_graph *g, const char *name, smelt_dtype dt, int ran
   case SMELT_INIT_CONSTANT:
     d.fattr[1] = 0;
     iattr[1] = 0;
-    if (!sm_is_float(dt) && !isfinite(init.a))
+    if (sm_is_int(dt) && !fits_int(init.a, dt))
       return sm_fail(g, "param \"%s\": constant %g does not fit %s", nm, init.a,
                      smelt_dtype_name(dt));
     break;
@@ -470,13 +516,8 @@ smelt_node smelt_param(smelt_graph *g, const char *name, smelt_dtype dt, int ran
   if (init.kind == SMELT_INIT_DATA) {
     if ((unsigned)dt >= SMELT_DTYPE_COUNT)
       return sm_fail(g, "param \"%s\": unknown dtype %d", nm, (int)dt);
-    if (!check_dims(g, "param", rank, dims)) return SMELT_INVALID;
-    int64_t n = 1;
-    for (int i = 0; i < rank; i++) {
-      if (dims[i] && n > INT64_MAX / 16 / dims[i])
-        return sm_fail(g, "param \"%s\": shape %s has too many elements", nm, SHAPE(rank, dims));
-      n *= dims[i];
-    }
+    int64_t shape[SMELT_MAX_RANK], n;
+    if (!take_dims(g, "param", rank, dims, shape, &n)) return SMELT_INVALID;
     d.data = init.data;
     d.data_bytes = (size_t)n * smelt_dtype_size(dt);
   }
@@ -496,8 +537,7 @@ smelt_node smelt_scalar_int(smelt_graph *g, int64_t value) {
 smelt_node smelt_const(smelt_graph *g, smelt_dtype dt, double value) {
   if (!g || g->error) return SMELT_INVALID;
   if ((unsigned)dt >= SMELT_DTYPE_COUNT) return sm_fail(g, "const: unknown dtype %d", (int)dt);
-  if (sm_is_int(dt) && !(value > -9.3e18 && value < 9.3e18 &&
-                         (dt == SMELT_I64 || (value > -2147483649.0 && value < 2147483648.0))))
+  if (sm_is_int(dt) && !fits_int(value, dt))
     return sm_fail(g, "const: %g does not fit %s", value, smelt_dtype_name(dt));
   return scalar_const(g, dt, value, 0, false, false, 0);
 }
@@ -506,13 +546,8 @@ smelt_node sm_const_raw(smelt_graph *g, smelt_dtype dt, int rank, const int64_t 
                         const void *data, bool weak) {
   if (!g || g->error) return SMELT_INVALID;
   if ((unsigned)dt >= SMELT_DTYPE_COUNT) return sm_fail(g, "const: unknown dtype %d", (int)dt);
-  if (!check_dims(g, "const", rank, dims)) return SMELT_INVALID;
-  int64_t n = 1;
-  for (int i = 0; i < rank; i++) {
-    if (dims[i] && n > INT64_MAX / 16 / dims[i])
-      return sm_fail(g, "const: shape %s has too many elements", SHAPE(rank, dims));
-    n *= dims[i];
-  }
+  int64_t shape[SMELT_MAX_RANK], n;
+  if (!take_dims(g, "const", rank, dims, shape, &n)) return SMELT_INVALID;
   if (n > 0 && !data) return sm_fail(g, "const: data is NULL");
   if (weak) {
     /* Literals: a float literal is given as a double, an integer one as an
@@ -527,7 +562,7 @@ smelt_node sm_const_raw(smelt_graph *g, smelt_dtype dt, int rank, const int64_t 
   d.op = OP_CONST;
   d.dtype = dt;
   d.rank = rank;
-  d.shape = dims;
+  d.shape = shape;
   unsigned char *norm = NULL;
   if (dt == SMELT_BOOL && n > 0) {
     /* bools are stored as 0 / 1 so equal values hash equal */
@@ -553,7 +588,9 @@ smelt_node sm_iota(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims
                    double start, double step) {
   if (!g || g->error) return SMELT_INVALID;
   if ((unsigned)dt >= SMELT_DTYPE_COUNT) return sm_fail(g, "iota: unknown dtype %d", (int)dt);
-  if (!check_dims(g, "iota", rank, dims)) return SMELT_INVALID;
+  int64_t shape[SMELT_MAX_RANK];
+  if (!take_dims(g, "iota", rank, dims, shape, NULL)) return SMELT_INVALID;
+  dims = shape;
   int a;
   if (!sm_norm_axis(axis, rank, &a))
     return sm_fail(g, "iota: axis %d is out of range for shape %s", axis, SHAPE(rank, dims));
@@ -579,7 +616,9 @@ smelt_node sm_rng(smelt_graph *g, sm_op op, smelt_dtype dt, int rank, const int6
   if (op != OP_RAND && op != OP_RANDN) return sm_fail(g, "rng: op is not rand or randn");
   if (!sm_is_float(dt))
     return sm_fail(g, "%s: needs a float dtype (f32 or f64), got %s", name, smelt_dtype_name(dt));
-  if (!check_dims(g, name, rank, dims)) return SMELT_INVALID;
+  int64_t shape[SMELT_MAX_RANK];
+  if (!take_dims(g, name, rank, dims, shape, NULL)) return SMELT_INVALID;
+  dims = shape;
   if (!isfinite(a) || !isfinite(b)) return sm_fail(g, "%s: parameters must be finite", name);
   int64_t s = (int64_t)seed;
   sm_node_desc d = {0};
@@ -617,6 +656,15 @@ static int norm_axes(smelt_graph *g, const char *op, const val *v, int naxes, co
   if (naxes == 0) {
     for (int i = 0; i < v->rank; i++) out[i] = i;
     return v->rank;
+  }
+  if (v->rank == 0) {
+    /* PyTorch lets a 0-dim tensor reduce over dim 0 or -1: nothing to do */
+    for (int i = 0; i < naxes; i++)
+      if (axes[i] != 0 && axes[i] != -1) {
+        sm_fail(g, "%s: axis %d is out of range for %s (rank 0)", op, axes[i], DESC(v));
+        return -1;
+      }
+    return 0;
   }
   bool seen[SMELT_MAX_RANK] = {0};
   for (int i = 0; i < naxes; i++) {
@@ -692,14 +740,10 @@ smelt_node sm_argreduce(smelt_graph *g, sm_op op, smelt_node x, int axis) {
 smelt_node sm_reshape(smelt_graph *g, smelt_node x, int rank, const int64_t *dims) {
   val v;
   if (!get(g, "reshape", x, "the operand", &v)) return SMELT_INVALID;
-  if (!check_dims(g, "reshape", rank, dims)) return SMELT_INVALID;
+  int64_t shape[SMELT_MAX_RANK], n;
+  if (!take_dims(g, "reshape", rank, dims, shape, &n)) return SMELT_INVALID;
+  dims = shape;
   if (v.weak && !convert(g, &v, v.dt)) return SMELT_INVALID;
-  int64_t n = 1;
-  for (int i = 0; i < rank; i++) {
-    if (dims[i] && n > INT64_MAX / 16 / dims[i])
-      return sm_fail(g, "reshape: shape %s has too many elements", SHAPE(rank, dims));
-    n *= dims[i];
-  }
   int64_t have = sm_numel(v.rank, v.shape);
   if (n != have)
     return sm_fail(g,
@@ -754,7 +798,9 @@ smelt_node smelt_reshape(smelt_graph *g, smelt_node x, int rank, const int64_t *
 smelt_node sm_expand(smelt_graph *g, smelt_node x, int rank, const int64_t *dims) {
   val v;
   if (!get(g, "expand", x, "the operand", &v)) return SMELT_INVALID;
-  if (!check_dims(g, "expand", rank, dims)) return SMELT_INVALID;
+  int64_t shape[SMELT_MAX_RANK];
+  if (!take_dims(g, "expand", rank, dims, shape, NULL)) return SMELT_INVALID;
+  dims = shape;
   if (v.weak && !convert(g, &v, v.dt)) return SMELT_INVALID;
   if (rank != v.rank)
     return sm_fail(g, "expand: %s has rank %d but the target %s has rank %d", DESC(&v), v.rank,
@@ -775,7 +821,10 @@ smelt_node sm_expand(smelt_graph *g, smelt_node x, int rank, const int64_t *dims
 smelt_node smelt_expand(smelt_graph *g, smelt_node x, int rank, const int64_t *dims) {
   val v;
   if (!get(g, "expand", x, "the operand", &v)) return SMELT_INVALID;
-  if (rank < v.rank || rank > SMELT_MAX_RANK || (rank > 0 && !dims))
+  if (rank > SMELT_MAX_RANK || rank < 0)
+    return sm_fail(g, "expand: rank %d is out of range (0 to %d)", rank, SMELT_MAX_RANK);
+  if (rank > 0 && !dims) return sm_fail(g, "expand: dims is NULL for rank %d", rank);
+  if (rank < v.rank)
     return sm_fail(g, "expand: cannot expand %s to rank %d (the target needs at least rank %d)",
                    DESC(&v), rank, v.rank);
   int64_t d[SMELT_MAX_RANK];
@@ -800,7 +849,9 @@ smelt_node smelt_expand(smelt_graph *g, smelt_node x, int rank, const int64_t *d
 smelt_node smelt_broadcast_to(smelt_graph *g, smelt_node x, int rank, const int64_t *dims) {
   val v;
   if (!get(g, "broadcast_to", x, "the operand", &v)) return SMELT_INVALID;
-  if (!check_dims(g, "broadcast_to", rank, dims)) return SMELT_INVALID;
+  int64_t shape[SMELT_MAX_RANK];
+  if (!take_dims(g, "broadcast_to", rank, dims, shape, NULL)) return SMELT_INVALID;
+  dims = shape;
   int r;
   int64_t s[SMELT_MAX_RANK];
   int k = sm_broadcast_shapes(v.rank, v.shape, rank, dims, &r, s);
@@ -991,7 +1042,7 @@ smelt_node smelt_pad(smelt_graph *g, smelt_node x, const int64_t *lo, const int6
   val v;
   if (!get(g, "pad", x, "the operand", &v)) return SMELT_INVALID;
   if (v.rank > 0 && (!lo || !hi)) return sm_fail(g, "pad: lo or hi is NULL for %s", DESC(&v));
-  if (!sm_is_float(v.dt) && !isfinite(value))
+  if (sm_is_int(v.dt) && !fits_int(value, v.dt))
     return sm_fail(g, "pad: value %g does not fit %s", value, DESC(&v));
   int64_t at[2 * SMELT_MAX_RANK], shape[SMELT_MAX_RANK];
   bool none = true;
@@ -1013,7 +1064,7 @@ smelt_node smelt_pad(smelt_graph *g, smelt_node x, const int64_t *lo, const int6
   double stored = value;
   if (v.dt == SMELT_F32) stored = (float)value;
   else if (v.dt == SMELT_BOOL) stored = value != 0;
-  else if (sm_is_int(v.dt)) stored = trunc(value);
+  else if (sm_is_int(v.dt)) stored = trunc(value) + 0.0; /* no -0 for integers */
   sm_node_desc d = {0};
   uint32_t in = v.h.index - 1;
   d.op = OP_PAD;

@@ -54,6 +54,16 @@ static bool check_axes(smelt_graph *g, const char *op, smelt_node x, int naxes, 
     sm_fail(g, "%s: bad axis list (%d axes) for %s", op, naxes, d);
     return false;
   }
+  if (n->rank == 0) {
+    /* PyTorch lets a 0-dim tensor reduce over dim 0 or -1 */
+    for (int i = 0; i < naxes; i++)
+      if (axes[i] != 0 && axes[i] != -1) {
+        describe(g, n, d, sizeof d);
+        sm_fail(g, "%s: axis %d is out of range for %s (rank 0)", op, axes[i], d);
+        return false;
+      }
+    return true;
+  }
   bool seen[SMELT_MAX_RANK] = {0};
   for (int i = 0; i < naxes; i++) {
     int a;
@@ -225,11 +235,14 @@ smelt_node smelt_full(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *d
   if (rank < 0 || rank > SMELT_MAX_RANK || (rank > 0 && !dims))
     return sm_fail(g, "full: rank %d is out of range (0 to %d) or dims is NULL", rank,
                    SMELT_MAX_RANK);
-  for (int i = 0; i < rank; i++)
+  int64_t shape[SMELT_MAX_RANK]; /* dims may point into the graph, which moves */
+  for (int i = 0; i < rank; i++) {
     if (dims[i] < 0) return sm_fail(g, "full: dim %d is negative (%" PRId64 ")", i, dims[i]);
+    shape[i] = dims[i];
+  }
   /* One scalar, broadcast with stride 0: never a copy. */
   smelt_node c = smelt_const(g, dt, value);
-  return rank == 0 ? c : smelt_broadcast_to(g, c, rank, dims);
+  return rank == 0 ? c : smelt_broadcast_to(g, c, rank, shape);
 }
 
 smelt_node smelt_zeros(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims) {
@@ -259,8 +272,27 @@ smelt_node smelt_linspace(smelt_graph *g, smelt_dtype dt, double start, double s
   if (n < 0) return sm_fail(g, "linspace: the number of steps %" PRId64 " is negative", n);
   if (!isfinite(start) || !isfinite(stop))
     return sm_fail(g, "linspace: start and stop must be finite (%g, %g)", start, stop);
+  if (sm_is_int(dt)) {
+    /* PyTorch converts the bounds to the dtype first (truncating), and
+     * rejects bounds the dtype cannot hold. */
+    double lim = dt == SMELT_I32 ? 2147483648.0 : 9223372036854775808.0;
+    if (!(start > -lim - 1 && start < lim && stop > -lim - 1 && stop < lim))
+      return sm_fail(g, "linspace: start %g or stop %g does not fit %s", start, stop,
+                     smelt_dtype_name(dt));
+    start = trunc(start);
+    stop = trunc(stop);
+  } else if (dt == SMELT_F32) {
+    start = (float)start;
+    stop = (float)stop;
+  }
   double step = n > 1 ? (stop - start) / (double)(n - 1) : 0.0;
-  return sm_iota(g, dt, 1, &n, 0, start, step);
+  if (n < 2) return sm_iota(g, dt, 1, &n, 0, start, step);
+  /* As PyTorch: element i is start + i*step in the first half and
+   * stop - (n-1-i)*step in the second, so both ends are exact. */
+  smelt_node lo = sm_iota(g, dt, 1, &n, 0, start, step);
+  smelt_node hi = smelt_flip(g, sm_iota(g, dt, 1, &n, 0, stop, -step), 1, (int[]){0});
+  smelt_node first = smelt_lt(g, sm_iota(g, SMELT_I64, 1, &n, 0, 0, 1), smelt_scalar_int(g, n / 2));
+  return smelt_where(g, first, lo, hi);
 }
 
 smelt_node smelt_eye(smelt_graph *g, smelt_dtype dt, int64_t n, int64_t m) {
@@ -431,16 +463,38 @@ smelt_node smelt_one_hot(smelt_graph *g, smelt_node index, int64_t num_classes) 
     describe(g, in, a, sizeof a);
     return sm_fail(g, "one_hot: the index must be i32 or i64, got %s", a);
   }
-  if (num_classes < 1 || num_classes > (int64_t)1 << 40)
+  if (num_classes < 1)
     return sm_fail(g, "one_hot: num_classes %" PRId64 " must be positive", num_classes);
-  /* Rows of the identity: an out-of-range class is a run-time error. */
-  return smelt_embedding(g, smelt_eye(g, SMELT_I64, num_classes, num_classes), index);
+  if (in->rank >= SMELT_MAX_RANK)
+    return sm_fail(g, "one_hot: the index has rank %d; the result would exceed rank %d", in->rank,
+                   SMELT_MAX_RANK);
+  /* Picking the index out of iota(C) makes an out-of-range class a
+   * run-time error (as PyTorch) at O(N) cost; then compare with iota(C). */
+  int rank = in->rank;
+  int64_t shape[SMELT_MAX_RANK];
+  memcpy(shape, in->shape, sizeof(int64_t) * (size_t)rank);
+  shape[rank] = num_classes;
+  int64_t n = sm_numel(rank, in->shape);
+  smelt_node classes = sm_iota(g, SMELT_I64, 1, &num_classes, 0, 0, 1);
+  smelt_node flat = smelt_reshape(g, index, 1, &n);
+  smelt_node checked = smelt_index_select(g, classes, 0, flat);
+  smelt_node hot = smelt_eq(g, smelt_unsqueeze(g, checked, -1), classes);
+  return smelt_reshape(g, smelt_cast(g, hot, SMELT_I64), rank + 1, shape);
 }
 
 /* ------------------------------------------------------------- nn */
 
+/* True when axis is an axis of x of size 0: softmax over it is the empty
+ * tensor itself (as PyTorch), while its max would have no identity. */
+static bool empty_axis(const smelt_graph *g, smelt_node x, int axis) {
+  const sm_node *n = sm_get(g, x);
+  int a;
+  return n && sm_norm_axis(axis, n->rank, &a) && n->shape[a] == 0;
+}
+
 smelt_node smelt_softmax(smelt_graph *g, smelt_node x, int axis) {
   if (BAD(need_float(g, "softmax", x))) return SMELT_INVALID;
+  if (empty_axis(g, x, axis)) return x;
   smelt_node m = smelt_stop_gradient(g, smelt_max(g, x, 1, &axis, true));
   smelt_node e = smelt_exp(g, smelt_sub(g, x, m));
   return smelt_div(g, e, smelt_sum(g, e, 1, &axis, true));
@@ -448,6 +502,7 @@ smelt_node smelt_softmax(smelt_graph *g, smelt_node x, int axis) {
 
 smelt_node smelt_log_softmax(smelt_graph *g, smelt_node x, int axis) {
   if (BAD(need_float(g, "log_softmax", x))) return SMELT_INVALID;
+  if (empty_axis(g, x, axis)) return x;
   smelt_node m = smelt_stop_gradient(g, smelt_max(g, x, 1, &axis, true));
   smelt_node d = smelt_sub(g, x, m);
   smelt_node lse = smelt_log(g, smelt_sum(g, smelt_exp(g, d), 1, &axis, true));

@@ -16,7 +16,11 @@ struct sm_chunk {
 static _Atomic uint32_t next_serial = 1;
 static const char oom_message[] = "out of memory";
 
-const char *smelt_version(void) { return "0.1.0"; }
+#define SM_STR2(x) #x
+#define SM_STR(x) SM_STR2(x)
+const char *smelt_version(void) {
+  return SM_STR(SMELT_VERSION_MAJOR) "." SM_STR(SMELT_VERSION_MINOR) "." SM_STR(SMELT_VERSION_PATCH);
+}
 
 smelt_graph *smelt_graph_new(void) {
   smelt_graph *g = sm_calloc(1, sizeof *g);
@@ -229,8 +233,14 @@ static void name_remove(smelt_graph *g, uint32_t i) {
   g->nnames--;
 }
 
-smelt_node sm_intern(smelt_graph *g, const sm_node_desc *d) {
-  const char *opname = sm_ops[d->op].name;
+smelt_node sm_intern(smelt_graph *g, const sm_node_desc *desc) {
+  const char *opname = sm_ops[desc->op].name;
+  /* The shape may point into g->nodes, which moves when it grows. */
+  sm_node_desc local = *desc;
+  int64_t shape[SMELT_MAX_RANK];
+  if (local.rank) memcpy(shape, local.shape, sizeof(int64_t) * (size_t)local.rank);
+  local.shape = shape;
+  const sm_node_desc *d = &local;
   uint64_t h = desc_hash(d);
   if (!d->name && g->table_cap) {
     size_t mask = g->table_cap - 1;
@@ -316,6 +326,7 @@ smelt_node smelt_set_name(smelt_graph *g, smelt_node n, const char *name) {
     return sm_fail(g, "set_name: invalid name \"%s\" (names are [A-Za-z_][A-Za-z0-9_.]*)",
                    name ? name : "(null)");
   if (node->name && strcmp(node->name, name) == 0) return n;
+
   smelt_node other = smelt_find(g, name);
   if (smelt_node_valid(other))
     return sm_fail(g, "set_name: the name \"%s\" is already used by another node", name);

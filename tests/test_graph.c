@@ -833,6 +833,78 @@ START_TEST(alloc_failure_graph_new) {
 }
 END_TEST
 
+
+/* ------------------------------------------------------------ regressions */
+
+START_TEST(shape_pointer_from_graph_is_accepted) {
+  /* smelt_node_shape points into the graph's node array, which moves when
+   * it grows; every builder must copy dims before adding nodes. */
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = tu_input(g, "x", SMELT_F32, 2, 3, 4);
+  for (int i = 0; i < 200; i++) smelt_add(g, x, smelt_scalar(g, (double)i));
+  int r;
+  const int64_t *s = smelt_node_shape(g, x, &r);
+  smelt_node a = smelt_randn(g, SMELT_F32, r, s, 1);
+  s = smelt_node_shape(g, x, &r);
+  smelt_node b = smelt_full(g, SMELT_F32, r, s, 2.0);
+  s = smelt_node_shape(g, x, &r);
+  smelt_node c = smelt_input(g, "y", SMELT_F32, r, s);
+  s = smelt_node_shape(g, x, &r);
+  smelt_node d = smelt_broadcast_to(g, smelt_scalar(g, 1.0), r, s);
+  TU_ASSERT_OK(g);
+  smelt_node all[] = {a, b, c, d};
+  for (int i = 0; i < 4; i++) TU_ASSERT_SHAPE(g, all[i], 2, 3, 4);
+  smelt_graph_free(g);
+}
+END_TEST
+
+START_TEST(int_conversion_bounds) {
+  /* 2^63 does not fit i64 (a C cast would be undefined), 2^63 - 1024 does */
+  smelt_graph *g = TU_GRAPH();
+  ck_assert(!smelt_node_valid(smelt_const(g, SMELT_I64, 9.25e18)));
+  TU_ASSERT_ERROR(g, "const", "does not fit i64");
+  smelt_graph_free(g);
+  g = TU_GRAPH();
+  ck_assert(smelt_node_valid(smelt_const(g, SMELT_I64, 9.2233720368547748e18)));
+  ck_assert(!smelt_node_valid(smelt_const(g, SMELT_I32, 2147483648.0)));
+  TU_ASSERT_ERROR(g, "does not fit i32");
+  smelt_graph_free(g);
+}
+END_TEST
+
+START_TEST(literal_arithmetic_stays_literal) {
+  /* neg(0.1) is the literal -0.1 (a double), not an f32 rank-0 tensor */
+  smelt_graph *g = TU_GRAPH();
+  smelt_node z = tu_input(g, "z", SMELT_F64, 0);
+  smelt_node a = smelt_mul(g, z, smelt_neg(g, smelt_scalar(g, 0.1)));
+  smelt_node b = smelt_mul(g, z, smelt_scalar(g, -0.1));
+  TU_ASSERT_OK(g);
+  ck_assert_uint_eq(a.index, b.index); /* hash-consed: the same computation */
+  ck_assert_int_eq(smelt_node_dtype(g, a), SMELT_F64);
+  smelt_node c = smelt_add(g, smelt_scalar_int(g, 2), smelt_scalar_int(g, 3));
+  smelt_node i = tu_input(g, "i", SMELT_I32, 0);
+  ck_assert_int_eq(smelt_node_dtype(g, smelt_mul(g, i, c)), SMELT_I32);
+  smelt_graph_free(g);
+}
+END_TEST
+
+START_TEST(rank0_reduce_axis0) {
+  /* PyTorch accepts dim 0 and -1 on 0-dim tensors */
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = smelt_const(g, SMELT_F32, 2.5);
+  smelt_node s = smelt_sum(g, x, 1, (int[]){0}, false);
+  smelt_node m = smelt_max(g, x, 1, (int[]){-1}, true);
+  smelt_node v = smelt_mean(g, x, 1, (int[]){0}, false);
+  TU_ASSERT_OK(g);
+  TU_ASSERT_SHAPE(g, s, 0);
+  TU_ASSERT_SHAPE(g, m, 0);
+  TU_ASSERT_SHAPE(g, v, 0);
+  ck_assert(!smelt_node_valid(smelt_sum(g, x, 1, (int[]){1}, false)));
+  TU_ASSERT_ERROR(g, "sum", "axis 1 is out of range");
+  smelt_graph_free(g);
+}
+END_TEST
+
 static Suite *graph_suite(void) {
   Suite *s = suite_create("graph");
   TCase *tc = tcase_create("basics");
@@ -871,6 +943,13 @@ static Suite *graph_suite(void) {
   tcase_add_test(tc, node_queries);
   tcase_add_test(tc, node_iteration_topological);
   tcase_add_test(tc, hash_consing);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("regressions");
+  tcase_add_test(tc, shape_pointer_from_graph_is_accepted);
+  tcase_add_test(tc, int_conversion_bounds);
+  tcase_add_test(tc, literal_arithmetic_stays_literal);
+  tcase_add_test(tc, rank0_reduce_axis0);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("alloc");

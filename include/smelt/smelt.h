@@ -101,7 +101,8 @@ smelt_dtype smelt_node_dtype(const smelt_graph *g, smelt_node n);
 int smelt_node_rank(const smelt_graph *g, smelt_node n);
 /* Dim i (negative counts from the end); -1 when out of range. */
 int64_t smelt_node_dim(const smelt_graph *g, smelt_node n, int i);
-/* Pointer to rank dims (valid while the graph lives); *rank receives it. */
+/* Pointer to rank dims; *rank receives it. Valid until the next node is
+ * added to the graph (builders accept it: they copy dims first). */
 const int64_t *smelt_node_shape(const smelt_graph *g, smelt_node n, int *rank);
 /* Number of elements (product of dims; 1 for rank 0). */
 int64_t smelt_node_numel(const smelt_graph *g, smelt_node n);
@@ -110,7 +111,10 @@ const char *smelt_node_op(const smelt_graph *g, smelt_node n);
 /* The node's name, or NULL when it has none. */
 const char *smelt_node_name(const smelt_graph *g, smelt_node n);
 /* Names a node (used in printing and in error messages). Names are unique in
- * a graph: [A-Za-z_][A-Za-z0-9_.]*. Returns n, or invalid on error. */
+ * a graph: [A-Za-z_][A-Za-z0-9_.]*. A node has one name: naming it again
+ * renames it (and since building the same op on the same inputs returns the
+ * same node, naming an equal computation renames that node). Inputs and
+ * params keep their names. Returns n, or invalid on error. */
 smelt_node smelt_set_name(smelt_graph *g, smelt_node n, const char *name);
 /* Looks a node up by name; invalid when there is none. */
 smelt_node smelt_find(const smelt_graph *g, const char *name);
