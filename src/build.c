@@ -37,19 +37,7 @@ static void snap(const smelt_graph *g, smelt_node h, val *v) {
 /* Checks a handle argument; records the error and returns false when bad
  * (silently when the graph already failed: errors are sticky). */
 static bool get(smelt_graph *g, const char *op, smelt_node h, const char *what, val *v) {
-  if (!g || g->error) return false;
-  if (h.index == 0) {
-    sm_fail(g, "%s: %s is an invalid handle", op, what);
-    return false;
-  }
-  if (h.graph != g->serial) {
-    sm_fail(g, "%s: %s is a node of another graph", op, what);
-    return false;
-  }
-  if (h.index > g->nnodes) {
-    sm_fail(g, "%s: %s is not a node of this graph", op, what);
-    return false;
-  }
+  if (!sm_arg(g, op, h, what)) return false;
   snap(g, h, v);
   return true;
 }
@@ -683,6 +671,13 @@ static int norm_axes(smelt_graph *g, const char *op, const val *v, int naxes, co
   for (int a = 0; a < v->rank; a++)
     if (seen[a]) out[n++] = a;
   return n;
+}
+
+int sm_axes(smelt_graph *g, const char *op, smelt_node x, int naxes, const int *axes,
+            int64_t *out) {
+  val v;
+  if (!get(g, op, x, "the operand", &v)) return -1;
+  return norm_axes(g, op, &v, naxes, axes, out);
 }
 
 smelt_node sm_reduce(smelt_graph *g, sm_op op, smelt_node x, int naxes, const int *axes) {

@@ -13,18 +13,6 @@
  * the pointer moves when nodes are added). */
 static const sm_node *node(const smelt_graph *g, smelt_node n) { return sm_get(g, n); }
 
-/* Checks that h is a usable handle for op; records the error otherwise. */
-static const sm_node *arg(smelt_graph *g, const char *op, smelt_node h, const char *what) {
-  if (!g || g->error) return NULL;
-  const sm_node *n = sm_get(g, h);
-  if (!n) {
-    if (h.index == 0) sm_fail(g, "%s: %s is an invalid handle", op, what);
-    else if (h.graph != g->serial) sm_fail(g, "%s: %s is a node of another graph", op, what);
-    else sm_fail(g, "%s: %s is not a node of this graph", op, what);
-  }
-  return n;
-}
-
 static void describe(const smelt_graph *g, const sm_node *n, char *out, size_t len) {
   sm_buf b = {0};
   sm_buf_describe(&b, g, n);
@@ -33,7 +21,7 @@ static void describe(const smelt_graph *g, const sm_node *n, char *out, size_t l
 }
 
 static smelt_node need_float(smelt_graph *g, const char *op, smelt_node x) {
-  const sm_node *n = arg(g, op, x, "the operand");
+  const sm_node *n = sm_arg(g, op, x, "the operand");
   if (!n) return SMELT_INVALID;
   if (!sm_is_float((smelt_dtype)n->dtype)) {
     char d[200];
@@ -46,37 +34,8 @@ static smelt_node need_float(smelt_graph *g, const char *op, smelt_node x) {
 /* Checks a reduction's axis list under the composite's own name (the
  * primitive would report its own). */
 static bool check_axes(smelt_graph *g, const char *op, smelt_node x, int naxes, const int *axes) {
-  const sm_node *n = arg(g, op, x, "the operand");
-  if (!n) return false;
-  char d[200];
-  if (naxes < 0 || naxes > SMELT_MAX_RANK || (naxes > 0 && !axes)) {
-    describe(g, n, d, sizeof d);
-    sm_fail(g, "%s: bad axis list (%d axes) for %s", op, naxes, d);
-    return false;
-  }
-  if (n->rank == 0) {
-    /* PyTorch lets a 0-dim tensor reduce over dim 0 or -1 */
-    for (int i = 0; i < naxes; i++)
-      if (axes[i] != 0 && axes[i] != -1) {
-        describe(g, n, d, sizeof d);
-        sm_fail(g, "%s: axis %d is out of range for %s (rank 0)", op, axes[i], d);
-        return false;
-      }
-    return true;
-  }
-  bool seen[SMELT_MAX_RANK] = {0};
-  for (int i = 0; i < naxes; i++) {
-    int a;
-    bool in_range = sm_norm_axis(axes[i], n->rank, &a);
-    if (!in_range || seen[a]) {
-      describe(g, n, d, sizeof d);
-      sm_fail(g, "%s: axis %d is %s for %s (rank %d)", op, axes[i],
-              in_range ? "repeated" : "out of range", d, n->rank);
-      return false;
-    }
-    seen[a] = true;
-  }
-  return true;
+  int64_t out[SMELT_MAX_RANK];
+  return sm_axes(g, op, x, naxes, axes, out) >= 0;
 }
 
 /* Shape of x with the reduced axes removed (keepdim false) or kept as 1. */
@@ -113,7 +72,7 @@ static int64_t reduced_count(const smelt_graph *g, smelt_node x, int naxes, cons
 
 /* sum and prod of integers and bool accumulate in i64, as PyTorch. */
 static smelt_node widen_int(smelt_graph *g, const char *op, smelt_node x) {
-  const sm_node *n = arg(g, op, x, "the operand");
+  const sm_node *n = sm_arg(g, op, x, "the operand");
   if (!n) return SMELT_INVALID;
   smelt_dtype dt = (smelt_dtype)n->dtype;
   if (dt == SMELT_I32 || dt == SMELT_BOOL) return smelt_cast(g, x, SMELT_I64);
@@ -308,7 +267,7 @@ smelt_node smelt_eye(smelt_graph *g, smelt_dtype dt, int64_t n, int64_t m) {
 /* ------------------------------------------------------ elementwise */
 
 smelt_node smelt_gelu(smelt_graph *g, smelt_node x) {
-  const sm_node *n = arg(g, "gelu", x, "the operand");
+  const sm_node *n = sm_arg(g, "gelu", x, "the operand");
   if (!n) return SMELT_INVALID;
   if (!sm_is_float((smelt_dtype)n->dtype)) x = smelt_cast(g, x, SMELT_F32);
   /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
@@ -327,7 +286,7 @@ static smelt_node literal(smelt_graph *g, double v) {
 }
 
 smelt_node smelt_clamp(smelt_graph *g, smelt_node x, double lo, double hi) {
-  if (!arg(g, "clamp", x, "the operand")) return SMELT_INVALID;
+  if (!sm_arg(g, "clamp", x, "the operand")) return SMELT_INVALID;
   if (isnan(lo) || isnan(hi)) return sm_fail(g, "clamp: bounds must not be NaN");
   /* min(max(x, lo), hi) with where, so NaN propagates and the gradient
    * passes where lo <= x <= hi; lo > hi gives hi everywhere, as PyTorch. */
@@ -342,13 +301,13 @@ smelt_node smelt_stack(smelt_graph *g, int n, const smelt_node *xs, int axis) {
   if (!g || g->error) return SMELT_INVALID;
   if (n < 1 || !xs) return sm_fail(g, "stack: needs at least one tensor");
   if (n > 4096) return sm_fail(g, "stack: %d tensors is too many (at most 4096)", n);
-  const sm_node *first = arg(g, "stack", xs[0], "tensor 1");
+  const sm_node *first = sm_arg(g, "stack", xs[0], "tensor 1");
   if (!first) return SMELT_INVALID;
   int rank = first->rank;
   int64_t shape[SMELT_MAX_RANK];
   memcpy(shape, first->shape, sizeof shape);
   for (int i = 1; i < n; i++) {
-    const sm_node *xi = arg(g, "stack", xs[i], "a tensor");
+    const sm_node *xi = sm_arg(g, "stack", xs[i], "a tensor");
     if (!xi) return SMELT_INVALID;
     if (xi->rank != rank || memcmp(xi->shape, shape, sizeof(int64_t) * (size_t)rank)) {
       char a[200], b[200];
@@ -371,8 +330,8 @@ smelt_node smelt_stack(smelt_graph *g, int n, const smelt_node *xs, int axis) {
 /* ---------------------------------------------------- indexing */
 
 smelt_node smelt_take_along_axis(smelt_graph *g, smelt_node x, smelt_node index, int axis) {
-  const sm_node *xn = arg(g, "take_along_axis", x, "the operand");
-  const sm_node *in = xn ? arg(g, "take_along_axis", index, "the index") : NULL;
+  const sm_node *xn = sm_arg(g, "take_along_axis", x, "the operand");
+  const sm_node *in = xn ? sm_arg(g, "take_along_axis", index, "the index") : NULL;
   if (!in) return SMELT_INVALID;
   if (xn->rank != in->rank) {
     char a[200], b[200];
@@ -406,8 +365,8 @@ smelt_node smelt_take_along_axis(smelt_graph *g, smelt_node x, smelt_node index,
 }
 
 smelt_node smelt_index_select(smelt_graph *g, smelt_node x, int axis, smelt_node index) {
-  const sm_node *xn = arg(g, "index_select", x, "the operand");
-  const sm_node *in = xn ? arg(g, "index_select", index, "the index") : NULL;
+  const sm_node *xn = sm_arg(g, "index_select", x, "the operand");
+  const sm_node *in = xn ? sm_arg(g, "index_select", index, "the index") : NULL;
   if (!in) return SMELT_INVALID;
   if (in->rank > 1 || !sm_is_int((smelt_dtype)in->dtype)) {
     char b[200];
@@ -429,8 +388,8 @@ smelt_node smelt_index_select(smelt_graph *g, smelt_node x, int axis, smelt_node
 }
 
 smelt_node smelt_embedding(smelt_graph *g, smelt_node weight, smelt_node index) {
-  const sm_node *wn = arg(g, "embedding", weight, "the weight");
-  const sm_node *in = wn ? arg(g, "embedding", index, "the index") : NULL;
+  const sm_node *wn = sm_arg(g, "embedding", weight, "the weight");
+  const sm_node *in = wn ? sm_arg(g, "embedding", index, "the index") : NULL;
   if (!in) return SMELT_INVALID;
   if (wn->rank != 2) {
     char a[200];
@@ -456,7 +415,7 @@ smelt_node smelt_embedding(smelt_graph *g, smelt_node weight, smelt_node index) 
 }
 
 smelt_node smelt_one_hot(smelt_graph *g, smelt_node index, int64_t num_classes) {
-  const sm_node *in = arg(g, "one_hot", index, "the index");
+  const sm_node *in = sm_arg(g, "one_hot", index, "the index");
   if (!in) return SMELT_INVALID;
   if (!sm_is_int((smelt_dtype)in->dtype)) {
     char a[200];
@@ -510,8 +469,8 @@ smelt_node smelt_log_softmax(smelt_graph *g, smelt_node x, int axis) {
 }
 
 smelt_node smelt_cross_entropy(smelt_graph *g, smelt_node logits, smelt_node labels) {
-  const sm_node *ln = arg(g, "cross_entropy", logits, "the logits");
-  const sm_node *yn = ln ? arg(g, "cross_entropy", labels, "the labels") : NULL;
+  const sm_node *ln = sm_arg(g, "cross_entropy", logits, "the logits");
+  const sm_node *yn = ln ? sm_arg(g, "cross_entropy", labels, "the labels") : NULL;
   if (!yn) return SMELT_INVALID;
   bool batched = ln->rank == 2;
   const char *problem = NULL;

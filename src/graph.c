@@ -108,6 +108,16 @@ const sm_node *sm_get(const smelt_graph *g, smelt_node n) {
   return &g->nodes[n.index - 1];
 }
 
+const sm_node *sm_arg(smelt_graph *g, const char *op, smelt_node h, const char *what) {
+  if (!g || g->error) return NULL;
+  const sm_node *n = sm_get(g, h);
+  if (n) return n;
+  if (h.index == 0) sm_fail(g, "%s: %s is an invalid handle", op, what);
+  else if (h.graph != g->serial) sm_fail(g, "%s: %s is a node of another graph", op, what);
+  else sm_fail(g, "%s: %s is not a node of this graph", op, what);
+  return NULL;
+}
+
 void sm_node_id(const smelt_graph *g, const sm_node *n, char *out, size_t outlen) {
   if (n->name)
     snprintf(out, outlen, "%%%s", n->name);

@@ -191,6 +191,16 @@ static inline int64_t sm_numel(int rank, const int64_t *dims) {
   return n;
 }
 
+/* The node behind a builder's argument; on a bad handle records "op: what
+ * is an invalid handle" (or of another graph) and returns NULL. NULL without
+ * a new error when the graph already failed (errors are sticky). */
+const sm_node *sm_arg(smelt_graph *g, const char *op, smelt_node h, const char *what);
+/* Normalizes a reduction's axis list for x under op's name: in range, no
+ * repeats, sorted; naxes 0 = all axes; a 0-dim x accepts 0 and -1 (no
+ * axes). Returns the count, or -1 with the error recorded. */
+int sm_axes(smelt_graph *g, const char *op, smelt_node x, int naxes, const int *axes,
+            int64_t *out);
+
 /* Records the graph's first error (later ones are dropped) and returns
  * the invalid handle, so builders can `return sm_fail(g, ...)`. */
 smelt_node sm_fail(smelt_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
