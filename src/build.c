@@ -267,6 +267,15 @@ static bool result_dtypes(smelt_graph *g, sm_op op, const val *vs, int n, smelt_
   smelt_dtype pt = promote(vs, n);
   const char *name = sm_ops[op].name;
   switch (sm_ops[op].dtype_rule) {
+  case DTR_NO_BOOL:
+    for (int i = 0; i < n; i++)
+      if (vs[i].dt == SMELT_BOOL) {
+        sm_fail(g, "%s: a bool operand is not supported (%s); use logical ops on bools", name,
+                DESC(&vs[i]));
+        return false;
+      }
+    *compute = *out = pt;
+    return true;
   case DTR_SAME:
     if (pt == SMELT_BOOL) {
       sm_fail(g, "%s: needs numeric operands, got bool (%s%s%s)", name, DESC(&vs[0]),

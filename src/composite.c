@@ -287,7 +287,8 @@ static smelt_node literal(smelt_graph *g, double v) {
 
 smelt_node smelt_clamp(smelt_graph *g, smelt_node x, double lo, double hi) {
   if (!sm_arg(g, "clamp", x, "the operand")) return SMELT_INVALID;
-  if (isnan(lo) || isnan(hi)) return sm_fail(g, "clamp: bounds must not be NaN");
+  if (isnan(lo) || isnan(hi)) /* NaN everywhere, as PyTorch: max/min propagate it */
+    return smelt_minimum(g, smelt_maximum(g, x, literal(g, lo)), literal(g, hi));
   /* min(max(x, lo), hi) with where, so NaN propagates and the gradient
    * passes where lo <= x <= hi; lo > hi gives hi everywhere, as PyTorch. */
   smelt_node l = literal(g, lo), h = literal(g, hi);
@@ -492,6 +493,18 @@ smelt_node smelt_cross_entropy(smelt_graph *g, smelt_node logits, smelt_node lab
 }
 
 smelt_node smelt_mse_loss(smelt_graph *g, smelt_node a, smelt_node b) {
+  /* PyTorch broadcasts the operands to one shape before it subtracts, so a
+   * rank-0 operand promotes as a ranked tensor: mse_loss(f64[], f32[3])
+   * is f64. (Incompatible shapes are reported by sub.) */
+  const sm_node *an = sm_arg(g, "mse_loss", a, "operand 1");
+  const sm_node *bn = an ? sm_arg(g, "mse_loss", b, "operand 2") : NULL;
+  if (!bn) return SMELT_INVALID;
+  int rank;
+  int64_t shape[SMELT_MAX_RANK];
+  if (sm_broadcast_shapes(an->rank, an->shape, bn->rank, bn->shape, &rank, shape) < 0) {
+    a = smelt_broadcast_to(g, a, rank, shape);
+    b = smelt_broadcast_to(g, b, rank, shape);
+  }
   smelt_node d = smelt_sub(g, a, b);
   if (BAD(d)) return d;
   if (BAD(need_float(g, "mse_loss", d))) return SMELT_INVALID;

@@ -84,6 +84,7 @@ typedef enum sm_op_class {
 typedef enum sm_dtype_rule {
   DTR_NONE,      /* not elementwise / decided by the builder */
   DTR_SAME,      /* the promoted dtype; bool rejected */
+  DTR_NO_BOOL,   /* the promoted dtype; any bool operand rejected (sub) */
   DTR_SAME_BOOL, /* the promoted dtype; bool allowed */
   DTR_FLOAT,     /* the promoted dtype, integers and bool computed in f32 */
   DTR_COMPARE,   /* operands promoted, result bool */

@@ -30,7 +30,8 @@ static double f_sigmoid(double a, double b) {
   double e = exp(a);
   return e / (1.0 + e);
 }
-static double f_relu(double a, double b) { (void)b; return isnan(a) ? a : (a > 0 ? a : 0.0); }
+/* NaN and -0 pass through, as PyTorch's relu (clamp_min(x, 0)). */
+static double f_relu(double a, double b) { (void)b; return a < 0 ? 0.0 : a; }
 static double f_not(double a, double b) { (void)b; return a == 0; }
 static double f_id(double a, double b) { (void)b; return a; }
 static double f_add(double a, double b) { return a + b; }
@@ -113,7 +114,7 @@ const sm_op_info sm_ops[OP_COUNT] = {
     [OP_CAST] = UN("cast", DTR_NONE, f_id, i_id),
 
     [OP_ADD] = BIN("add", DTR_SAME_BOOL, f_add, i_add),
-    [OP_SUB] = BIN("sub", DTR_SAME, f_sub, i_sub),
+    [OP_SUB] = BIN("sub", DTR_NO_BOOL, f_sub, i_sub),
     [OP_MUL] = BIN("mul", DTR_SAME_BOOL, f_mul, i_mul),
     [OP_DIV] = BIN("div", DTR_FLOAT, f_div, NULL),
     [OP_POW] = BIN("pow", DTR_SAME, f_pow, i_pow),

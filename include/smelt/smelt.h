@@ -163,6 +163,8 @@ smelt_node smelt_param(smelt_graph *g, const char *name, smelt_dtype dt, int ran
 /* Literals: weak scalars that take the dtype of the tensor they meet
  * (f32 tensor * smelt_scalar(g, 2.5) stays f32). Alone, a float literal is
  * f32 and an integer literal is i64. */
+/* A literal must fit the dtype it meets: i32 tensor + 2^40 is an error
+ * (PyTorch wraps in some ops and raises in others). */
 smelt_node smelt_scalar(smelt_graph *g, double value);
 smelt_node smelt_scalar_int(smelt_graph *g, int64_t value);
 /* A rank-0 constant of the given dtype (takes part in promotion as a rank-0
@@ -177,7 +179,9 @@ smelt_node smelt_full(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *d
 smelt_node smelt_zeros(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims);
 smelt_node smelt_ones(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims);
 /* [start, stop) in steps of step, as torch.arange: ceil((stop-start)/step)
- * elements, value i = start + i*step computed in double. */
+ * elements, value i = start + i*step computed in double and converted to dt
+ * (for integer dtypes PyTorch truncates start, stop and step first; the two
+ * agree when they are whole numbers). */
 smelt_node smelt_arange(smelt_graph *g, smelt_dtype dt, double start, double stop,
                         double step);
 /* n evenly spaced values from start to stop inclusive, as torch.linspace. */
@@ -252,7 +256,9 @@ smelt_node smelt_clamp(smelt_graph *g, smelt_node x, double lo, double hi);
  * and min keep the dtype and need a non-empty axis.
  * var and std use Bessel's correction (N - correction in the divisor;
  * correction 1 as PyTorch's default); N - correction <= 0 gives NaN or inf
- * as PyTorch. */
+ * as PyTorch. var and std square the deviations in the input's dtype, so
+ * for f32 a deviation beyond about 1.8e19 overflows to inf (PyTorch's CPU
+ * kernel works in double there; its CUDA kernel in float, as we do). */
 smelt_node smelt_sum(smelt_graph *g, smelt_node x, int naxes, const int *axes, bool keepdim);
 smelt_node smelt_mean(smelt_graph *g, smelt_node x, int naxes, const int *axes, bool keepdim);
 smelt_node smelt_prod(smelt_graph *g, smelt_node x, int naxes, const int *axes, bool keepdim);
