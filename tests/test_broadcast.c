@@ -243,7 +243,7 @@ START_TEST(table_values) {
   int64_t idx[SMELT_MAX_RANK] = {0};
   for (int64_t i = 0; i < nr; i++) {
     double want = av[bidx(c->rr, c->r, idx, c->ra, c->a)] + bv[bidx(c->rr, c->r, idx, c->rb, c->b)];
-    ck_assert_msg(got[i] == want, "case %d element %lld: got %g want %g", _i, (long long)i, got[i],
+    TU_CHECK(got[i] == want, "case %d element %lld: got %g want %g", _i, (long long)i, got[i],
                   want);
     for (int d = c->rr - 1; d >= 0; d--) {
       if (++idx[d] < c->r[d]) break;
@@ -434,7 +434,7 @@ START_TEST(tut_image_times_channels) {
   static const float scale[3] = {0.5f, 1.5f, 1.0f};
   for (int64_t i = 0; i < n; i++) {
     float want = img[i] * scale[i % 3];
-    ck_assert_msg(got[i] == want, "element %lld: got %.9g want %.9g", (long long)i, got[i], want);
+    TU_CHECK(got[i] == want, "element %lld: got %.9g want %.9g", (long long)i, got[i], want);
   }
   free(got);
   free(img);
@@ -457,7 +457,7 @@ START_TEST(tut_batch_times_scale) {
   for (int64_t i = 0; i < n; i++) {
     int64_t b = i / (256 * 256 * 3);
     float want = img[i] * scale[b * 3 + i % 3];
-    ck_assert_msg(got[i] == want, "element %lld: got %.9g want %.9g", (long long)i, got[i], want);
+    TU_CHECK(got[i] == want, "element %lld: got %.9g want %.9g", (long long)i, got[i], want);
   }
   free(got);
   free(img);
@@ -499,19 +499,19 @@ START_TEST(tut_batch_reductions) {
   for (int64_t p = 0; p < hw * 3; p++) {
     double s = 0;
     for (int b = 0; b < 5; b++) s += img[b * hw * 3 + p];
-    ck_assert_msg(tu_close(gm0[p], s / 5, 0, 1e-6), "mean0[%lld] = %.9g want %.9g", (long long)p,
+    TU_CHECK(tu_close(gm0[p], s / 5, 0, 1e-6), "mean0[%lld] = %.9g want %.9g", (long long)p,
                   gm0[p], s / 5);
   }
   for (int64_t q = 0; q < 5 * hw; q++) {
     const float *px = img + q * 3;
     double s = (double)px[0] + px[1] + px[2];
-    ck_assert_msg(tu_close(gm1[q], s / 3, 0, 1e-6), "mean-1[%lld] = %.9g want %.9g", (long long)q,
+    TU_CHECK(tu_close(gm1[q], s / 3, 0, 1e-6), "mean-1[%lld] = %.9g want %.9g", (long long)q,
                   gm1[q], s / 3);
     int best = 0;
     for (int c = 1; c < 3; c++)
       if (px[c] > px[best]) best = c;
-    ck_assert_msg(gv[q] == px[best], "max[%lld] = %g want %g", (long long)q, gv[q], px[best]);
-    ck_assert_msg(gi[q] == best, "argmax[%lld] = %lld want %d (first maximum)", (long long)q,
+    TU_CHECK(gv[q] == px[best], "max[%lld] = %g want %g", (long long)q, gv[q], px[best]);
+    TU_CHECK(gi[q] == best, "argmax[%lld] = %lld want %d (first maximum)", (long long)q,
                   (long long)gi[q], best);
   }
   for (int k = 0; k < 4; k++) free(res[k]);
