@@ -1244,7 +1244,7 @@ smelt_node smelt_assign(smelt_graph *g, smelt_node param, smelt_node value) {
     return sm_fail(g, "assign: the target %s is not a param (only params are updated)",
                    DESC(&p));
   /* PyTorch's can_cast: the value may not come from a higher category. */
-  if (category(v.dt) > category(p.dt) && !(v.weak && !sm_is_float(v.dt) && category(p.dt) >= 1))
+  if (category(v.dt) > category(p.dt))
     return sm_fail(g, "assign: cannot store %s into the %s param %s", DESC(&v),
                    smelt_dtype_name(p.dt), DESC(&p));
   int r;

@@ -70,14 +70,14 @@ const char *smelt_graph_error(const smelt_graph *g) {
   return g->error;
 }
 
-/* The message used when there is no memory even for a message. */
-static void set_error(smelt_graph *g, char *msg, bool oom) {
+/* Keeps the first error; without memory even for the message, a static
+ * "out of memory" stands in. */
+static void set_error(smelt_graph *g, char *msg) {
   if (g->error) {
     sm_free(msg);
     return;
   }
   g->error = msg ? msg : (char *)oom_message;
-  g->error_oom = oom || !msg;
 }
 
 smelt_node sm_fail(smelt_graph *g, const char *fmt, ...) {
@@ -92,7 +92,7 @@ smelt_node sm_fail(smelt_graph *g, const char *fmt, ...) {
     vsnprintf(msg, (size_t)n + 1, fmt, ap);
     va_end(ap);
   }
-  set_error(g, msg, false);
+  set_error(g, msg);
   return SMELT_INVALID;
 }
 

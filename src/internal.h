@@ -175,7 +175,6 @@ struct smelt_graph {
   } *outputs;
   size_t noutputs, outputs_cap;
   char *error;
-  bool error_oom; /* the first error was an allocation failure */
   /* arena for node payloads: a list of chunks */
   struct sm_chunk *arena;
 };
