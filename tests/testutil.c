@@ -154,6 +154,22 @@ char *tu_run(smelt_graph *g, int nout, const smelt_node *outs, void **results, i
       return xasprintf("output registration: %s", smelt_graph_error(g));
     }
   }
+  /* Every graph a test runs must also survive the text round trip:
+   * print, parse, print gives the same text. */
+  char *text = smelt_graph_print(g);
+  if (text) {
+    char perr[512] = "";
+    smelt_graph *g2 = smelt_graph_parse(text, strlen(text), "<test graph>", perr, sizeof perr);
+    char *text2 = g2 ? smelt_graph_print(g2) : NULL;
+    bool same = text2 && strcmp(text, text2) == 0;
+    smelt_free(text2);
+    smelt_graph_free(g2);
+    smelt_free(text);
+    if (!same) {
+      free(names);
+      return xasprintf("text round trip failed: %s", g2 ? "the reprinted text differs" : perr);
+    }
+  }
   smelt_interp *it = smelt_interp_new(g);
   if (!it) {
     free(names);
