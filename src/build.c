@@ -1234,6 +1234,43 @@ smelt_node smelt_gather(smelt_graph *g, smelt_node x, int axis, smelt_node index
   return mk_simple(g, OP_GATHER, v.dt, ix.rank, ix.shape, 2, in, 1, &ax);
 }
 
+smelt_node sm_scatter_add(smelt_graph *g, int rank, const int64_t *dims, int axis, smelt_node index,
+                          smelt_node src) {
+  val ix, sv;
+  if (!get(g, "scatter_add", index, "the index", &ix) || !get(g, "scatter_add", src, "the source", &sv))
+    return SMELT_INVALID;
+  int64_t shape[SMELT_MAX_RANK];
+  if (!take_dims(g, "scatter_add", rank, dims, shape, NULL)) return SMELT_INVALID;
+  if (!sm_is_int(ix.dt))
+    return sm_fail(g, "scatter_add: the index must be i32 or i64, got %s", DESC(&ix));
+  if (rank == 0) return sm_fail(g, "scatter_add: the result needs at least 1 dim");
+  if (ix.rank != rank || !same_shape(ix.rank, ix.shape, sv.rank, sv.shape))
+    return sm_fail(g, "scatter_add: the index %s and the source %s need one shape of rank %d",
+                   DESC(&ix), DESC(&sv), rank);
+  int a;
+  if (!sm_norm_axis(axis, rank, &a))
+    return sm_fail(g, "scatter_add: axis %d is out of range for rank %d", axis, rank);
+  for (int d = 0; d < rank; d++)
+    if (d != a && ix.shape[d] > shape[d])
+      return sm_fail(g, "scatter_add: the index %s is larger than the result %s in dim %d",
+                     DESC(&ix), SHAPE(rank, shape), d);
+  if (ix.weak && !convert(g, &ix, ix.dt)) return SMELT_INVALID;
+  if (sv.weak && !convert(g, &sv, sv.dt)) return SMELT_INVALID;
+  uint32_t in[2] = {ix.h.index - 1, sv.h.index - 1};
+  int64_t ax = a;
+  return mk_simple(g, OP_SCATTER_ADD, sv.dt, rank, shape, 2, in, 1, &ax);
+}
+
+smelt_node smelt_scatter_add(smelt_graph *g, smelt_node x, int axis, smelt_node index,
+                             smelt_node src) {
+  val v;
+  if (!get(g, "scatter_add", x, "the operand", &v)) return SMELT_INVALID;
+  int64_t shape[SMELT_MAX_RANK];
+  memcpy(shape, v.shape, sizeof shape);
+  smelt_node s = sm_scatter_add(g, v.rank, shape, axis, index, src);
+  return smelt_add(g, x, s);
+}
+
 /* -------------------------------------------------------------- updates */
 
 smelt_node smelt_assign(smelt_graph *g, smelt_node param, smelt_node value) {

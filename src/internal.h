@@ -61,7 +61,7 @@ typedef enum sm_op {
   /* movement */
   OP_RESHAPE, OP_PERMUTE, OP_EXPAND, OP_SLICE, OP_FLIP, OP_PAD, OP_CONCAT,
   /* the rest */
-  OP_MATMUL, OP_GATHER, OP_ASSIGN,
+  OP_MATMUL, OP_GATHER, OP_SCATTER_ADD, OP_ASSIGN,
   OP_COUNT
 } sm_op;
 
@@ -77,6 +77,7 @@ typedef enum sm_op_class {
   OPC_CONCAT,
   OPC_MATMUL,
   OPC_GATHER,
+  OPC_SCATTER,   /* iattr[0] = axis; inputs {index, src}; zeros + scattered sums */
   OPC_ASSIGN
 } sm_op_class;
 
@@ -153,6 +154,8 @@ typedef struct sm_node {
  *  pad:       iattr = {lo[rank], hi[rank]}; fattr[0] = value
  *  concat:    iattr = {axis}
  *  gather:    iattr = {axis}; inputs {x, index}, index has x's rank
+ *  scatter_add: iattr = {axis}; inputs {index, src} of one shape; the result
+ *             (its own shape) is zeros plus src summed at the indexed places
  *  matmul:    inputs [..., M, K] and [..., K, N] with equal batch dims
  *  assign:    inputs {param, value}; value has the param's dtype and shape
  * reshape and expand carry their result shape only; cast its dtype only.
@@ -269,6 +272,10 @@ smelt_node sm_const_raw(smelt_graph *g, smelt_dtype dt, int rank, const int64_t 
  * leading dims): the checks of reshape / expand. */
 smelt_node sm_reshape(smelt_graph *g, smelt_node x, int rank, const int64_t *dims);
 smelt_node sm_expand(smelt_graph *g, smelt_node x, int rank, const int64_t *dims);
+/* scatter_add into zeros of the given shape: out[.. index[q] ..] += src[q]
+ * along axis (the transpose of gather). */
+smelt_node sm_scatter_add(smelt_graph *g, int rank, const int64_t *dims, int axis, smelt_node index,
+                          smelt_node src);
 
 /* --------------------------------------------------------------- rng */
 /* Philox 4x32-10 */

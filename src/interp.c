@@ -816,6 +816,64 @@ static int eval_gather(run_state *rs, const sm_node *n, view *out) {
   return 0;
 }
 
+/* --------------------------------------------------------- scatter_add */
+
+/* out = zeros; out[p with p[axis] = index[q]] += src[q] for every q of the
+ * index's shape. Sums are accumulated in double (int64 for integers), like
+ * the reductions, then stored once. */
+static int eval_scatter_add(run_state *rs, const sm_node *n, view *out) {
+  const sm_node *ix = input_node(rs, n, 0), *src = input_node(rs, n, 1);
+  const view *iv = input_val(rs, n, 0), *sv = input_val(rs, n, 1);
+  int axis = (int)n->iattr[0];
+  int64_t len = n->shape[axis];
+  if (alloc_dense(rs->it, n, out)) return -1;
+  int64_t total = sm_numel(n->rank, n->shape);
+  bool isf = sm_is_float((smelt_dtype)n->dtype);
+  union acc {
+    double f;
+    uint64_t i;
+  } *acc = sm_calloc((size_t)(total ? total : 1), sizeof *acc);
+  if (!acc) {
+    release(out);
+    return fail_oom(rs->it);
+  }
+  smelt_dtype idt = (smelt_dtype)ix->dtype, sdt = (smelt_dtype)src->dtype;
+  size_t ies = smelt_dtype_size(idt), ses = smelt_dtype_size(sdt), es = esize(n);
+  int64_t ostr[SMELT_MAX_RANK];
+  dense_strides(n->rank, n->shape, ostr);
+  int64_t walk[SMELT_MAX_RANK];
+  memcpy(walk, ostr, sizeof walk);
+  walk[axis] = 0;
+  if (!is_empty(ix)) {
+    nditer nd;
+    nd_init(&nd, ix->rank, ix->shape);
+    int q = nd_add(&nd, iv->off, iv->strides);
+    int s = nd_add(&nd, sv->off, sv->strides);
+    int o = nd_add(&nd, 0, walk);
+    do {
+      int64_t k = load_i(at(iv, nd.off[q], ies), idt);
+      if (k < 0 || k >= len) {
+        char id[128];
+        sm_node_id(rs->g, n, id, sizeof id);
+        sm_free(acc);
+        release(out);
+        return fail(rs->it, "scatter_add: index %" PRId64 " is out of range for axis %d of size %" PRId64
+                    " (node %s)", k, axis, len, id);
+      }
+      int64_t pos = nd.off[o] + k * ostr[axis];
+      const unsigned char *p = at(sv, nd.off[s], ses);
+      if (isf) acc[pos].f += load_f(p, sdt);
+      else acc[pos].i += (uint64_t)load_i(p, sdt);
+    } while (nd_next(&nd));
+  }
+  for (int64_t pos = 0; pos < total; pos++) {
+    if (isf) store_f(at(out, pos, es), (smelt_dtype)n->dtype, acc[pos].f);
+    else store_i(at(out, pos, es), (smelt_dtype)n->dtype, (int64_t)acc[pos].i);
+  }
+  sm_free(acc);
+  return 0;
+}
+
 /* ---------------------------------------------------------------- nodes */
 
 /* The value of input k of n, shared (no copy). */
@@ -842,6 +900,7 @@ static int eval_node(run_state *rs, uint32_t i) {
   case OPC_CONCAT: return eval_concat(rs, n, out);
   case OPC_MATMUL: return eval_matmul(rs, n, out);
   case OPC_GATHER: return eval_gather(rs, n, out);
+  case OPC_SCATTER: return eval_scatter_add(rs, n, out);
   case OPC_ASSIGN: return share(rs, n, 1, out); /* the param's new value */
   }
   return node_fail(rs, n, "unknown op class");

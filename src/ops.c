@@ -148,6 +148,7 @@ const sm_op_info sm_ops[OP_COUNT] = {
 
     [OP_MATMUL] = {"matmul", OPC_MATMUL, 2, DTR_NONE, ATF_NONE, NULL, NULL},
     [OP_GATHER] = {"gather", OPC_GATHER, 2, DTR_NONE, ATF_AXIS, NULL, NULL},
+    [OP_SCATTER_ADD] = {"scatter_add", OPC_SCATTER, 2, DTR_NONE, ATF_AXIS, NULL, NULL},
     [OP_ASSIGN] = {"assign", OPC_ASSIGN, 2, DTR_NONE, ATF_NONE, NULL, NULL},
 };
 

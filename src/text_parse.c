@@ -1246,6 +1246,16 @@ static bool b_gather(ctx *c, smelt_node *out) {
   return true;
 }
 
+static bool b_scatter(ctx *c, smelt_node *out) {
+  smelt_node xi[2];
+  int axis;
+  if (!operands(c, 2, xi) || !attr_int(c, "axis", true, 0, &axis) || !attrs_done(c) ||
+      !need_type(c))
+    return false;
+  *out = sm_scatter_add(c->g, c->L->rank, c->L->dims, axis, xi[0], xi[1]);
+  return true;
+}
+
 static bool b_reduce(ctx *c, sm_op op, smelt_node *out) {
   smelt_node x;
   int axes[SMELT_MAX_RANK], n;
@@ -1314,6 +1324,7 @@ static bool build_primitive(ctx *c, sm_op op, smelt_node *out) {
   case OPC_PAD: return b_pad(c, out);
   case OPC_CONCAT: return b_join(c, false, out);
   case OPC_GATHER: return b_gather(c, out);
+  case OPC_SCATTER: return b_scatter(c, out);
   }
   return fail_at(c->P, op_pos(c), "%s cannot be written in text", info->name);
 }

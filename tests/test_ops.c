@@ -1473,6 +1473,40 @@ END_TEST
 
 /* ============================================================= indexing */
 
+START_TEST(scatter_add_values) {
+  /* expected values from torch.Tensor.scatter_add */
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = TU_ARR(g, F32, 2, TU_DIMS(2, 3), 1, 2, 3, 4, 5, 6);
+  smelt_node i1 = TU_ARR(g, I64, 2, TU_DIMS(2, 2), 0, 0, 2, 1);
+  smelt_node s1 = TU_ARR(g, F32, 2, TU_DIMS(2, 2), 10, 20, 30, 40);
+  smelt_node r1 = smelt_scatter_add(g, x, 1, i1, s1);
+  TU_ASSERT_SHAPE(g, r1, 2, 2, 3);
+  TU_ASSERT_VALUES(g, r1, 0, 31, 2, 3, 4, 45, 36);
+  smelt_node i0 = TU_ARR(g, I32, 2, TU_DIMS(1, 3), 1, 0, 1);
+  smelt_node s0 = TU_ARR(g, F32, 2, TU_DIMS(1, 3), 7, 8, 9);
+  TU_ASSERT_VALUES(g, smelt_scatter_add(g, x, 0, i0, s0), 0, 1, 10, 3, 11, 5, 15);
+  smelt_graph_free(g);
+
+  /* out of range at run time; a float index or mismatched shapes at build time */
+  g = TU_GRAPH();
+  x = smelt_zeros(g, F32, 1, TU_DIMS(3));
+  smelt_node bad = smelt_scatter_add(g, x, 0, TU_VEC(g, I64, 3), TU_VEC(g, F32, 1));
+  TU_ASSERT_OK(g);
+  TU_ASSERT_RUN_ERROR(g, bad, 0, NULL, "scatter_add: index 3 is out of range");
+  smelt_graph_free(g);
+  g = TU_GRAPH();
+  x = smelt_zeros(g, F32, 1, TU_DIMS(3));
+  ck_assert(!smelt_node_valid(smelt_scatter_add(g, x, 0, TU_VEC(g, F32, 1), TU_VEC(g, F32, 1))));
+  TU_ASSERT_ERROR(g, "scatter_add", "i32 or i64");
+  smelt_graph_free(g);
+  g = TU_GRAPH();
+  x = smelt_zeros(g, F32, 1, TU_DIMS(3));
+  ck_assert(!smelt_node_valid(smelt_scatter_add(g, x, 0, TU_VEC(g, I64, 1), TU_VEC(g, F32, 1, 2))));
+  TU_ASSERT_ERROR(g, "scatter_add", "one shape");
+  smelt_graph_free(g);
+}
+END_TEST
+
 START_TEST(gather_values) {
   smelt_graph *g = TU_GRAPH();
   /* torch.gather documentation example */
@@ -1902,6 +1936,7 @@ static Suite *ops_suite(void) {
   tcase_add_test(tc, matmul_batched_broadcast);
   tcase_add_test(tc, matmul_errors);
   tcase_add_test(tc, gather_values);
+  tcase_add_test(tc, scatter_add_values);
   tcase_add_test(tc, take_along_axis_values);
   tcase_add_test(tc, index_select_values);
   tcase_add_test(tc, one_hot_values);

@@ -222,6 +222,8 @@ static smelt_graph *g_indexing(void) {
   smelt_node idx32 = tu_input(g, "idx32", SMELT_I32, 1, 3);
   smelt_node lab = tu_input(g, "lab", SMELT_I64, 2, 2, 3);
   smelt_output(g, "gather", smelt_gather(g, x, 1, idx));
+  smelt_output(g, "scatter_add",
+               smelt_scatter_add(g, x, 1, idx, tu_input(g, "src", SMELT_F32, 2, 4, 2)));
   smelt_output(g, "index_select", smelt_index_select(g, x, 0, idx32));
   smelt_output(g, "take", smelt_take_along_axis(g, x, idx, -1));
   smelt_output(g, "one_hot", smelt_one_hot(g, lab, 7));

@@ -334,6 +334,11 @@ smelt_node smelt_matmul(smelt_graph *g, smelt_node a, smelt_node b);
  * outside [0, size), negative included, is a run-time error, as PyTorch
  * (this holds for every indexing op below). */
 smelt_node smelt_gather(smelt_graph *g, smelt_node x, int axis, smelt_node index);
+/* torch.scatter_add: x plus src (of index's shape) summed into the places
+ * the index names along axis: out[i][index[i][j][k]][k] += src[i][j][k] for
+ * axis 1. The transpose of gather (its gradient). */
+smelt_node smelt_scatter_add(smelt_graph *g, smelt_node x, int axis, smelt_node index,
+                             smelt_node src);
 /* numpy.take_along_axis: like gather, but index and x broadcast against
  * each other in every dim except axis. */
 smelt_node smelt_take_along_axis(smelt_graph *g, smelt_node x, smelt_node index, int axis);
@@ -364,6 +369,28 @@ smelt_node smelt_dropout(smelt_graph *g, smelt_node x, double p, uint64_t seed, 
  * param's shape; the target's shape never changes. Returns the update node
  * (its value is the new value of the param). */
 smelt_node smelt_assign(smelt_graph *g, smelt_node param, smelt_node value);
+
+/* ------------------------------------------------------------- autodiff */
+/* Reverse-mode autodiff as graph rewriting: adds the backward graph of y
+ * with respect to each of the n nodes in wrt to the same graph, as ordinary
+ * nodes (printable, differentiable again), and stores the gradient of y
+ * with respect to wrt[i] in grads_out[i]. Each gradient has exactly its
+ * wrt's shape and dtype. y must be a float scalar (rank 0, or one element
+ * of any rank); every wrt must be a float tensor. A wrt that y does not
+ * depend on gets zeros. Returns 0, or -1 with the error recorded on the
+ * graph (and grads_out set invalid). Gradient rules: docs/autodiff.md. */
+int smelt_grad(smelt_graph *g, smelt_node y, int n, const smelt_node *wrt, smelt_node *grads_out);
+
+/* Options of smelt_vjp. */
+enum {
+  /* A wrt that y does not depend on is an error instead of zeros. */
+  SMELT_GRAD_STRICT = 1u << 0
+};
+/* The vector-Jacobian product: as smelt_grad, with an explicit output
+ * gradient seed of y's shape (its dtype is cast to y's); y may then have any
+ * shape. Pass SMELT_INVALID as seed for smelt_grad's behaviour. */
+int smelt_vjp(smelt_graph *g, smelt_node y, smelt_node seed, int n, const smelt_node *wrt,
+              smelt_node *grads_out, unsigned flags);
 
 /* ---------------------------------------------------------- text format */
 /* The canonical text form of the graph (docs/text-format.md). Returns a
