@@ -211,7 +211,8 @@ static smelt_node vjp_slice(VJP_ARGS) {
    * and slice off what runs past the end. */
   const sm_node *x = node_of(g, n, 0);
   int rank = n->rank;
-  int64_t xs[SMELT_MAX_RANK], start[SMELT_MAX_RANK], step[SMELT_MAX_RANK], len[SMELT_MAX_RANK];
+  int64_t xs[SMELT_MAX_RANK], start[SMELT_MAX_RANK] = {0}, step[SMELT_MAX_RANK] = {0},
+          len[SMELT_MAX_RANK] = {0};
   memcpy(xs, x->shape, sizeof xs);
   for (int i = 0; i < rank; i++) {
     start[i] = n->iattr[i];
@@ -231,7 +232,7 @@ static smelt_node vjp_slice(VJP_ARGS) {
     cur[a] *= step[a];
     r = sm_reshape(g, r, rank, cur);
   }
-  int64_t lo[SMELT_MAX_RANK], hi[SMELT_MAX_RANK], stop[SMELT_MAX_RANK];
+  int64_t lo[SMELT_MAX_RANK] = {0}, hi[SMELT_MAX_RANK] = {0}, stop[SMELT_MAX_RANK] = {0};
   bool trim = false;
   for (int a = 0; a < rank; a++) {
     lo[a] = start[a];
