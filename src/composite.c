@@ -169,8 +169,21 @@ smelt_node smelt_argmin(smelt_graph *g, smelt_node x, int axis, bool keepdim) {
 
 static smelt_node value_index(smelt_graph *g, bool is_max, smelt_node x, int axis, bool keepdim,
                               smelt_node *values, smelt_node *indices) {
-  smelt_node v = is_max ? smelt_max(g, x, 1, &axis, keepdim) : smelt_min(g, x, 1, &axis, keepdim);
-  smelt_node i = BAD(v) ? v : argreduce(g, is_max ? OP_ARGMAX : OP_ARGMIN, x, axis, keepdim);
+  const char *name = is_max ? "max_dim" : "min_dim";
+  const sm_node *xn = sm_arg(g, name, x, "the operand");
+  smelt_node v = SMELT_INVALID, i = SMELT_INVALID;
+  if (xn && xn->rank == 0) {
+    /* a 0-dim tensor is its own maximum, at index 0 */
+    v = smelt_max(g, x, 1, &axis, keepdim);
+    i = BAD(v) ? v : argreduce(g, is_max ? OP_ARGMAX : OP_ARGMIN, x, axis, keepdim);
+  } else if (xn) {
+    /* The values are gathered at the indices, so the gradient goes to the
+     * selected (first) position, as torch.max(x, dim). */
+    smelt_node ik = sm_argreduce(g, is_max ? OP_ARGMAX : OP_ARGMIN, x, axis);
+    smelt_node vk = BAD(ik) ? ik : smelt_gather(g, x, axis, ik);
+    v = finish_reduce(g, vk, x, 1, &axis, keepdim);
+    i = BAD(v) ? v : finish_reduce(g, ik, x, 1, &axis, keepdim);
+  }
   if (BAD(i)) v = i;
   if (values) *values = v;
   if (indices) *indices = i;

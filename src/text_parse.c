@@ -1573,6 +1573,19 @@ static bool s_eye(ctx *c, const sugar *s, smelt_node *out) {
 
 /* Public-API names that are not primitives. Keywords are the parameter
  * names of the C functions (docs/text-format.md). */
+/* grad %y, %x [, %seed]: the gradient of y (a scalar, or any shape with a
+ * seed: a vector-Jacobian product) with respect to x, expanded into the
+ * backward graph. */
+static bool s_grad(ctx *c, const sugar *s, smelt_node *out) {
+  (void)s;
+  if (!count_operands(c, 2, 3) || !attrs_done(c)) return false;
+  smelt_node v[3] = {SMELT_INVALID, SMELT_INVALID, SMELT_INVALID};
+  for (size_t i = 0; i < c->L->npos; i++)
+    if (!operand(c, i, &v[i])) return false;
+  smelt_vjp(c->g, v[0], v[2], 1, &v[1], out, 0);
+  return true;
+}
+
 static const sugar sugars[] = {
     {"sum", s_reduce, {.red = smelt_sum}},
     {"mean", s_reduce, {.red = smelt_mean}},
@@ -1607,6 +1620,7 @@ static const sugar sugars[] = {
     {"arange", s_arange, {.un = NULL}},
     {"linspace", s_linspace, {.un = NULL}},
     {"eye", s_eye, {.un = NULL}},
+    {"grad", s_grad, {.un = NULL}},
 };
 
 /* ================================================================ statements */
