@@ -37,6 +37,16 @@ void sm_buf_printf(sm_buf *b, const char *fmt, ...) {
   va_end(ap2);
 }
 
+char *sm_vfmt(const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  char *msg = n >= 0 ? sm_malloc((size_t)n + 1) : NULL;
+  if (msg) vsnprintf(msg, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  return msg;
+}
+
 void sm_buf_puts(sm_buf *b, const char *s) {
   size_t n = strlen(s);
   if (!buf_reserve(b, n)) return;

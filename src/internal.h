@@ -37,6 +37,8 @@ void sm_buf_puts(sm_buf *b, const char *s);
 /* Takes the string (NUL-terminated) out of the buffer; NULL when oom. */
 char *sm_buf_take(sm_buf *b);
 void sm_buf_free(sm_buf *b);
+/* A formatted string from sm_malloc, NULL when out of memory. */
+char *sm_vfmt(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /* Appends "[3,4]" */
 void sm_buf_shape(sm_buf *b, int rank, const int64_t *dims);
 /* Appends a double so that it parses back to the same value ("nan",
@@ -276,6 +278,15 @@ smelt_node sm_expand(smelt_graph *g, smelt_node x, int rank, const int64_t *dims
  * along axis (the transpose of gather). */
 smelt_node sm_scatter_add(smelt_graph *g, int rank, const int64_t *dims, int axis, smelt_node index,
                           smelt_node src);
+
+/* ------------------------------------------------------- interpreter */
+/* Runs the given root nodes (node indices) with params read from
+ * param_data[node] where not NULL (initializer values otherwise); the roots'
+ * values stay for sm_interp_read_root. Returns 0 or -1 with the error set. */
+int sm_interp_run_roots(smelt_interp *it, size_t nroots, const uint32_t *roots,
+                        const void *const *param_data);
+/* Copies root k (node index `node`) of the last run, dense, in its dtype. */
+int sm_interp_read_root(smelt_interp *it, size_t k, uint32_t node, void *data);
 
 /* --------------------------------------------------------------- rng */
 /* Philox 4x32-10 */

@@ -363,7 +363,8 @@ static void copy_view(const view *dst, smelt_dtype dd, const view *src, smelt_dt
 typedef struct run_state {
   smelt_interp *it;
   const smelt_graph *g;
-  view *vals; /* per node */
+  view *vals;                     /* per node */
+  const void *const *param_data;  /* per node: a param's current value, or NULL */
 } run_state;
 
 static const sm_node *input_node(const run_state *rs, const sm_node *n, int k) {
@@ -413,9 +414,11 @@ static double gen_uniform(const sm_node *n, uint64_t k) {
   return n->fattr[0] + (n->fattr[1] - n->fattr[0]) * sm_rand_uniform(seed, k, (smelt_dtype)n->dtype);
 }
 
-/* Params start from their initializer on every run (persistent state
- * arrives with compiled programs). */
+/* A param reads its storage when the run has one (programs), else its
+ * initializer's values. */
 static int eval_param(run_state *rs, const sm_node *n, view *out) {
+  size_t i = (size_t)(n - rs->g->nodes);
+  if (rs->param_data && rs->param_data[i]) return borrow(rs->it, n, rs->param_data[i], out);
   switch ((smelt_init_kind)n->iattr[0]) {
   case SMELT_INIT_ZEROS: return fill_dense(rs, n, out, gen_zero);
   case SMELT_INIT_ONES: return fill_dense(rs, n, out, gen_one);
@@ -1012,14 +1015,17 @@ int smelt_interp_bind(smelt_interp *it, const char *name, smelt_dtype dt, int ra
   return 0;
 }
 
-int smelt_interp_run(smelt_interp *it) {
+/* Evaluates the given root nodes (the graph's outputs for smelt_interp_run,
+ * outputs and update values for programs); keeps their values for reading. */
+int sm_interp_run_roots(smelt_interp *it, size_t no, const uint32_t *roots,
+                        const void *const *param_data) {
   if (!it) return -1;
   drop_outputs(it);
   if (check_graph(it)) return -1;
   const smelt_graph *g = it->g;
-  size_t nn = g->nnodes, no = g->noutputs;
-  /* uses[i]: consumers of node i still to run (+1 per output naming it);
-   * 0 for nodes the outputs do not need. */
+  size_t nn = g->nnodes;
+  /* uses[i]: consumers of node i still to run (+1 per root naming it);
+   * 0 for nodes the roots do not need. */
   size_t *uses = sm_calloc(nn, sizeof *uses);
   view *vals = sm_calloc(nn, sizeof *vals);
   view *outs = sm_calloc(no, sizeof *outs);
@@ -1027,7 +1033,7 @@ int smelt_interp_run(smelt_interp *it) {
     sm_free(uses), sm_free(vals), sm_free(outs);
     return fail_oom(it);
   }
-  for (size_t k = 0; k < no; k++) uses[g->outputs[k].node]++;
+  for (size_t k = 0; k < no; k++) uses[roots[k]]++;
   for (size_t i = nn; i-- > 0;) {
     if (!uses[i]) continue;
     const sm_node *n = &g->nodes[i];
@@ -1039,7 +1045,7 @@ int smelt_interp_run(smelt_interp *it) {
     if (uses[i] && g->nodes[i].op == OP_INPUT && (i >= it->nbinds || !it->binds[i].set))
       rc = fail(it, "input \"%s\" is not bound", g->nodes[i].name);
 
-  run_state rs = {it, g, vals};
+  run_state rs = {it, g, vals, param_data};
   for (size_t i = 0; i < nn && !rc; i++) {
     if (!uses[i]) continue;
     rc = eval_node(&rs, (uint32_t)i);
@@ -1050,7 +1056,7 @@ int smelt_interp_run(smelt_interp *it) {
   }
   if (!rc) {
     for (size_t k = 0; k < no; k++) {
-      outs[k] = vals[g->outputs[k].node];
+      outs[k] = vals[roots[k]];
       retain(&outs[k]);
     }
     it->outs = outs;
@@ -1063,6 +1069,36 @@ int smelt_interp_run(smelt_interp *it) {
   sm_free(vals);
   sm_free(uses);
   return rc;
+}
+
+int smelt_interp_run(smelt_interp *it) {
+  if (!it) return -1;
+  drop_outputs(it);
+  if (check_graph(it)) return -1;
+  const smelt_graph *g = it->g;
+  size_t no = g->noutputs;
+  uint32_t *roots = sm_malloc(sizeof *roots * (no ? no : 1));
+  if (!roots) {
+    drop_outputs(it);
+    return fail_oom(it);
+  }
+  for (size_t k = 0; k < no; k++) roots[k] = g->outputs[k].node;
+  int rc = sm_interp_run_roots(it, no, roots, NULL);
+  sm_free(roots);
+  return rc;
+}
+
+/* Copies root k of the last run (dense, in the node's dtype) to data, which
+ * holds exactly its bytes. */
+int sm_interp_read_root(smelt_interp *it, size_t k, uint32_t node, void *data) {
+  if (!it || !it->have_run || k >= it->nouts) return -1;
+  const sm_node *n = &it->g->nodes[node];
+  view dst = {0};
+  storage st = {.refs = 1, .data = data};
+  dst.st = &st;
+  dense_strides(n->rank, n->shape, dst.strides);
+  copy_view(&dst, (smelt_dtype)n->dtype, &it->outs[k], (smelt_dtype)n->dtype, n->rank, n->shape);
+  return 0;
 }
 
 int smelt_interp_read(smelt_interp *it, const char *name, smelt_dtype dt, void *data,
