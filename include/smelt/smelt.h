@@ -392,6 +392,79 @@ enum {
 int smelt_vjp(smelt_graph *g, smelt_node y, smelt_node seed, int n, const smelt_node *wrt,
               smelt_node *grads_out, unsigned flags);
 
+/* ------------------------------------------------------ params, programs */
+/* Storage for every param of a graph (weights, optimizer state), created
+ * from their initializers (same seeds, same numbers on every backend).
+ * Several programs of one graph share one smelt_params: a train program and
+ * an eval program see the same weights. Params added to the graph later are
+ * picked up (initialized) by the next program or params call. */
+typedef struct smelt_params smelt_params;
+
+/* NULL when out of memory; other problems go to smelt_params_error. */
+smelt_params *smelt_params_new(const smelt_graph *g);
+void smelt_params_free(smelt_params *p);
+/* The last error, NULL when the last call succeeded. */
+const char *smelt_params_error(const smelt_params *p);
+/* Re-initializes every param from its initializer. Returns 0 or -1. */
+int smelt_params_reset(smelt_params *p);
+/* Copies param `name` (dense, row-major) out of / into the storage; dt must
+ * be its dtype and nbytes its byte size. Return 0 or -1. */
+int smelt_params_read(smelt_params *p, const char *name, smelt_dtype dt, void *data,
+                      size_t nbytes);
+int smelt_params_write(smelt_params *p, const char *name, smelt_dtype dt, const void *data,
+                       size_t nbytes);
+
+/* A program: outputs plus updates, as Theano's function(inputs, outputs,
+ * updates). A run computes the named graph outputs, then applies every
+ * update at once: all of them see the params' values from before the run. */
+typedef struct smelt_program smelt_program;
+
+/* outputs: names given to smelt_output; updates: smelt_assign nodes (at
+ * most one per param). NULL when out of memory; other problems (unknown
+ * names, a node that is not an assign, two updates of one param, a graph
+ * error) go to smelt_program_error. */
+smelt_program *smelt_program_new(smelt_graph *g, smelt_params *params, int noutputs,
+                                 const char *const *outputs, int nupdates,
+                                 const smelt_node *updates);
+void smelt_program_free(smelt_program *pr);
+const char *smelt_program_error(const smelt_program *pr);
+/* As smelt_interp_bind / _run / _read. */
+int smelt_program_bind(smelt_program *pr, const char *name, smelt_dtype dt, int rank,
+                       const int64_t *dims, const void *data, size_t nbytes);
+int smelt_program_run(smelt_program *pr);
+int smelt_program_read(smelt_program *pr, const char *name, smelt_dtype dt, void *data,
+                       size_t nbytes);
+
+/* ----------------------------------------------------------- optimizers */
+/* Optimizers are graph builders: given params and their gradients they add
+ * update nodes (and their own state params, named after the param, e.g.
+ * "w.momentum_buffer", "w.exp_avg", plus one "<prefix>.step" counter), with
+ * PyTorch's formulas and defaults. They write the updates to `updates`
+ * (room for SMELT_OPTIM_MAX_UPDATES(n) handles) and return their count, or
+ * -1 with the error on the graph. */
+#define SMELT_OPTIM_MAX_UPDATES(n) (3 * (n) + 1)
+
+typedef struct smelt_sgd_options {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, maximize;
+} smelt_sgd_options;
+/* torch.optim.SGD(lr=lr): momentum 0, dampening 0, weight_decay 0. */
+smelt_sgd_options smelt_sgd_defaults(double lr);
+int smelt_sgd(smelt_graph *g, const char *prefix, int n, const smelt_node *params,
+              const smelt_node *grads, const smelt_sgd_options *o, smelt_node *updates);
+
+typedef struct smelt_adam_options {
+  double lr, beta1, beta2, eps, weight_decay;
+  bool decoupled_weight_decay; /* AdamW */
+  bool maximize;
+} smelt_adam_options;
+/* torch.optim.Adam(): lr 1e-3, betas (0.9, 0.999), eps 1e-8, no decay. */
+smelt_adam_options smelt_adam_defaults(void);
+/* torch.optim.AdamW(): as Adam with decoupled weight_decay 1e-2. */
+smelt_adam_options smelt_adamw_defaults(void);
+int smelt_adam(smelt_graph *g, const char *prefix, int n, const smelt_node *params,
+               const smelt_node *grads, const smelt_adam_options *o, smelt_node *updates);
+
 /* ---------------------------------------------------------- text format */
 /* The canonical text form of the graph (docs/text-format.md). Returns a
  * malloc'ed string the caller frees with smelt_free, or NULL when out of

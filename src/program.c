@@ -1,0 +1,385 @@
+/* Params (persistent storage shared by the programs of a graph) and
+ * programs (outputs plus updates), run for now by the reference
+ * interpreter; compiled backends implement the same contract later. */
+#include "internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- errors */
+
+static char oom_msg[] = "out of memory";
+
+static void set_error(char **slot, char *msg) {
+  if (*slot != oom_msg) sm_free(*slot);
+  *slot = msg ? msg : oom_msg;
+}
+
+static void clear(char **slot) {
+  if (*slot != oom_msg) sm_free(*slot);
+  *slot = NULL;
+}
+
+static int failv(char **slot, const char *fmt, va_list ap) {
+  set_error(slot, sm_vfmt(fmt, ap));
+  return -1;
+}
+
+/* ---------------------------------------------------------------- params */
+
+typedef struct param_slot {
+  uint32_t node;
+  void *data;
+  size_t nbytes;
+} param_slot;
+
+struct smelt_params {
+  const smelt_graph *g;
+  param_slot *slots;
+  size_t n, cap;
+  size_t scanned; /* graph nodes looked at so far */
+  char *error;
+};
+
+__attribute__((format(printf, 2, 3))) static int pfail(smelt_params *p, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = failv(&p->error, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+static void pclear(smelt_params *p) { clear(&p->error); }
+
+static size_t node_bytes(const sm_node *n) {
+  return (size_t)sm_numel(n->rank, n->shape) * smelt_dtype_size((smelt_dtype)n->dtype);
+}
+
+/* Fills slots [from, to) with their initializers' values (the interpreter
+ * evaluates the param nodes without storage). */
+static int init_slots(smelt_params *p, size_t from, size_t to) {
+  if (from == to) return 0;
+  smelt_interp *it = smelt_interp_new(p->g);
+  uint32_t *roots = sm_malloc(sizeof *roots * (to - from));
+  if (!it || !roots) {
+    smelt_interp_free(it);
+    sm_free(roots);
+    return pfail(p, "out of memory");
+  }
+  for (size_t i = from; i < to; i++) roots[i - from] = p->slots[i].node;
+  int rc = sm_interp_run_roots(it, to - from, roots, NULL);
+  if (rc) rc = pfail(p, "initializing params: %s", smelt_interp_error(it));
+  for (size_t i = from; i < to && !rc; i++)
+    sm_interp_read_root(it, i - from, p->slots[i].node, p->slots[i].data);
+  smelt_interp_free(it);
+  sm_free(roots);
+  return rc;
+}
+
+/* Picks up params added to the graph since the last call. */
+static int sync_params(smelt_params *p) {
+  const smelt_graph *g = p->g;
+  if (smelt_graph_error(g)) return pfail(p, "the graph has an error: %s", smelt_graph_error(g));
+  size_t first = p->n;
+  for (; p->scanned < g->nnodes; p->scanned++) {
+    const sm_node *n = &g->nodes[p->scanned];
+    if (n->op != OP_PARAM) continue;
+    if (p->n == p->cap) {
+      size_t cap = p->cap ? 2 * p->cap : 16;
+      param_slot *s = sm_realloc(p->slots, cap * sizeof *s);
+      if (!s) return pfail(p, "out of memory");
+      p->slots = s;
+      p->cap = cap;
+    }
+    size_t nb = node_bytes(n);
+    void *data = sm_malloc(nb ? nb : 1);
+    if (!data) return pfail(p, "out of memory");
+    p->slots[p->n++] = (param_slot){(uint32_t)p->scanned, data, nb};
+  }
+  return init_slots(p, first, p->n);
+}
+
+smelt_params *smelt_params_new(const smelt_graph *g) {
+  smelt_params *p = sm_calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->g = g;
+  if (!g) {
+    pfail(p, "the graph is NULL");
+    return p;
+  }
+  sync_params(p);
+  return p;
+}
+
+void smelt_params_free(smelt_params *p) {
+  if (!p) return;
+  for (size_t i = 0; i < p->n; i++) sm_free(p->slots[i].data);
+  sm_free(p->slots);
+  clear(&p->error);
+  sm_free(p);
+}
+
+const char *smelt_params_error(const smelt_params *p) {
+  if (!p) return "params is NULL";
+  return p->error;
+}
+
+int smelt_params_reset(smelt_params *p) {
+  if (!p) return -1;
+  pclear(p);
+  if (!p->g) return pfail(p, "the graph is NULL");
+  if (sync_params(p)) return -1;
+  return init_slots(p, 0, p->n);
+}
+
+/* The slot of param `name`, with the error set when there is none. */
+static param_slot *find_slot(smelt_params *p, const char *name, const char *what) {
+  if (!p->g) {
+    pfail(p, "the graph is NULL");
+    return NULL;
+  }
+  if (sync_params(p)) return NULL;
+  if (!name) {
+    pfail(p, "%s: the param name is NULL", what);
+    return NULL;
+  }
+  for (size_t i = 0; i < p->n; i++)
+    if (strcmp(p->g->nodes[p->slots[i].node].name, name) == 0) return &p->slots[i];
+  pfail(p, "%s: no param named \"%s\"", what, name);
+  return NULL;
+}
+
+static int check_access(smelt_params *p, const param_slot *s, const char *what, smelt_dtype dt,
+                        const void *data, size_t nbytes) {
+  const sm_node *n = &p->g->nodes[s->node];
+  sm_buf b = {0};
+  sm_buf_printf(&b, "%s", smelt_dtype_name((smelt_dtype)n->dtype));
+  sm_buf_shape(&b, n->rank, n->shape);
+  const char *ty = b.data && !b.oom ? b.data : "?";
+  int rc = 0;
+  if (dt != n->dtype)
+    rc = pfail(p, "%s \"%s\": dtype %s does not match the param's %s", what, n->name,
+               smelt_dtype_name(dt), ty);
+  else if (nbytes != s->nbytes)
+    rc = pfail(p, "%s \"%s\": %zu bytes given, %s needs %zu", what, n->name, nbytes, ty,
+               s->nbytes);
+  else if (!data && nbytes)
+    rc = pfail(p, "%s \"%s\": data is NULL", what, n->name);
+  sm_buf_free(&b);
+  return rc;
+}
+
+int smelt_params_read(smelt_params *p, const char *name, smelt_dtype dt, void *data,
+                      size_t nbytes) {
+  if (!p) return -1;
+  pclear(p);
+  param_slot *s = find_slot(p, name, "read");
+  if (!s || check_access(p, s, "read", dt, data, nbytes)) return -1;
+  if (nbytes) memcpy(data, s->data, nbytes);
+  return 0;
+}
+
+int smelt_params_write(smelt_params *p, const char *name, smelt_dtype dt, const void *data,
+                       size_t nbytes) {
+  if (!p) return -1;
+  pclear(p);
+  param_slot *s = find_slot(p, name, "write");
+  if (!s || check_access(p, s, "write", dt, data, nbytes)) return -1;
+  if (nbytes) memcpy(s->data, data, nbytes);
+  return 0;
+}
+
+/* -------------------------------------------------------------- programs */
+
+struct smelt_program {
+  smelt_graph *g;
+  smelt_params *params;
+  smelt_interp *it;
+  size_t nout, nupd;
+  uint32_t *roots;        /* outputs, then update (assign) nodes */
+  char **out_names;       /* copies */
+  void **out_data;        /* the outputs of the last run */
+  param_slot **targets;   /* per update: the param it writes (resolved per run) */
+  void **upd_data;        /* per update: the new value, before it is applied */
+  bool have_run;
+  char *error;
+};
+
+__attribute__((format(printf, 2, 3))) static int prfail(smelt_program *pr, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = failv(&pr->error, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+static void prclear(smelt_program *pr) { clear(&pr->error); }
+
+static void free_run_data(smelt_program *pr) {
+  for (size_t k = 0; pr->out_data && k < pr->nout; k++) sm_free(pr->out_data[k]), pr->out_data[k] = NULL;
+  for (size_t k = 0; pr->upd_data && k < pr->nupd; k++) sm_free(pr->upd_data[k]), pr->upd_data[k] = NULL;
+  pr->have_run = false;
+}
+
+void smelt_program_free(smelt_program *pr) {
+  if (!pr) return;
+  free_run_data(pr);
+  for (size_t k = 0; pr->out_names && k < pr->nout; k++) sm_free(pr->out_names[k]);
+  sm_free(pr->out_names);
+  sm_free(pr->out_data);
+  sm_free(pr->upd_data);
+  sm_free(pr->targets);
+  sm_free(pr->roots);
+  smelt_interp_free(pr->it);
+  clear(&pr->error);
+  sm_free(pr);
+}
+
+const char *smelt_program_error(const smelt_program *pr) {
+  if (!pr) return "program is NULL";
+  return pr->error;
+}
+
+static int setup(smelt_program *pr, int noutputs, const char *const *outputs, int nupdates,
+                 const smelt_node *updates) {
+  smelt_graph *g = pr->g;
+  if (!g) return prfail(pr, "the graph is NULL");
+  if (!pr->params) return prfail(pr, "params is NULL");
+  if (pr->params->g != g) return prfail(pr, "the params belong to another graph");
+  if (smelt_graph_error(g)) return prfail(pr, "the graph has an error: %s", smelt_graph_error(g));
+  if (noutputs < 0 || nupdates < 0 || (noutputs && !outputs) || (nupdates && !updates))
+    return prfail(pr, "bad output or update list");
+  pr->nout = (size_t)noutputs;
+  pr->nupd = (size_t)nupdates;
+  size_t nroots = pr->nout + pr->nupd;
+  pr->roots = sm_malloc(sizeof *pr->roots * (nroots ? nroots : 1));
+  pr->out_names = sm_calloc(pr->nout ? pr->nout : 1, sizeof *pr->out_names);
+  pr->out_data = sm_calloc(pr->nout ? pr->nout : 1, sizeof *pr->out_data);
+  pr->upd_data = sm_calloc(pr->nupd ? pr->nupd : 1, sizeof *pr->upd_data);
+  pr->targets = sm_calloc(pr->nupd ? pr->nupd : 1, sizeof *pr->targets);
+  pr->it = smelt_interp_new(g);
+  if (!pr->roots || !pr->out_names || !pr->out_data || !pr->upd_data || !pr->targets || !pr->it)
+    return prfail(pr, "out of memory");
+  for (size_t k = 0; k < pr->nout; k++) {
+    const char *name = outputs[k];
+    size_t j = 0;
+    while (name && j < g->noutputs && strcmp(g->outputs[j].name, name) != 0) j++;
+    if (!name || j == g->noutputs)
+      return prfail(pr, "program: unknown output \"%s\" (name it with smelt_output first)",
+                    name ? name : "(null)");
+    for (size_t m = 0; m < k; m++)
+      if (strcmp(pr->out_names[m], name) == 0)
+        return prfail(pr, "program: output \"%s\" is listed twice", name);
+    pr->roots[k] = g->outputs[j].node;
+    if (!(pr->out_names[k] = sm_strdup(name))) return prfail(pr, "out of memory");
+  }
+  for (size_t k = 0; k < pr->nupd; k++) {
+    const sm_node *u = sm_get(g, updates[k]);
+    if (!u) return prfail(pr, "program: update %zu is an invalid handle", k);
+    if (u->op != OP_ASSIGN) {
+      char id[128];
+      sm_node_id(g, u, id, sizeof id);
+      return prfail(pr, "program: update %zu (%s, a %s node) is not an assign", k, id,
+                    sm_ops[u->op].name);
+    }
+    for (size_t m = 0; m < k; m++)
+      if (g->nodes[pr->roots[pr->nout + m]].inputs[0] == u->inputs[0])
+        return prfail(pr, "program: param \"%s\" is updated twice",
+                      g->nodes[u->inputs[0]].name);
+    pr->roots[pr->nout + k] = updates[k].index - 1;
+  }
+  return 0;
+}
+
+smelt_program *smelt_program_new(smelt_graph *g, smelt_params *params, int noutputs,
+                                 const char *const *outputs, int nupdates,
+                                 const smelt_node *updates) {
+  smelt_program *pr = sm_calloc(1, sizeof *pr);
+  if (!pr) return NULL;
+  pr->g = g;
+  pr->params = params;
+  setup(pr, noutputs, outputs, nupdates, updates);
+  return pr;
+}
+
+/* A program that failed to set up reports that on every call. */
+static int check_program(smelt_program *pr) {
+  if (pr->it && pr->roots) {
+    prclear(pr);
+    return 0;
+  }
+  if (!pr->error) prfail(pr, "the program could not be created");
+  return -1;
+}
+
+int smelt_program_bind(smelt_program *pr, const char *name, smelt_dtype dt, int rank,
+                       const int64_t *dims, const void *data, size_t nbytes) {
+  if (!pr || check_program(pr)) return -1;
+  if (smelt_interp_bind(pr->it, name, dt, rank, dims, data, nbytes))
+    return prfail(pr, "%s", smelt_interp_error(pr->it));
+  return 0;
+}
+
+int smelt_program_run(smelt_program *pr) {
+  if (!pr || check_program(pr)) return -1;
+  free_run_data(pr);
+  smelt_params *p = pr->params;
+  const smelt_graph *g = pr->g;
+  if (sync_params(p)) return prfail(pr, "%s", p->error);
+  /* Each param node reads its storage. */
+  const void **pdata = sm_calloc(g->nnodes ? g->nnodes : 1, sizeof *pdata);
+  if (!pdata) return prfail(pr, "out of memory");
+  for (size_t i = 0; i < p->n; i++) pdata[p->slots[i].node] = p->slots[i].data;
+  for (size_t k = 0; k < pr->nupd; k++) {
+    uint32_t target = g->nodes[pr->roots[pr->nout + k]].inputs[0];
+    pr->targets[k] = NULL;
+    for (size_t i = 0; i < p->n; i++)
+      if (p->slots[i].node == target) pr->targets[k] = &p->slots[i];
+  }
+  int rc = sm_interp_run_roots(pr->it, pr->nout + pr->nupd, pr->roots, (const void *const *)pdata);
+  sm_free(pdata);
+  if (rc) return prfail(pr, "%s", smelt_interp_error(pr->it));
+  /* Copy everything out first: outputs may alias param storage, and every
+   * update must see the values from before the run. */
+  for (size_t k = 0; k < pr->nout + pr->nupd; k++) {
+    const sm_node *n = &g->nodes[pr->roots[k]];
+    size_t nb = node_bytes(n);
+    void *buf = sm_malloc(nb ? nb : 1);
+    if (!buf) {
+      free_run_data(pr);
+      return prfail(pr, "out of memory");
+    }
+    sm_interp_read_root(pr->it, k, pr->roots[k], buf);
+    if (k < pr->nout) pr->out_data[k] = buf;
+    else pr->upd_data[k - pr->nout] = buf;
+  }
+  for (size_t k = 0; k < pr->nupd; k++) {
+    memcpy(pr->targets[k]->data, pr->upd_data[k], pr->targets[k]->nbytes);
+    sm_free(pr->upd_data[k]);
+    pr->upd_data[k] = NULL;
+  }
+  pr->have_run = true;
+  return 0;
+}
+
+int smelt_program_read(smelt_program *pr, const char *name, smelt_dtype dt, void *data,
+                       size_t nbytes) {
+  if (!pr || check_program(pr)) return -1;
+  size_t k = 0;
+  while (name && k < pr->nout && strcmp(pr->out_names[k], name) != 0) k++;
+  if (!name || k == pr->nout)
+    return prfail(pr, "read: \"%s\" is not an output of this program", name ? name : "(null)");
+  if (!pr->have_run)
+    return prfail(pr, "read \"%s\": no results yet (smelt_program_run has not succeeded)", name);
+  const sm_node *n = &pr->g->nodes[pr->roots[k]];
+  size_t nb = node_bytes(n);
+  if (dt != n->dtype)
+    return prfail(pr, "read \"%s\": dtype %s does not match the output's %s", name,
+                  smelt_dtype_name(dt), smelt_dtype_name((smelt_dtype)n->dtype));
+  if (nbytes != nb)
+    return prfail(pr, "read \"%s\": %zu bytes given, the output needs %zu", name, nbytes, nb);
+  if (!data && nb) return prfail(pr, "read \"%s\": data is NULL", name);
+  if (nb) memcpy(data, pr->out_data[k], nb);
+  return 0;
+}
