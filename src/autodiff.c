@@ -29,8 +29,8 @@ static int fail_all(int n, smelt_node *out) {
   return -1;
 }
 
-int smelt_vjp(smelt_graph *g, smelt_node y, smelt_node seed, int n, const smelt_node *wrt,
-              smelt_node *grads_out, unsigned flags) {
+static int vjp(smelt_graph *g, smelt_node y, smelt_node seed, int n, const smelt_node *wrt,
+               smelt_node *grads_out, unsigned flags) {
   if (!grads_out || n < 0) {
     if (g && !g->error) sm_fail(g, "grad: grads_out is NULL or n is negative");
     return -1;
@@ -152,6 +152,15 @@ fail:
   sm_free(needs);
   sm_free(grads);
   return fail_all(n, grads_out);
+}
+
+int smelt_vjp(smelt_graph *g, smelt_node y, smelt_node seed, int n, const smelt_node *wrt,
+              smelt_node *grads_out, unsigned flags) {
+  /* every node created meanwhile is part of the backward graph */
+  if (g) g->grad_depth++;
+  int rc = vjp(g, y, seed, n, wrt, grads_out, flags);
+  if (g) g->grad_depth--;
+  return rc;
 }
 
 int smelt_grad(smelt_graph *g, smelt_node y, int n, const smelt_node *wrt, smelt_node *grads_out) {

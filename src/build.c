@@ -606,6 +606,11 @@ smelt_node sm_iota(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims
   return mk(g, &d);
 }
 
+smelt_node sm_training(smelt_graph *g) {
+  if (!g || g->error) return SMELT_INVALID;
+  return mk_simple(g, OP_TRAINING, SMELT_BOOL, 0, NULL, 0, NULL, 0, NULL);
+}
+
 smelt_node sm_rng(smelt_graph *g, sm_op op, smelt_dtype dt, int rank, const int64_t *dims,
                   uint64_t seed, double a, double b) {
   if (!g || g->error) return SMELT_INVALID;

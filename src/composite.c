@@ -533,9 +533,15 @@ smelt_node smelt_dropout(smelt_graph *g, smelt_node x, double p, uint64_t seed, 
   int rank = xn->rank;
   int64_t shape[SMELT_MAX_RANK];
   memcpy(shape, xn->shape, sizeof shape);
-  if (p == 1) return smelt_mul(g, x, smelt_scalar(g, 0.0));
-  /* keep where u >= p: probability 1 - p */
-  smelt_node keep = smelt_ge(g, smelt_rand(g, dt, rank, shape, seed), smelt_scalar(g, p));
-  smelt_node scaled = smelt_mul(g, x, smelt_scalar(g, 1.0 / (1.0 - p)));
-  return smelt_where(g, keep, scaled, smelt_scalar(g, 0.0));
+  smelt_node dropped;
+  if (p == 1) {
+    dropped = smelt_mul(g, x, smelt_scalar(g, 0.0));
+  } else {
+    /* keep where u >= p: probability 1 - p */
+    smelt_node keep = smelt_ge(g, smelt_rand(g, dt, rank, shape, seed), smelt_scalar(g, p));
+    smelt_node scaled = smelt_mul(g, x, smelt_scalar(g, 1.0 / (1.0 - p)));
+    dropped = smelt_where(g, keep, scaled, smelt_scalar(g, 0.0));
+  }
+  /* active only when the program trains: evaluation programs see x */
+  return smelt_where(g, sm_training(g), dropped, x);
 }

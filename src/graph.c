@@ -285,6 +285,7 @@ smelt_node sm_intern(smelt_graph *g, const sm_node_desc *desc) {
   n.ninputs = (uint32_t)d->ninputs;
   n.niattr = (uint32_t)d->niattr;
   n.hash = h;
+  n.flags = g->grad_depth > 0 ? SM_NODE_GRAD : 0;
   n.fattr[0] = d->fattr[0];
   n.fattr[1] = d->fattr[1];
   if (d->rank) memcpy(n.shape, d->shape, sizeof(int64_t) * (size_t)d->rank);

@@ -49,7 +49,7 @@ void sm_buf_number(sm_buf *b, double v, bool as_f32);
 /* One row per op in src/ops.c. The enum order is the table order. */
 typedef enum sm_op {
   /* sources */
-  OP_INPUT, OP_PARAM, OP_CONST, OP_IOTA, OP_RAND, OP_RANDN,
+  OP_INPUT, OP_PARAM, OP_CONST, OP_IOTA, OP_RAND, OP_RANDN, OP_TRAINING,
   /* unary elementwise */
   OP_NEG, OP_ABS, OP_SIGN, OP_EXP, OP_LOG, OP_SQRT, OP_RSQRT, OP_RECIPROCAL, OP_SIN, OP_COS,
   OP_TANH, OP_SIGMOID, OP_RELU, OP_NOT, OP_STOP_GRADIENT, OP_CAST,
@@ -130,6 +130,7 @@ typedef struct sm_node {
   uint16_t op;
   uint8_t dtype;
   uint8_t rank;
+  uint8_t flags; /* SM_NODE_* */
   uint32_t ninputs;
   uint32_t niattr;
   uint32_t *inputs; /* 0-based node indices, all smaller than this node's */
@@ -140,6 +141,10 @@ typedef struct sm_node {
   uint64_t hash;
   int64_t shape[SMELT_MAX_RANK];
 } sm_node;
+/* Created while building a backward graph (smelt_grad): evaluation
+ * programs refuse outputs that depend on such nodes. */
+#define SM_NODE_GRAD 1u
+
 /*
  * Attributes by op:
  *  input:     name
@@ -148,6 +153,8 @@ typedef struct sm_node {
  *  iota:      iattr = {axis}; fattr = {start, step}; value start + i*step
  *  rand:      iattr = {seed}; fattr = {lo, hi}
  *  randn:     iattr = {seed}; fattr = {mean, std}
+ *  training:  bool[]: true in training programs (and plain interpreter runs),
+ *             false in evaluation programs
  *  reduce_*:  iattr = axes, sorted ascending, kept with size 1
  *  argmax/min: iattr = {axis}, kept with size 1
  *  permute:   iattr = perm (result dim i is input dim perm[i])
@@ -180,6 +187,7 @@ struct smelt_graph {
   } *outputs;
   size_t noutputs, outputs_cap;
   char *error;
+  int grad_depth; /* > 0 while smelt_vjp builds: new nodes get SM_NODE_GRAD */
   /* arena for node payloads: a list of chunks */
   struct sm_chunk *arena;
 };
@@ -261,6 +269,8 @@ smelt_node sm_argreduce(smelt_graph *g, sm_op op, smelt_node x, int axis);
 /* iota: value start + i*step where i is the index along axis. */
 smelt_node sm_iota(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims, int axis,
                    double start, double step);
+/* The training-mode flag (bool rank 0), see OP_TRAINING. */
+smelt_node sm_training(smelt_graph *g);
 /* rand (uniform [a, b)) or randn (mean a, std b). */
 smelt_node sm_rng(smelt_graph *g, sm_op op, smelt_dtype dt, int rank, const int64_t *dims,
                   uint64_t seed, double a, double b);
@@ -280,11 +290,17 @@ smelt_node sm_scatter_add(smelt_graph *g, int rank, const int64_t *dims, int axi
                           smelt_node src);
 
 /* ------------------------------------------------------- interpreter */
-/* Runs the given root nodes (node indices) with params read from
- * param_data[node] where not NULL (initializer values otherwise); the roots'
- * values stay for sm_interp_read_root. Returns 0 or -1 with the error set. */
+/* How a run sees the program around it. Without options: params from
+ * their initializers, training mode, draw 0. */
+typedef struct sm_run_opts {
+  const void *const *param_data; /* per node index: a param's storage or NULL */
+  bool training;                 /* the value of training nodes (dropout) */
+  uint64_t rng_step;             /* draw number of rand / randn (fresh per run) */
+} sm_run_opts;
+/* Runs the given root nodes (node indices); the roots' values stay for
+ * sm_interp_read_root. Returns 0 or -1 with the error set. */
 int sm_interp_run_roots(smelt_interp *it, size_t nroots, const uint32_t *roots,
-                        const void *const *param_data);
+                        const sm_run_opts *opts);
 /* Copies root k (node index `node`) of the last run, dense, in its dtype. */
 int sm_interp_read_root(smelt_interp *it, size_t k, uint32_t node, void *data);
 
@@ -295,5 +311,8 @@ void sm_philox4x32(uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
  * 24 bits of one word, f64 53 bits of two words). */
 double sm_rand_uniform(uint64_t seed, uint64_t i, smelt_dtype dt);
 double sm_rand_normal(uint64_t seed, uint64_t i, smelt_dtype dt);
+/* The same for draw number `step` (counter words 2 and 3). */
+double sm_rand_uniform_at(uint64_t seed, uint64_t step, uint64_t i, smelt_dtype dt);
+double sm_rand_normal_at(uint64_t seed, uint64_t step, uint64_t i, smelt_dtype dt);
 
 #endif

@@ -365,6 +365,8 @@ typedef struct run_state {
   const smelt_graph *g;
   view *vals;                     /* per node */
   const void *const *param_data;  /* per node: a param's current value, or NULL */
+  bool training;                  /* the value of the training flag */
+  uint64_t rng_step;              /* draw number of rand / randn */
 } run_state;
 
 static const sm_node *input_node(const run_state *rs, const sm_node *n, int k) {
@@ -389,29 +391,41 @@ static int eval_input(run_state *rs, const sm_node *n, uint32_t i, view *out) {
   return borrow(it, n, it->binds[i].data, out);
 }
 
-/* Fills a dense buffer with f(k) for the linear index k. */
-static int fill_dense(run_state *rs, const sm_node *n, view *out,
-                      double (*f)(const sm_node *, uint64_t)) {
+/* Fills a dense buffer with f(k) for the linear index k; step is the draw
+ * number of random generators. */
+typedef double (*gen_fn)(const sm_node *, uint64_t step, uint64_t k);
+static int fill_dense(run_state *rs, const sm_node *n, view *out, gen_fn f, uint64_t step) {
   if (alloc_dense(rs->it, n, out)) return -1;
   int64_t m = safe_numel(n);
   size_t es = esize(n);
-  for (int64_t k = 0; k < m; k++) store_f(at(out, k, es), (smelt_dtype)n->dtype, f(n, (uint64_t)k));
+  for (int64_t k = 0; k < m; k++)
+    store_f(at(out, k, es), (smelt_dtype)n->dtype, f(n, step, (uint64_t)k));
   return 0;
 }
 
-static double gen_const_a(const sm_node *n, uint64_t k) { (void)k; return n->fattr[0]; }
-static double gen_zero(const sm_node *n, uint64_t k) { (void)n, (void)k; return 0; }
-static double gen_one(const sm_node *n, uint64_t k) { (void)n, (void)k; return 1; }
+static double gen_const_a(const sm_node *n, uint64_t s, uint64_t k) {
+  (void)s, (void)k;
+  return n->fattr[0];
+}
+static double gen_zero(const sm_node *n, uint64_t s, uint64_t k) {
+  (void)n, (void)s, (void)k;
+  return 0;
+}
+static double gen_one(const sm_node *n, uint64_t s, uint64_t k) {
+  (void)n, (void)s, (void)k;
+  return 1;
+}
 /* The seed: iattr[1] of a param, iattr[0] of rand / randn. */
 /* normal: a + b*z (param init normal, randn) */
-static double gen_normal(const sm_node *n, uint64_t k) {
+static double gen_normal(const sm_node *n, uint64_t s, uint64_t k) {
   uint64_t seed = (uint64_t)n->iattr[n->op == OP_PARAM ? 1 : 0];
-  return n->fattr[0] + n->fattr[1] * sm_rand_normal(seed, k, (smelt_dtype)n->dtype);
+  return n->fattr[0] + n->fattr[1] * sm_rand_normal_at(seed, s, k, (smelt_dtype)n->dtype);
 }
 /* uniform: a + (b - a)*u (param init uniform, rand) */
-static double gen_uniform(const sm_node *n, uint64_t k) {
+static double gen_uniform(const sm_node *n, uint64_t s, uint64_t k) {
   uint64_t seed = (uint64_t)n->iattr[n->op == OP_PARAM ? 1 : 0];
-  return n->fattr[0] + (n->fattr[1] - n->fattr[0]) * sm_rand_uniform(seed, k, (smelt_dtype)n->dtype);
+  return n->fattr[0] +
+         (n->fattr[1] - n->fattr[0]) * sm_rand_uniform_at(seed, s, k, (smelt_dtype)n->dtype);
 }
 
 /* A param reads its storage when the run has one (programs), else its
@@ -420,11 +434,11 @@ static int eval_param(run_state *rs, const sm_node *n, view *out) {
   size_t i = (size_t)(n - rs->g->nodes);
   if (rs->param_data && rs->param_data[i]) return borrow(rs->it, n, rs->param_data[i], out);
   switch ((smelt_init_kind)n->iattr[0]) {
-  case SMELT_INIT_ZEROS: return fill_dense(rs, n, out, gen_zero);
-  case SMELT_INIT_ONES: return fill_dense(rs, n, out, gen_one);
-  case SMELT_INIT_CONSTANT: return fill_dense(rs, n, out, gen_const_a);
-  case SMELT_INIT_NORMAL: return fill_dense(rs, n, out, gen_normal);
-  case SMELT_INIT_UNIFORM: return fill_dense(rs, n, out, gen_uniform);
+  case SMELT_INIT_ZEROS: return fill_dense(rs, n, out, gen_zero, 0);
+  case SMELT_INIT_ONES: return fill_dense(rs, n, out, gen_one, 0);
+  case SMELT_INIT_CONSTANT: return fill_dense(rs, n, out, gen_const_a, 0);
+  case SMELT_INIT_NORMAL: return fill_dense(rs, n, out, gen_normal, 0);
+  case SMELT_INIT_UNIFORM: return fill_dense(rs, n, out, gen_uniform, 0);
   case SMELT_INIT_DATA:
     if (!n->data && !is_empty(n)) return node_fail(rs, n, "initializer data is missing");
     return borrow(rs->it, n, n->data, out);
@@ -455,8 +469,12 @@ static int eval_source(run_state *rs, const sm_node *n, uint32_t i, view *out) {
     if (!n->data && !is_empty(n)) return node_fail(rs, n, "constant data is missing");
     return borrow(rs->it, n, n->data, out);
   case OP_IOTA: return eval_iota(rs, n, out);
-  case OP_RAND: return fill_dense(rs, n, out, gen_uniform);
-  case OP_RANDN: return fill_dense(rs, n, out, gen_normal);
+  case OP_RAND: return fill_dense(rs, n, out, gen_uniform, rs->rng_step);
+  case OP_RANDN: return fill_dense(rs, n, out, gen_normal, rs->rng_step);
+  case OP_TRAINING:
+    if (alloc_dense(rs->it, n, out)) return -1;
+    *at(out, 0, 1) = rs->training;
+    return 0;
   default: return node_fail(rs, n, "not a source op");
   }
 }
@@ -1018,7 +1036,7 @@ int smelt_interp_bind(smelt_interp *it, const char *name, smelt_dtype dt, int ra
 /* Evaluates the given root nodes (the graph's outputs for smelt_interp_run,
  * outputs and update values for programs); keeps their values for reading. */
 int sm_interp_run_roots(smelt_interp *it, size_t no, const uint32_t *roots,
-                        const void *const *param_data) {
+                        const sm_run_opts *opts) {
   if (!it) return -1;
   drop_outputs(it);
   if (check_graph(it)) return -1;
@@ -1045,7 +1063,8 @@ int sm_interp_run_roots(smelt_interp *it, size_t no, const uint32_t *roots,
     if (uses[i] && g->nodes[i].op == OP_INPUT && (i >= it->nbinds || !it->binds[i].set))
       rc = fail(it, "input \"%s\" is not bound", g->nodes[i].name);
 
-  run_state rs = {it, g, vals, param_data};
+  run_state rs = {it, g, vals, opts ? opts->param_data : NULL, opts ? opts->training : true,
+                  opts ? opts->rng_step : 0};
   for (size_t i = 0; i < nn && !rc; i++) {
     if (!uses[i]) continue;
     rc = eval_node(&rs, (uint32_t)i);

@@ -95,6 +95,7 @@ const sm_op_info sm_ops[OP_COUNT] = {
     [OP_IOTA] = SRC("iota", ATF_IOTA),
     [OP_RAND] = SRC("rand", ATF_RAND),
     [OP_RANDN] = SRC("randn", ATF_RAND),
+    [OP_TRAINING] = SRC("training", ATF_NONE),
 
     [OP_NEG] = UN("neg", DTR_SAME, f_neg, i_neg),
     [OP_ABS] = UN("abs", DTR_SAME, f_abs, i_abs),

@@ -27,9 +27,11 @@ void sm_philox4x32(uint32_t c[4], const uint32_t key[2], uint32_t out[4]) {
   out[0] = x0, out[1] = x1, out[2] = x2, out[3] = x3;
 }
 
-/* The four words for element i: counter (i_lo, i_hi, 0, 0), key = seed. */
-static void words(uint64_t seed, uint64_t i, uint32_t w[4]) {
-  uint32_t c[4] = {(uint32_t)i, (uint32_t)(i >> 32), 0, 0};
+/* The four words for element i of draw `step`: counter (i_lo, i_hi, step_lo,
+ * step_hi), key = seed. Programs draw fresh numbers on each run (step = the
+ * run's number); step 0 is what a plain interpreter run draws. */
+static void words(uint64_t seed, uint64_t step, uint64_t i, uint32_t w[4]) {
+  uint32_t c[4] = {(uint32_t)i, (uint32_t)(i >> 32), (uint32_t)step, (uint32_t)(step >> 32)};
   uint32_t k[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
   sm_philox4x32(c, k, w);
 }
@@ -42,17 +44,25 @@ static double uniform(const uint32_t *w, smelt_dtype dt) {
   return (double)(v & ((1ull << 53) - 1)) * (1.0 / 9007199254740992.0);
 }
 
-double sm_rand_uniform(uint64_t seed, uint64_t i, smelt_dtype dt) {
+double sm_rand_uniform_at(uint64_t seed, uint64_t step, uint64_t i, smelt_dtype dt) {
   uint32_t w[4];
-  words(seed, i, w);
+  words(seed, step, i, w);
   return uniform(w, dt);
+}
+
+double sm_rand_uniform(uint64_t seed, uint64_t i, smelt_dtype dt) {
+  return sm_rand_uniform_at(seed, 0, i, dt);
 }
 
 /* Box-Muller on two uniforms from the same counter (words 0-1 and 2-3):
  * u1 in (0, 1] so the log is finite. */
 double sm_rand_normal(uint64_t seed, uint64_t i, smelt_dtype dt) {
+  return sm_rand_normal_at(seed, 0, i, dt);
+}
+
+double sm_rand_normal_at(uint64_t seed, uint64_t step, uint64_t i, smelt_dtype dt) {
   uint32_t w[4];
-  words(seed, i, w);
+  words(seed, step, i, w);
   double u1 = 1.0 - uniform(w, dt);
   double u2 = uniform(w + 2, dt);
   return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);

@@ -68,7 +68,8 @@ static int init_slots(smelt_params *p, size_t from, size_t to) {
     return pfail(p, "out of memory");
   }
   for (size_t i = from; i < to; i++) roots[i - from] = p->slots[i].node;
-  int rc = sm_interp_run_roots(it, to - from, roots, NULL);
+  sm_run_opts opts = {NULL, true, 0};
+  int rc = sm_interp_run_roots(it, to - from, roots, &opts);
   if (rc) rc = pfail(p, "initializing params: %s", smelt_interp_error(it));
   for (size_t i = from; i < to && !rc; i++)
     sm_interp_read_root(it, i - from, p->slots[i].node, p->slots[i].data);
@@ -203,6 +204,8 @@ struct smelt_program {
   param_slot **targets;   /* per update: the param it writes (resolved per run) */
   void **upd_data;        /* per update: the new value, before it is applied */
   bool have_run;
+  bool eval;         /* an evaluation program: no updates, no gradients, dropout off */
+  uint64_t runs;     /* successful runs so far: the draw number of rand nodes */
   char *error;
 };
 
@@ -303,6 +306,50 @@ smelt_program *smelt_program_new(smelt_graph *g, smelt_params *params, int noutp
   return pr;
 }
 
+/* Whether node i depends on a node of a backward graph. */
+static bool uses_gradient(const smelt_graph *g, uint32_t root, uint32_t *culprit) {
+  bool *seen = sm_calloc(root + 1, sizeof *seen);
+  if (!seen) return false;
+  seen[root] = true;
+  bool found = false;
+  for (uint32_t i = root + 1; i-- > 0 && !found;) {
+    if (!seen[i]) continue;
+    const sm_node *n = &g->nodes[i];
+    if (n->flags & SM_NODE_GRAD) {
+      found = true;
+      *culprit = i;
+    }
+    for (uint32_t k = 0; k < n->ninputs; k++) seen[n->inputs[k]] = true;
+  }
+  sm_free(seen);
+  return found;
+}
+
+smelt_program *smelt_program_new_eval(smelt_graph *g, smelt_params *params, int noutputs,
+                                      const char *const *outputs) {
+  smelt_program *pr = sm_calloc(1, sizeof *pr);
+  if (!pr) return NULL;
+  pr->g = g;
+  pr->params = params;
+  pr->eval = true;
+  if (setup(pr, noutputs, outputs, 0, NULL)) return pr;
+  for (size_t k = 0; k < pr->nout; k++) {
+    uint32_t culprit;
+    if (uses_gradient(g, pr->roots[k], &culprit)) {
+      char id[128];
+      sm_node_id(g, &g->nodes[culprit], id, sizeof id);
+      prfail(pr,
+             "evaluation program: output \"%s\" depends on %s of a backward graph (evaluation "
+             "programs compute no gradients; use smelt_program_new)",
+             pr->out_names[k], id);
+      smelt_interp_free(pr->it);
+      pr->it = NULL;
+      return pr;
+    }
+  }
+  return pr;
+}
+
 /* A program that failed to set up reports that on every call. */
 static int check_program(smelt_program *pr) {
   if (pr->it && pr->roots) {
@@ -337,7 +384,8 @@ int smelt_program_run(smelt_program *pr) {
     for (size_t i = 0; i < p->n; i++)
       if (p->slots[i].node == target) pr->targets[k] = &p->slots[i];
   }
-  int rc = sm_interp_run_roots(pr->it, pr->nout + pr->nupd, pr->roots, (const void *const *)pdata);
+  sm_run_opts opts = {(const void *const *)pdata, !pr->eval, pr->runs};
+  int rc = sm_interp_run_roots(pr->it, pr->nout + pr->nupd, pr->roots, &opts);
   sm_free(pdata);
   if (rc) return prfail(pr, "%s", smelt_interp_error(pr->it));
   /* Copy everything out first: outputs may alias param storage, and every
@@ -360,6 +408,7 @@ int smelt_program_run(smelt_program *pr) {
     pr->upd_data[k] = NULL;
   }
   pr->have_run = true;
+  pr->runs++;
   return 0;
 }
 

@@ -1288,6 +1288,11 @@ static bool build_primitive(ctx *c, sm_op op, smelt_node *out) {
     if (op == OP_CONST) return b_const(c, out);
     if (op == OP_IOTA) return b_iota(c, out);
     if (op == OP_RAND || op == OP_RANDN) return b_rng(c, op, out);
+    if (op == OP_TRAINING) {
+      if (!operands(c, 0, NULL) || !attrs_done(c)) return false;
+      *out = sm_training(c->g);
+      return true;
+    }
     return fail_at(c->P, op_pos(c), "%s is declared as '%s %%name : dtype[shape]'", info->name,
                    info->name);
   case OPC_UNARY:

@@ -358,9 +358,12 @@ smelt_node smelt_log_softmax(smelt_graph *g, smelt_node x, int axis);
 smelt_node smelt_cross_entropy(smelt_graph *g, smelt_node logits, smelt_node labels);
 /* Mean squared error, as torch.nn.functional.mse_loss (operands broadcast). */
 smelt_node smelt_mse_loss(smelt_graph *g, smelt_node a, smelt_node b);
-/* Inverted dropout: when training, zeroes each element with probability p
- * (mask from smelt_rand with seed) and scales the rest by 1/(1-p); the
- * identity otherwise. 0 <= p <= 1 (p = 1 gives zeros, as PyTorch). */
+/* Inverted dropout: zeroes each element with probability p (mask from
+ * smelt_rand with seed, fresh on every run of a program) and scales the
+ * rest by 1/(1-p). With training false it is the identity; with training
+ * true it is active in training programs and plain interpreter runs and the
+ * identity in evaluation programs (smelt_program_new_eval), as PyTorch's
+ * module.eval(). 0 <= p <= 1 (p = 1 gives zeros, as PyTorch). */
 smelt_node smelt_dropout(smelt_graph *g, smelt_node x, double p, uint64_t seed, bool training);
 
 /* -------------------------------------------------------------- updates */
@@ -416,7 +419,10 @@ int smelt_params_write(smelt_params *p, const char *name, smelt_dtype dt, const 
 
 /* A program: outputs plus updates, as Theano's function(inputs, outputs,
  * updates). A run computes the named graph outputs, then applies every
- * update at once: all of them see the params' values from before the run. */
+ * update at once: all of them see the params' values from before the run.
+ * Each run computes fresh gradients (nothing accumulates between runs
+ * unless the graph says so, see smelt_grad_accumulators), and rand/randn
+ * nodes draw fresh numbers on every run (run k uses draw number k). */
 typedef struct smelt_program smelt_program;
 
 /* outputs: names given to smelt_output; updates: smelt_assign nodes (at
@@ -426,6 +432,11 @@ typedef struct smelt_program smelt_program;
 smelt_program *smelt_program_new(smelt_graph *g, smelt_params *params, int noutputs,
                                  const char *const *outputs, int nupdates,
                                  const smelt_node *updates);
+/* An evaluation program: outputs only, no updates, dropout inactive, and
+ * no output may depend on a backward graph (PyTorch's eval() and no_grad,
+ * by construction). */
+smelt_program *smelt_program_new_eval(smelt_graph *g, smelt_params *params, int noutputs,
+                                      const char *const *outputs);
 void smelt_program_free(smelt_program *pr);
 const char *smelt_program_error(const smelt_program *pr);
 /* As smelt_interp_bind / _run / _read. */
