@@ -150,3 +150,20 @@ int smelt_adam(smelt_graph *g, const char *prefix, int n, const smelt_node *para
   updates[m++] = smelt_assign(g, step, t);
   return g->error ? -1 : m;
 }
+
+int smelt_grad_accumulators(smelt_graph *g, int n, const smelt_node *params,
+                            const smelt_node *grads, smelt_node *accumulate,
+                            smelt_node *accumulated, smelt_node *zero) {
+  if (!check_lists(g, "grad_accumulators", n, params, grads, grads, accumulate)) return -1;
+  if (!accumulated || !zero) {
+    sm_fail(g, "grad_accumulators: an output list is NULL");
+    return -1;
+  }
+  for (int i = 0; i < n; i++) {
+    smelt_node acc = state_like(g, params[i], smelt_node_name(g, params[i]), "grad_acc");
+    accumulate[i] = smelt_assign(g, acc, smelt_add(g, acc, grads[i]));
+    accumulated[i] = acc;
+    zero[i] = smelt_assign(g, acc, smelt_scalar(g, 0.0));
+  }
+  return g->error ? -1 : 0;
+}

@@ -446,6 +446,23 @@ int smelt_program_run(smelt_program *pr);
 int smelt_program_read(smelt_program *pr, const char *name, smelt_dtype dt, void *data,
                        size_t nbytes);
 
+/* Gradient accumulation over micro-batches, opt-in (PyTorch accumulates
+ * into .grad by default; smelt computes fresh gradients on every run). For
+ * each param it adds an accumulator param "<param>.grad_acc" (zeros) and
+ * writes, per param i:
+ *   accumulate[i]:  assign(acc_i, acc_i + grads[i]): run these once per
+ *                   micro-batch (a program with these updates);
+ *   accumulated[i]: acc_i, the summed gradient: give it to an optimizer in
+ *                   place of grads;
+ *   zero[i]:        assign(acc_i, 0): put these in the step program beside
+ *                   the optimizer's updates (all updates see the values from
+ *                   before the run, so the step uses the sums, then zeroes).
+ * k micro-batches then a step equal PyTorch's k backward() calls, step()
+ * and zero_grad(). Returns 0, or -1 with the error on the graph. */
+int smelt_grad_accumulators(smelt_graph *g, int n, const smelt_node *params,
+                            const smelt_node *grads, smelt_node *accumulate,
+                            smelt_node *accumulated, smelt_node *zero);
+
 /* ----------------------------------------------------------- optimizers */
 /* Optimizers are graph builders: given params and their gradients they add
  * update nodes (and their own state params, named after the param, e.g.

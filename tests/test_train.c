@@ -1,0 +1,219 @@
+/* Training graphs: programs over shared params, fresh gradients per run,
+ * opt-in gradient accumulation, evaluation programs, dropout and random
+ * streams per run. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static const float X[6][3] = {{1, 2, 0.5f}, {-1, 0.5f, 2}, {0.3f, -0.7f, 1}, {2, 1, -1},
+                              {0.5f, 0.5f, 0.5f}, {-2, 1, 0}};
+static const float Y[6] = {1, -0.5f, 0.25f, 2, 0, -1};
+
+/* sum over rows of (x . w - y)^2 for inputs named xname [rows,3], yname [rows] */
+static smelt_node sq_loss(smelt_graph *g, smelt_node w, const char *xname, const char *yname,
+                          int64_t rows) {
+  smelt_node x = smelt_input(g, xname, SMELT_F32, 2, (int64_t[]){rows, 3});
+  smelt_node y = smelt_input(g, yname, SMELT_F32, 1, (int64_t[]){rows});
+  smelt_node d = smelt_sub(g, smelt_matmul(g, x, w), y);
+  return smelt_sum(g, smelt_mul(g, d, d), 0, NULL, false);
+}
+
+START_TEST(accumulation_matches_one_big_step) {
+  smelt_graph *g = TU_GRAPH();
+  /* two copies of the weights (optimizer state is named after the param) */
+  smelt_node w = smelt_param(g, "w", SMELT_F32, 1, (int64_t[]){3}, smelt_init_constant(0.5));
+  smelt_node wf = smelt_param(g, "wf", SMELT_F32, 1, (int64_t[]){3}, smelt_init_constant(0.5));
+  smelt_node full = sq_loss(g, wf, "X", "Y", 6), mb = sq_loss(g, w, "x", "y", 2);
+  smelt_node gfull, gmb, acc_upd, acc, zero;
+  smelt_grad(g, full, 1, &wf, &gfull);
+  smelt_grad(g, mb, 1, &w, &gmb);
+  ck_assert_int_eq(smelt_grad_accumulators(g, 1, &w, &gmb, &acc_upd, &acc, &zero), 0);
+  smelt_sgd_options o = smelt_sgd_defaults(0.01);
+  o.momentum = 0.9;
+  smelt_node u_full[SMELT_OPTIM_MAX_UPDATES(1)], u_acc[SMELT_OPTIM_MAX_UPDATES(1) + 1];
+  int nf = smelt_sgd(g, "full", 1, &wf, &gfull, &o, u_full);
+  int na = smelt_sgd(g, "acc", 1, &w, &acc, &o, u_acc);
+  ck_assert_int_gt(nf, 0);
+  ck_assert_int_gt(na, 0);
+  u_acc[na++] = zero;
+  smelt_output(g, "full_loss", full);
+  TU_ASSERT_OK(g);
+
+  /* two independent stores of the same graph */
+  smelt_params *pa = smelt_params_new(g), *pb = smelt_params_new(g);
+  smelt_program *big = smelt_program_new(g, pa, 1, (const char *[]){"full_loss"}, nf, u_full);
+  smelt_program *micro = smelt_program_new(g, pb, 0, NULL, 1, &acc_upd);
+  smelt_program *step = smelt_program_new(g, pb, 0, NULL, na, u_acc);
+  ck_assert_ptr_null(smelt_program_error(big));
+  ck_assert_ptr_null(smelt_program_error(micro));
+  ck_assert_ptr_null(smelt_program_error(step));
+  ck_assert_int_eq(smelt_program_bind(big, "X", SMELT_F32, 2, (int64_t[]){6, 3}, X, sizeof X), 0);
+  ck_assert_int_eq(smelt_program_bind(big, "Y", SMELT_F32, 1, (int64_t[]){6}, Y, sizeof Y), 0);
+  for (int it = 0; it < 3; it++) {
+    ck_assert_int_eq(smelt_program_run(big), 0);
+    for (int b = 0; b < 3; b++) {
+      ck_assert_int_eq(smelt_program_bind(micro, "x", SMELT_F32, 2, (int64_t[]){2, 3}, X[2 * b],
+                                          sizeof(float) * 6), 0);
+      ck_assert_int_eq(smelt_program_bind(micro, "y", SMELT_F32, 1, (int64_t[]){2}, &Y[2 * b],
+                                          sizeof(float) * 2), 0);
+      ck_assert_msg(smelt_program_run(micro) == 0, "%s", smelt_program_error(micro));
+    }
+    ck_assert_msg(smelt_program_run(step) == 0, "%s", smelt_program_error(step));
+    float wa[3], wb[3], acc_after[3];
+    ck_assert_int_eq(smelt_params_read(pa, "wf", SMELT_F32, wa, sizeof wa), 0);
+    ck_assert_int_eq(smelt_params_read(pb, "w", SMELT_F32, wb, sizeof wb), 0);
+    ck_assert_int_eq(smelt_params_read(pb, "w.grad_acc", SMELT_F32, acc_after, sizeof acc_after), 0);
+    for (int i = 0; i < 3; i++) {
+      /* the same sums in another order: f32 rounding only */
+      ck_assert_msg(fabsf(wa[i] - wb[i]) <= 1e-5f * fmaxf(1.0f, fabsf(wa[i])),
+                    "step %d w[%d]: %.9g vs %.9g", it, i, wa[i], wb[i]);
+      ck_assert(acc_after[i] == 0); /* zeroed by the step */
+    }
+  }
+  smelt_program_free(big);
+  smelt_program_free(micro);
+  smelt_program_free(step);
+  smelt_params_free(pa);
+  smelt_params_free(pb);
+  smelt_graph_free(g);
+}
+END_TEST
+
+START_TEST(fresh_gradients_every_run) {
+  /* no forgotten zero_grad: the same inputs give the same gradient */
+  smelt_graph *g = TU_GRAPH();
+  smelt_node w = smelt_param(g, "w", SMELT_F32, 1, (int64_t[]){3}, smelt_init_ones());
+  smelt_node l = sq_loss(g, w, "X", "Y", 6), gw;
+  smelt_grad(g, l, 1, &w, &gw);
+  smelt_output(g, "gw", gw);
+  smelt_params *p = smelt_params_new(g);
+  smelt_program *pr = smelt_program_new(g, p, 1, (const char *[]){"gw"}, 0, NULL);
+  smelt_program_bind(pr, "X", SMELT_F32, 2, (int64_t[]){6, 3}, X, sizeof X);
+  smelt_program_bind(pr, "Y", SMELT_F32, 1, (int64_t[]){6}, Y, sizeof Y);
+  float a[3], b[3];
+  ck_assert_int_eq(smelt_program_run(pr), 0);
+  smelt_program_read(pr, "gw", SMELT_F32, a, sizeof a);
+  ck_assert_int_eq(smelt_program_run(pr), 0);
+  smelt_program_read(pr, "gw", SMELT_F32, b, sizeof b);
+  ck_assert(memcmp(a, b, sizeof a) == 0);
+  smelt_program_free(pr);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+START_TEST(eval_programs) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = tu_input(g, "x", SMELT_F32, 1, 1000);
+  smelt_node w = smelt_param(g, "w", SMELT_F32, 0, NULL, smelt_init_constant(2));
+  smelt_node y = smelt_dropout(g, smelt_mul(g, x, w), 0.5, 7, true);
+  smelt_node l = smelt_sum(g, y, 0, NULL, false), gw;
+  smelt_output(g, "y", y);
+  smelt_grad(g, l, 1, &w, &gw);
+  smelt_output(g, "gw", gw);
+  TU_ASSERT_OK(g);
+  smelt_params *p = smelt_params_new(g);
+  float ones[1000], y1[1000], y2[1000], ye[1000];
+  for (int i = 0; i < 1000; i++) ones[i] = 1;
+  const int64_t n = 1000;
+
+  smelt_program *train = smelt_program_new(g, p, 1, (const char *[]){"y"}, 0, NULL);
+  smelt_program *eval = smelt_program_new_eval(g, p, 1, (const char *[]){"y"});
+  ck_assert_ptr_null(smelt_program_error(eval));
+  smelt_program_bind(train, "x", SMELT_F32, 1, &n, ones, sizeof ones);
+  smelt_program_bind(eval, "x", SMELT_F32, 1, &n, ones, sizeof ones);
+  ck_assert_int_eq(smelt_program_run(train), 0);
+  smelt_program_read(train, "y", SMELT_F32, y1, sizeof y1);
+  ck_assert_int_eq(smelt_program_run(train), 0);
+  smelt_program_read(train, "y", SMELT_F32, y2, sizeof y2);
+  ck_assert_int_eq(smelt_program_run(eval), 0);
+  smelt_program_read(eval, "y", SMELT_F32, ye, sizeof ye);
+  int zeros1 = 0, differ = 0;
+  for (int i = 0; i < 1000; i++) {
+    ck_assert(y1[i] == 0 || y1[i] == 4); /* 2 * 1 / (1 - 0.5) */
+    zeros1 += y1[i] == 0;
+    differ += y1[i] != y2[i];
+    ck_assert(ye[i] == 2); /* dropout is off in evaluation */
+  }
+  ck_assert_msg(zeros1 > 400 && zeros1 < 600, "%d of 1000 dropped at p = 0.5", zeros1);
+  ck_assert_msg(differ > 300, "the mask must change between runs (%d differ)", differ);
+  smelt_program_free(train);
+  smelt_program_free(eval);
+
+  /* evaluation programs take no gradients and no updates */
+  eval = smelt_program_new_eval(g, p, 1, (const char *[]){"gw"});
+  ck_assert_ptr_nonnull(strstr(smelt_program_error(eval), "backward graph"));
+  ck_assert_int_eq(smelt_program_run(eval), -1);
+  smelt_program_free(eval);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+START_TEST(program_errors) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node w = smelt_param(g, "w", SMELT_F32, 0, NULL, smelt_init_ones());
+  smelt_node v = smelt_param(g, "v", SMELT_F32, 0, NULL, smelt_init_zeros());
+  smelt_output(g, "w2", smelt_mul(g, w, smelt_scalar(g, 2.0)));
+  smelt_node a = smelt_assign(g, w, v), b = smelt_assign(g, v, w);
+  smelt_params *p = smelt_params_new(g);
+  smelt_program *pr = smelt_program_new(g, p, 1, (const char *[]){"nope"}, 0, NULL);
+  ck_assert_ptr_nonnull(strstr(smelt_program_error(pr), "unknown output \"nope\""));
+  smelt_program_free(pr);
+  pr = smelt_program_new(g, p, 0, NULL, 1, (smelt_node[]){w});
+  ck_assert_ptr_nonnull(strstr(smelt_program_error(pr), "is not an assign"));
+  smelt_program_free(pr);
+  pr = smelt_program_new(g, p, 0, NULL, 2, (smelt_node[]){a, smelt_assign(g, w, w)});
+  ck_assert_ptr_nonnull(strstr(smelt_program_error(pr), "param \"w\" is updated twice"));
+  smelt_program_free(pr);
+  /* all updates see the values from before the run: a swap */
+  pr = smelt_program_new(g, p, 1, (const char *[]){"w2"}, 2, (smelt_node[]){a, b});
+  ck_assert_ptr_null(smelt_program_error(pr));
+  float out, wv, vv;
+  ck_assert_int_eq(smelt_program_run(pr), 0);
+  smelt_program_read(pr, "w2", SMELT_F32, &out, sizeof out);
+  ck_assert(out == 2); /* computed from the old w */
+  smelt_params_read(p, "w", SMELT_F32, &wv, sizeof wv);
+  smelt_params_read(p, "v", SMELT_F32, &vv, sizeof vv);
+  ck_assert(wv == 0 && vv == 1);
+  ck_assert_int_eq(smelt_program_read(pr, "x", SMELT_F32, &out, sizeof out), -1);
+  ck_assert_ptr_nonnull(strstr(smelt_program_error(pr), "not an output"));
+  ck_assert_int_eq(smelt_program_read(pr, "w2", SMELT_F64, &out, 8), -1);
+  ck_assert_ptr_nonnull(strstr(smelt_program_error(pr), "dtype f64"));
+  smelt_program_free(pr);
+  /* params: unknown name, wrong dtype or size; reset */
+  ck_assert_int_eq(smelt_params_read(p, "q", SMELT_F32, &out, 4), -1);
+  ck_assert_str_eq(smelt_params_error(p), "read: no param named \"q\"");
+  ck_assert_int_eq(smelt_params_write(p, "w", SMELT_F64, &out, 8), -1);
+  ck_assert_ptr_nonnull(strstr(smelt_params_error(p), "dtype f64 does not match"));
+  ck_assert_int_eq(smelt_params_write(p, "w", SMELT_F32, &out, 8), -1);
+  ck_assert_ptr_nonnull(strstr(smelt_params_error(p), "8 bytes given"));
+  ck_assert_int_eq(smelt_params_reset(p), 0);
+  smelt_params_read(p, "w", SMELT_F32, &wv, sizeof wv);
+  ck_assert(wv == 1);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+static Suite *train_suite(void) {
+  Suite *s = suite_create("train");
+  TCase *tc = tcase_create("programs");
+  tcase_add_test(tc, accumulation_matches_one_big_step);
+  tcase_add_test(tc, fresh_gradients_every_run);
+  tcase_add_test(tc, eval_programs);
+  tcase_add_test(tc, program_errors);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(train_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
