@@ -2,6 +2,7 @@
  * programs (outputs plus updates), run for now by the reference
  * interpreter; compiled backends implement the same contract later. */
 #include "internal.h"
+#include "safetensors.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -189,6 +190,76 @@ int smelt_params_write(smelt_params *p, const char *name, smelt_dtype dt, const 
   if (!s || check_access(p, s, "write", dt, data, nbytes)) return -1;
   if (nbytes) memcpy(s->data, data, nbytes);
   return 0;
+}
+
+int smelt_params_save(smelt_params *p, const char *path) {
+  if (!p) return -1;
+  pclear(p);
+  if (!p->g) return pfail(p, "the graph is NULL");
+  if (!path) return pfail(p, "save: the path is NULL");
+  if (sync_params(p)) return -1;
+  sm_st_tensor *t = sm_calloc(p->n ? p->n : 1, sizeof *t);
+  if (!t) return pfail(p, "out of memory");
+  for (size_t i = 0; i < p->n; i++) {
+    const sm_node *n = &p->g->nodes[p->slots[i].node];
+    t[i].name = n->name;
+    t[i].dtype = (smelt_dtype)n->dtype;
+    t[i].rank = n->rank;
+    memcpy(t[i].dims, n->shape, sizeof t[i].dims);
+    t[i].data = p->slots[i].data;
+    t[i].nbytes = p->slots[i].nbytes;
+  }
+  char err[512];
+  int rc = sm_st_write_file(path, t, p->n, NULL, 0, err, sizeof err);
+  sm_free(t);
+  return rc ? pfail(p, "save: %s", err) : 0;
+}
+
+int smelt_params_load(smelt_params *p, const char *path) {
+  if (!p) return -1;
+  pclear(p);
+  if (!p->g) return pfail(p, "the graph is NULL");
+  if (!path) return pfail(p, "load: the path is NULL");
+  if (sync_params(p)) return -1;
+  sm_st_file f = {0};
+  char err[512];
+  if (sm_st_read_file(path, &f, err, sizeof err)) return pfail(p, "load: %s", err);
+  int rc = 0;
+  /* Check everything before changing anything. */
+  for (size_t i = 0; i < p->n && !rc; i++) {
+    const sm_node *n = &p->g->nodes[p->slots[i].node];
+    const sm_st_tensor *t = sm_st_find(&f, n->name);
+    sm_buf want = {0}, got = {0};
+    sm_buf_printf(&want, "%s", smelt_dtype_name((smelt_dtype)n->dtype));
+    sm_buf_shape(&want, n->rank, n->shape);
+    if (t) {
+      sm_buf_printf(&got, "%s", smelt_dtype_name(t->dtype));
+      sm_buf_shape(&got, t->rank, t->dims);
+    }
+    const char *w = want.data && !want.oom ? want.data : "?";
+    const char *gt = got.data && !got.oom ? got.data : "?";
+    if (!t)
+      rc = pfail(p, "load: %s has no tensor \"%s\" (the param is %s)", path, n->name, w);
+    else if (t->dtype != n->dtype || t->rank != n->rank ||
+             memcmp(t->dims, n->shape, sizeof(int64_t) * (size_t)n->rank))
+      rc = pfail(p, "load: %s: tensor \"%s\" is %s, the param is %s", path, n->name, gt, w);
+    sm_buf_free(&want);
+    sm_buf_free(&got);
+  }
+  for (size_t k = 0; k < f.ntensors && !rc; k++) {
+    bool known = false;
+    for (size_t i = 0; i < p->n && !known; i++)
+      known = strcmp(p->g->nodes[p->slots[i].node].name, f.tensors[k].name) == 0;
+    if (!known)
+      rc = pfail(p, "load: %s holds \"%s\", which is not a param of this graph", path,
+                 f.tensors[k].name);
+  }
+  for (size_t i = 0; i < p->n && !rc; i++) {
+    const sm_st_tensor *t = sm_st_find(&f, p->g->nodes[p->slots[i].node].name);
+    if (t->nbytes) memcpy(p->slots[i].data, t->data, t->nbytes);
+  }
+  sm_st_free(&f);
+  return rc;
 }
 
 /* -------------------------------------------------------------- programs */

@@ -2,6 +2,7 @@
  * opt-in gradient accumulation, evaluation programs, dropout and random
  * streams per run. */
 #include <check.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,62 @@ START_TEST(program_errors) {
 }
 END_TEST
 
+START_TEST(checkpoints) {
+  char dir[] = "/tmp/smelt_ckpt_XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char path[256], other[256], missing[256];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  snprintf(other, sizeof other, "%s/other.safetensors", dir);
+  snprintf(missing, sizeof missing, "%s/none.safetensors", dir);
+
+  smelt_graph *g = TU_GRAPH();
+  smelt_param(g, "w", SMELT_F32, 2, (int64_t[]){2, 3}, smelt_init_normal(0, 1, 3));
+  smelt_param(g, "step", SMELT_I64, 0, NULL, smelt_init_constant(7));
+  smelt_params *p = smelt_params_new(g);
+  float w0[6], w1[6], junk[6] = {1, 2, 3, 4, 5, 6};
+  ck_assert_int_eq(smelt_params_read(p, "w", SMELT_F32, w0, sizeof w0), 0);
+  ck_assert_msg(smelt_params_save(p, path) == 0, "%s", smelt_params_error(p));
+  ck_assert_int_eq(smelt_params_write(p, "w", SMELT_F32, junk, sizeof junk), 0);
+  ck_assert_msg(smelt_params_load(p, path) == 0, "%s", smelt_params_error(p));
+  ck_assert_int_eq(smelt_params_read(p, "w", SMELT_F32, w1, sizeof w1), 0);
+  ck_assert(memcmp(w0, w1, sizeof w0) == 0);
+  int64_t st;
+  ck_assert_int_eq(smelt_params_read(p, "step", SMELT_I64, &st, sizeof st), 0);
+  ck_assert(st == 7);
+
+  /* strict: a missing file, a param the file lacks, a tensor the graph lacks, a wrong shape;
+   * nothing changes on error */
+  ck_assert_int_eq(smelt_params_load(p, missing), -1);
+  ck_assert_ptr_nonnull(strstr(smelt_params_error(p), "none.safetensors"));
+  smelt_graph *g2 = TU_GRAPH();
+  smelt_param(g2, "w", SMELT_F32, 2, (int64_t[]){3, 2}, smelt_init_zeros());
+  smelt_params *p2 = smelt_params_new(g2);
+  ck_assert_int_eq(smelt_params_save(p2, other), 0);
+  ck_assert_int_eq(smelt_params_write(p, "w", SMELT_F32, junk, sizeof junk), 0);
+  ck_assert_int_eq(smelt_params_load(p, other), -1);
+  ck_assert_ptr_nonnull(strstr(smelt_params_error(p), "tensor \"w\" is f32[3,2], the param is f32[2,3]"));
+  ck_assert_int_eq(smelt_params_read(p, "w", SMELT_F32, w1, sizeof w1), 0);
+  ck_assert(memcmp(w1, junk, sizeof junk) == 0);
+  smelt_graph *g3 = TU_GRAPH();
+  smelt_param(g3, "w", SMELT_F32, 2, (int64_t[]){2, 3}, smelt_init_zeros());
+  smelt_params *p3 = smelt_params_new(g3);
+  ck_assert_int_eq(smelt_params_load(p3, path), -1);
+  ck_assert_ptr_nonnull(strstr(smelt_params_error(p3), "\"step\", which is not a param"));
+  smelt_params_free(p3);
+  smelt_graph_free(g3);
+  smelt_param(g2, "b", SMELT_F32, 0, NULL, smelt_init_zeros());
+  ck_assert_int_eq(smelt_params_load(p2, other), -1);
+  ck_assert_ptr_nonnull(strstr(smelt_params_error(p2), "has no tensor \"b\""));
+  smelt_params_free(p2);
+  smelt_graph_free(g2);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+  remove(path);
+  remove(other);
+  remove(dir);
+}
+END_TEST
+
 static Suite *train_suite(void) {
   Suite *s = suite_create("train");
   TCase *tc = tcase_create("programs");
@@ -206,6 +263,7 @@ static Suite *train_suite(void) {
   tcase_add_test(tc, fresh_gradients_every_run);
   tcase_add_test(tc, eval_programs);
   tcase_add_test(tc, program_errors);
+  tcase_add_test(tc, checkpoints);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -417,6 +417,16 @@ int smelt_params_read(smelt_params *p, const char *name, smelt_dtype dt, void *d
 int smelt_params_write(smelt_params *p, const char *name, smelt_dtype dt, const void *data,
                        size_t nbytes);
 
+/* Checkpoints in the safetensors format (8-byte header length, JSON
+ * header, raw little-endian data), readable and writable by PyTorch's
+ * safetensors package. save writes every param (optimizer state included)
+ * under its name, atomically (a temporary file renamed into place). load is
+ * strict, as load_state_dict(strict=True): every param must be in the file
+ * with its dtype and shape and the file may hold nothing else; on any error
+ * no param changes. Return 0 or -1. */
+int smelt_params_save(smelt_params *p, const char *path);
+int smelt_params_load(smelt_params *p, const char *path);
+
 /* A program: outputs plus updates, as Theano's function(inputs, outputs,
  * updates). A run computes the named graph outputs, then applies every
  * update at once: all of them see the params' values from before the run.
