@@ -89,17 +89,19 @@ static bool utf8_valid(const char *s) {
 }
 
 /* Copies n bytes of text into dst (cap bytes) for a message: printable
- * ASCII as is, valid UTF-8 as is when utf8 (names, already validated),
- * anything else as \xNN; cut with "..." when too long. */
-static void show(char *dst, size_t cap, const char *s, size_t n, bool utf8) {
+ * ASCII as is, anything else as \xNN, cut with "..." when too long. A name
+ * (shown in double quotes, already checked to be UTF-8) keeps its UTF-8
+ * characters and has its '"' escaped too. */
+static void show(char *dst, size_t cap, const char *s, size_t n, bool name) {
   if (!cap) return;
   const unsigned char *p = (const unsigned char *)s;
   size_t o = 0;
   const size_t room = cap > 8 ? cap - 8 : 0; /* keep space for "\xNN..." */
   for (size_t i = 0; i < n;) {
     unsigned char c = p[i];
-    size_t k = c >= 0x80 && utf8 ? utf8_seq(p + i, n - i) : 0;
-    size_t w = k ? k : (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') ? 1 : 4;
+    size_t k = c >= 0x80 && name ? utf8_seq(p + i, n - i) : 0;
+    bool plain = c >= 0x20 && c < 0x7f && c != '\\' && !(name && c == '"');
+    size_t w = k ? k : plain ? 1 : 4;
     if (o + w > room) {
       if (cap >= 4 && o + 4 <= cap) memcpy(dst + o, "...", 4);
       else dst[o < cap ? o : cap - 1] = 0;
@@ -333,7 +335,6 @@ static int parse_string(parser *p, const char **out, const char *what) {
       continue;
     }
     if (e != 'u') {
-      p->pos++;
       return bad(p, "invalid escape in a string");
     }
     unsigned cp, lo;
@@ -1169,10 +1170,10 @@ static int make_image(const char *name, const sm_st_tensor *tensors, size_t n,
   if (n > 1) qsort((void *)order, n, sizeof *order, cmp_name);
   for (size_t i = 1; i < n; i++)
     if (strcmp(order[i - 1]->name, order[i]->name) == 0) {
+      const char *dup = order[i]->name; /* the caller's */
       sm_free((void *)mord);
       image_free(im);
-      return fail(errbuf, errlen, "%s: tensor \"%s\" appears twice", name,
-                  show_name(order[i]->name).s);
+      return fail(errbuf, errlen, "%s: tensor \"%s\" appears twice", name, show_name(dup).s);
     }
   if (nmeta > 1) qsort((void *)mord, nmeta, sizeof *mord, cmp_key);
   for (size_t i = 1; i < nmeta; i++)

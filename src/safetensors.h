@@ -46,7 +46,9 @@
  * with contiguous data in that order and the header padded with spaces to
  * a multiple of 8 bytes. Files are written atomically: to a temporary file
  * in the same directory, fsync'ed, then renamed over the path, so a crash
- * leaves either the old file or the complete new one.
+ * leaves either the old file or the complete new one. The new file gets
+ * the permissions of any file the process creates (0666 less the umask);
+ * a symbolic link at path is replaced, not followed.
  *
  * Errors: functions return 0 on success, -1 on error with a message in
  * errbuf (errbuf may be NULL; the message is cut to errlen - 1 characters).

@@ -102,9 +102,13 @@ static smelt_node vjp_div(VJP_ARGS) {
 static smelt_node vjp_pow(VJP_ARGS) {
   smelt_node a = in(g, n, 0), b = in(g, n, 1);
   if (k == 0) {
-    /* b * a^(b-1), and exactly 0 where b == 0 (also at a == 0) */
-    smelt_node d = smelt_mul(g, smelt_mul(g, gy, b), smelt_pow(g, a, smelt_sub(g, b, lit(g, 1.0))));
-    return keep_where(g, smelt_eq(g, b, lit(g, 0.0)), d, false);
+    /* b * a^(b-1), and exactly 0 where b == 0 (also at a == 0). The masked
+     * branch uses exponent 1 - 1 = 0 there, so that it stays finite and its
+     * own gradient (second derivatives) is not 0 * inf = NaN at a == 0. */
+    smelt_node b0 = smelt_eq(g, b, lit(g, 0.0));
+    smelt_node bs = smelt_where(g, b0, lit(g, 1.0), b);
+    smelt_node d = smelt_mul(g, smelt_mul(g, gy, b), smelt_pow(g, a, smelt_sub(g, bs, lit(g, 1.0))));
+    return keep_where(g, b0, d, false);
   }
   /* y log a, and 0 where a == 0 and b >= 0 (the limit) */
   smelt_node d = smelt_mul(g, smelt_mul(g, gy, self), smelt_log(g, a));
@@ -137,34 +141,48 @@ static smelt_node vjp_reduce_sum(VJP_ARGS) {
 }
 
 static smelt_node vjp_reduce_prod(VJP_ARGS) {
-  (void)k;
-  /* d prod / d x_i = product of the others, exact with zeros: with no zero
-   * it is y / x_i; with one zero it is the product of the nonzeros at the
-   * zero and 0 elsewhere; with more zeros it is 0 everywhere. */
+  (void)self, (void)k;
+  /* d prod / d x_i = the product of the others, exact with zeros: with no
+   * zero it is y / x_i; with one zero it is the product of the nonzeros at
+   * the zero and 0 elsewhere; with more zeros it is 0 everywhere. Written so
+   * that second derivatives are exact too (and never 0 / 0): p is the
+   * product of the nonzeros (x with its zeros replaced by 1) and z the
+   * product of the zeros (x with its nonzeros replaced by 1), so
+   *   at a nonzero x_i:  p / x_i * z
+   *   at a zero x_i:     p * (the product of the other zeros)
+   * where the product of the other zeros is 1 with one zero, the other zero
+   * with two (written sum(zeros) - x_i, which is 0 but has the right
+   * derivative), and 0 with more. */
   smelt_node x = in(g, n, 0);
   int naxes = (int)n->niattr;
   int axes[SMELT_MAX_RANK];
   for (int i = 0; i < naxes; i++) axes[i] = (int)n->iattr[i];
-  smelt_node is0 = smelt_eq(g, x, lit(g, 0.0));
-  smelt_node zeros = smelt_sum(g, smelt_cast(g, is0, SMELT_I64), naxes, axes, true);
-  smelt_node nonzero_prod =
-      smelt_prod(g, smelt_where(g, is0, lit(g, 1.0), x), naxes, axes, true);
-  smelt_node at_zero = smelt_where(g, smelt_eq(g, zeros, smelt_scalar_int(g, 1)), nonzero_prod,
-                                   lit(g, 0.0));
-  smelt_node elsewhere =
-      smelt_where(g, smelt_eq(g, zeros, smelt_scalar_int(g, 0)), smelt_div(g, self, x), lit(g, 0.0));
+  smelt_node zero = lit(g, 0.0), one = lit(g, 1.0);
+  smelt_node is0 = smelt_eq(g, x, zero);
+  smelt_node count = smelt_sum(g, smelt_cast(g, is0, SMELT_I64), naxes, axes, true);
+  smelt_node x1 = smelt_where(g, is0, one, x);
+  smelt_node p = smelt_prod(g, x1, naxes, axes, true);
+  smelt_node z = smelt_prod(g, smelt_where(g, is0, x, one), naxes, axes, true);
+  smelt_node s0 = smelt_sum(g, smelt_where(g, is0, x, zero), naxes, axes, true);
+  smelt_node other =
+      smelt_where(g, smelt_eq(g, count, smelt_scalar_int(g, 1)), one,
+                  smelt_where(g, smelt_eq(g, count, smelt_scalar_int(g, 2)), smelt_sub(g, s0, x), zero));
+  smelt_node at_zero = smelt_mul(g, p, other);
+  smelt_node elsewhere = smelt_mul(g, smelt_div(g, p, x1), z);
   return smelt_mul(g, gy, smelt_where(g, is0, at_zero, elsewhere));
 }
 
 static smelt_node vjp_reduce_max_min(VJP_ARGS) {
   (void)k;
   /* As torch.amax / amin: the gradient is split evenly among the elements
-   * equal to the result. */
+   * equal to the result. A NaN result (NaN propagates) comes from the NaN
+   * elements: they share it, as torch.max(x) without a dim. */
   smelt_node x = in(g, n, 0);
   int naxes = (int)n->niattr;
   int axes[SMELT_MAX_RANK];
   for (int i = 0; i < naxes; i++) axes[i] = (int)n->iattr[i];
-  smelt_node hit = smelt_eq(g, x, self);
+  smelt_node both_nan = smelt_logical_and(g, smelt_ne(g, x, x), smelt_ne(g, self, self));
+  smelt_node hit = smelt_logical_or(g, smelt_eq(g, x, self), both_nan);
   smelt_dtype dt = (smelt_dtype)n->dtype;
   smelt_node count = smelt_sum(g, smelt_cast(g, hit, dt), naxes, axes, true);
   return keep_where(g, hit, smelt_div(g, gy, count), true);
