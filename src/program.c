@@ -315,8 +315,8 @@ const char *smelt_program_error(const smelt_program *pr) {
   return pr->error;
 }
 
-static int setup(smelt_program *pr, int noutputs, const char *const *outputs, int nupdates,
-                 const smelt_node *updates) {
+static int setup_lists(smelt_program *pr, int noutputs, const char *const *outputs,
+                       int nupdates, const smelt_node *updates) {
   smelt_graph *g = pr->g;
   if (!g) return prfail(pr, "the graph is NULL");
   if (!pr->params) return prfail(pr, "params is NULL");
@@ -364,6 +364,18 @@ static int setup(smelt_program *pr, int noutputs, const char *const *outputs, in
     pr->roots[pr->nout + k] = updates[k].index - 1;
   }
   return 0;
+}
+
+/* Sets the program up; on failure drops the interpreter, so that every
+ * later call reports the error (check_program) instead of running. */
+static int setup(smelt_program *pr, int noutputs, const char *const *outputs, int nupdates,
+                 const smelt_node *updates) {
+  int rc = setup_lists(pr, noutputs, outputs, nupdates, updates);
+  if (rc) {
+    smelt_interp_free(pr->it);
+    pr->it = NULL;
+  }
+  return rc;
 }
 
 smelt_program *smelt_program_new(smelt_graph *g, smelt_params *params, int noutputs,
