@@ -130,7 +130,12 @@ smelt_node smelt_std(smelt_graph *g, smelt_node x, int naxes, const int *axes, i
                      bool keepdim) {
   if (BAD(need_float(g, "std", x)) || !check_axes(g, "std", x, naxes, axes))
     return SMELT_INVALID;
-  return smelt_sqrt(g, smelt_var(g, x, naxes, axes, correction, keepdim));
+  /* sqrt with PyTorch's gradient where the std is 0: zero (torch's
+   * std_backward masks those positions) instead of 0 * inf = NaN */
+  smelt_node v = smelt_var(g, x, naxes, axes, correction, keepdim);
+  smelt_node z = smelt_eq(g, v, smelt_scalar(g, 0.0));
+  smelt_node s = smelt_sqrt(g, smelt_where(g, z, smelt_scalar(g, 1.0), v));
+  return smelt_where(g, z, smelt_scalar(g, 0.0), s);
 }
 
 smelt_node smelt_logsumexp(smelt_graph *g, smelt_node x, int naxes, const int *axes,
@@ -305,6 +310,9 @@ smelt_node smelt_clamp(smelt_graph *g, smelt_node x, double lo, double hi) {
   /* min(max(x, lo), hi) with where, so NaN propagates and the gradient
    * passes where lo <= x <= hi; lo > hi gives hi everywhere, as PyTorch. */
   smelt_node l = literal(g, lo), h = literal(g, hi);
+  /* a NaN passes its value but no gradient (it is outside lo <= x <= hi) */
+  if (sm_is_float((smelt_dtype)sm_get(g, x)->dtype))
+    x = smelt_where(g, smelt_ne(g, x, x), smelt_stop_gradient(g, x), x);
   smelt_node t = smelt_where(g, smelt_lt(g, x, l), l, x);
   return smelt_where(g, smelt_gt(g, t, h), h, t);
 }

@@ -175,14 +175,13 @@ static smelt_node vjp_reduce_prod(VJP_ARGS) {
 static smelt_node vjp_reduce_max_min(VJP_ARGS) {
   (void)k;
   /* As torch.amax / amin: the gradient is split evenly among the elements
-   * equal to the result. A NaN result (NaN propagates) comes from the NaN
-   * elements: they share it, as torch.max(x) without a dim. */
+   * equal to the result. A NaN result equals no element: the gradient is
+   * zero (docs/autodiff.md). */
   smelt_node x = in(g, n, 0);
   int naxes = (int)n->niattr;
   int axes[SMELT_MAX_RANK];
   for (int i = 0; i < naxes; i++) axes[i] = (int)n->iattr[i];
-  smelt_node both_nan = smelt_logical_and(g, smelt_ne(g, x, x), smelt_ne(g, self, self));
-  smelt_node hit = smelt_logical_or(g, smelt_eq(g, x, self), both_nan);
+  smelt_node hit = smelt_eq(g, x, self);
   smelt_dtype dt = (smelt_dtype)n->dtype;
   smelt_node count = smelt_sum(g, smelt_cast(g, hit, dt), naxes, axes, true);
   return keep_where(g, hit, smelt_div(g, gy, count), true);
