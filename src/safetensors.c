@@ -559,8 +559,8 @@ static int check_tensor(parser *p, tensor_ctx *t, bool known, uint64_t data_len)
   char ty[256];
   type_str(ty, sizeof ty, e->dtype, e->rank, e->dims);
   if (!byte_size(e->dtype, e->rank, e->dims, &e->nbytes))
-    return fail(p->errbuf, p->errlen, "%s: tensor \"%s\": %s is too large (its byte size overflows)",
-                p->name, nm, ty);
+    return fail(p->errbuf, p->errlen,
+                "%s: tensor \"%s\": %s is too large (its byte size overflows)", p->name, nm, ty);
   /* data_offsets */
   if (t->noffsets != 2)
     return fail(p->errbuf, p->errlen,
