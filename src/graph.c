@@ -84,14 +84,8 @@ smelt_node sm_fail(smelt_graph *g, const char *fmt, ...) {
   if (!g || g->error) return SMELT_INVALID;
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  char *msg = sm_vfmt(fmt, ap);
   va_end(ap);
-  char *msg = n >= 0 ? sm_malloc((size_t)n + 1) : NULL;
-  if (msg) {
-    va_start(ap, fmt);
-    vsnprintf(msg, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-  }
   set_error(g, msg);
   return SMELT_INVALID;
 }

@@ -66,14 +66,8 @@ __attribute__((format(printf, 2, 3))) static int fail(smelt_interp *it, const ch
   clear_error(it);
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  char *msg = sm_vfmt(fmt, ap);
   va_end(ap);
-  char *msg = n >= 0 ? sm_malloc((size_t)n + 1) : NULL;
-  if (msg) {
-    va_start(ap, fmt);
-    vsnprintf(msg, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-  }
   it->error = msg ? msg : oom_msg;
   return -1;
 }
