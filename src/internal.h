@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -288,6 +289,12 @@ smelt_node sm_expand(smelt_graph *g, smelt_node x, int rank, const int64_t *dims
  * along axis (the transpose of gather). */
 smelt_node sm_scatter_add(smelt_graph *g, int rank, const int64_t *dims, int axis, smelt_node index,
                           smelt_node src);
+
+/* --------------------------------------------------------------- files */
+/* Opens an input file for reading; *known and *size give its size when it
+ * is a regular file (pipes have none). Directories are refused. NULL with
+ * "path: ..." in errbuf on failure. */
+FILE *sm_open_input(const char *path, bool *known, uint64_t *size, char *errbuf, size_t errlen);
 
 /* ------------------------------------------------------- interpreter */
 /* How a run sees the program around it. Without options: params from

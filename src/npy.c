@@ -548,25 +548,13 @@ int sm_npy_read_file(const char *path, sm_npy *out, char *errbuf, size_t errlen)
   if (!path) return fail(errbuf, errlen, "<null>: no file name");
   if (!out) return fail(errbuf, errlen, "%s: no output array", path);
   const char *name = path;
-  errno = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return fail(errbuf, errlen, "%s: cannot open: %s", name, strerror(errno));
+  bool known;
+  uint64_t fsize;
+  FILE *f = sm_open_input(path, &known, &fsize, errbuf, errlen);
+  if (!f) return -1;
   int rc = -1;
   unsigned char *hbuf = NULL;
   void *data = NULL;
-  struct stat st;
-  bool known = false;
-  uint64_t fsize = 0;
-  if (fstat(fileno(f), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) {
-      fail(errbuf, errlen, "%s: is a directory", name);
-      goto done;
-    }
-    if (S_ISREG(st.st_mode) && st.st_size >= 0) {
-      known = true;
-      fsize = (uint64_t)st.st_size;
-    }
-  }
 
   /* Preamble: 8 bytes, then 2 or 4 bytes of header length. */
   unsigned char pre[12];

@@ -948,26 +948,14 @@ int sm_st_read_file(const char *path, sm_st_file *out, char *errbuf, size_t errl
   if (!path) return fail(errbuf, errlen, "<null>: no file name");
   if (!out) return fail(errbuf, errlen, "%s: no output", path);
   const char *name = path;
-  errno = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return fail(errbuf, errlen, "%s: cannot open: %s", name, strerror(errno));
+  bool known;
+  uint64_t fsize;
+  FILE *f = sm_open_input(path, &known, &fsize, errbuf, errlen);
+  if (!f) return -1;
   int rc = -1;
   unsigned char *hbuf = NULL, *data = NULL;
   parsed ps;
   memset(&ps, 0, sizeof ps);
-  struct stat st;
-  bool known = false;
-  uint64_t fsize = 0;
-  if (fstat(fileno(f), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) {
-      fail(errbuf, errlen, "%s: is a directory", name);
-      goto done;
-    }
-    if (S_ISREG(st.st_mode) && st.st_size >= 0) {
-      known = true;
-      fsize = (uint64_t)st.st_size;
-    }
-  }
   unsigned char pre[8];
   errno = 0;
   size_t got = fread(pre, 1, 8, f);
