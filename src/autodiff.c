@@ -31,7 +31,7 @@ static int fail_all(int n, smelt_node *out) {
 
 static int vjp(smelt_graph *g, smelt_node y, smelt_node seed, int n, const smelt_node *wrt,
                smelt_node *grads_out, unsigned flags) {
-  if (!grads_out || n < 0) {
+  if ((!grads_out && n > 0) || n < 0) {
     if (g && !g->error) sm_fail(g, "grad: grads_out is NULL or n is negative");
     return -1;
   }

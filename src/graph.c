@@ -250,7 +250,11 @@ smelt_node sm_intern(smelt_graph *g, const sm_node_desc *desc) {
     size_t mask = g->table_cap - 1;
     for (size_t j = h & mask; g->table[j]; j = (j + 1) & mask) {
       uint32_t i = g->table[j] - 1;
-      if (desc_equal(d, &g->nodes[i], h)) return sm_handle(g, i);
+      if (desc_equal(d, &g->nodes[i], h)) {
+        /* forward code built this value too: it is not only a gradient */
+        if (g->grad_depth == 0) g->nodes[i].flags &= (uint8_t)~SM_NODE_GRAD;
+        return sm_handle(g, i);
+      }
     }
   }
   if (d->name) {

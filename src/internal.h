@@ -303,6 +303,7 @@ typedef struct sm_run_opts {
   const void *const *param_data; /* per node index: a param's storage or NULL */
   bool training;                 /* the value of training nodes (dropout) */
   uint64_t rng_step;             /* draw number of rand / randn (fresh per run) */
+  bool ignore_graph_error;       /* the roots are known good (param initializers) */
 } sm_run_opts;
 /* Runs the given root nodes (node indices); the roots' values stay for
  * sm_interp_read_root. Returns 0 or -1 with the error set. */

@@ -25,7 +25,7 @@ smelt_adam_options smelt_adamw_defaults(void) {
 static bool check_lists(smelt_graph *g, const char *op, int n, const smelt_node *params,
                         const smelt_node *grads, const void *opts, smelt_node *updates) {
   if (!g || g->error) return false;
-  if (n < 0 || (n > 0 && (!params || !grads)) || !opts || !updates) {
+  if (n < 0 || (n > 0 && (!params || !grads || !updates)) || !opts) {
     sm_fail(g, "%s: bad arguments (n = %d, or a NULL list or options)", op, n);
     return false;
   }
@@ -44,6 +44,10 @@ static bool check_lists(smelt_graph *g, const char *op, int n, const smelt_node 
     const sm_node *gr = sm_arg(g, op, grads[i], what);
     if (!gr) return false;
     p = &g->nodes[params[i].index - 1];
+    if (!sm_is_float((smelt_dtype)gr->dtype)) {
+      sm_fail(g, "%s: grad %d of param \"%s\" is not a float tensor", op, i, p->name);
+      return false;
+    }
     if (gr->rank != p->rank || memcmp(gr->shape, p->shape, sizeof(int64_t) * p->rank)) {
       sm_fail(g, "%s: grad %d does not have the shape of param \"%s\"", op, i, p->name);
       return false;
@@ -56,7 +60,8 @@ static bool check_lists(smelt_graph *g, const char *op, int n, const smelt_node 
 static smelt_node state_like(smelt_graph *g, smelt_node like, const char *base, const char *what) {
   const sm_node *n = sm_get(g, like);
   char name[256];
-  snprintf(name, sizeof name, "%s.%s", base, what);
+  if ((size_t)snprintf(name, sizeof name, "%s.%s", base, what) >= sizeof name)
+    return sm_fail(g, "optimizer: the state name \"%s.%s\" is too long", base, what);
   int64_t shape[SMELT_MAX_RANK];
   memcpy(shape, n->shape, sizeof shape);
   return smelt_param(g, name, (smelt_dtype)n->dtype, n->rank, shape, smelt_init_zeros());
@@ -66,7 +71,8 @@ static smelt_node state_like(smelt_graph *g, smelt_node like, const char *base, 
  * and computes bias corrections in double. */
 static smelt_node step_counter(smelt_graph *g, const char *prefix) {
   char name[256];
-  snprintf(name, sizeof name, "%s.step", prefix ? prefix : "optim");
+  if ((size_t)snprintf(name, sizeof name, "%s.step", prefix) >= sizeof name)
+    return sm_fail(g, "optimizer: the prefix \"%s\" is too long", prefix);
   return smelt_param(g, name, SMELT_F64, 0, NULL, smelt_init_zeros());
 }
 
@@ -89,7 +95,7 @@ int smelt_sgd(smelt_graph *g, const char *prefix, int n, const smelt_node *param
   smelt_node step = SMELT_INVALID, first = SMELT_INVALID;
   bool counted = o->momentum != 0 && o->dampening != 0;
   if (counted) {
-    step = step_counter(g, prefix);
+    step = step_counter(g, prefix ? prefix : "sgd");
     first = smelt_eq(g, step, smelt_scalar(g, 0.0));
   }
   for (int i = 0; i < n; i++) {
@@ -154,8 +160,9 @@ int smelt_adam(smelt_graph *g, const char *prefix, int n, const smelt_node *para
 int smelt_grad_accumulators(smelt_graph *g, int n, const smelt_node *params,
                             const smelt_node *grads, smelt_node *accumulate,
                             smelt_node *accumulated, smelt_node *zero) {
-  if (!check_lists(g, "grad_accumulators", n, params, grads, grads, accumulate)) return -1;
-  if (!accumulated || !zero) {
+  static const int no_options = 0;
+  if (!check_lists(g, "grad_accumulators", n, params, grads, &no_options, accumulate)) return -1;
+  if (n > 0 && (!accumulated || !zero)) {
     sm_fail(g, "grad_accumulators: an output list is NULL");
     return -1;
   }

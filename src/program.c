@@ -40,6 +40,7 @@ struct smelt_params {
   param_slot *slots;
   size_t n, cap;
   size_t scanned; /* graph nodes looked at so far */
+  uint64_t draws; /* runs of programs on this store: the draw number of rand nodes */
   char *error;
 };
 
@@ -69,7 +70,8 @@ static int init_slots(smelt_params *p, size_t from, size_t to) {
     return pfail(p, "out of memory");
   }
   for (size_t i = from; i < to; i++) roots[i - from] = p->slots[i].node;
-  sm_run_opts opts = {NULL, true, 0};
+  /* initializers do not depend on whatever failed in the graph */
+  sm_run_opts opts = {NULL, true, 0, true};
   int rc = sm_interp_run_roots(it, to - from, roots, &opts);
   if (rc) rc = pfail(p, "initializing params: %s", smelt_interp_error(it));
   for (size_t i = from; i < to && !rc; i++)
@@ -79,27 +81,43 @@ static int init_slots(smelt_params *p, size_t from, size_t to) {
   return rc;
 }
 
-/* Picks up params added to the graph since the last call. */
+/* Picks up params added to the graph since the last call. On failure
+ * nothing is added, so a later call tries again (no slot is ever left
+ * uninitialized). A graph with a build error still has consistent nodes (a
+ * failed builder adds none), so its params stay usable: trained weights
+ * can still be read and saved. */
 static int sync_params(smelt_params *p) {
   const smelt_graph *g = p->g;
-  if (smelt_graph_error(g)) return pfail(p, "the graph has an error: %s", smelt_graph_error(g));
-  size_t first = p->n;
-  for (; p->scanned < g->nnodes; p->scanned++) {
+  size_t first = p->n, scan0 = p->scanned;
+  int rc = 0;
+  for (; p->scanned < g->nnodes && !rc; p->scanned++) {
     const sm_node *n = &g->nodes[p->scanned];
     if (n->op != OP_PARAM) continue;
     if (p->n == p->cap) {
       size_t cap = p->cap ? 2 * p->cap : 16;
       param_slot *s = sm_realloc(p->slots, cap * sizeof *s);
-      if (!s) return pfail(p, "out of memory");
+      if (!s) {
+        rc = pfail(p, "out of memory");
+        break;
+      }
       p->slots = s;
       p->cap = cap;
     }
     size_t nb = node_bytes(n);
     void *data = sm_malloc(nb ? nb : 1);
-    if (!data) return pfail(p, "out of memory");
+    if (!data) {
+      rc = pfail(p, "out of memory");
+      break;
+    }
     p->slots[p->n++] = (param_slot){(uint32_t)p->scanned, data, nb};
   }
-  return init_slots(p, first, p->n);
+  if (!rc) rc = init_slots(p, first, p->n);
+  if (rc) {
+    for (size_t i = first; i < p->n; i++) sm_free(p->slots[i].data);
+    p->n = first;
+    p->scanned = scan0;
+  }
+  return rc;
 }
 
 smelt_params *smelt_params_new(const smelt_graph *g) {
@@ -276,7 +294,6 @@ struct smelt_program {
   void **upd_data;        /* per update: the new value, before it is applied */
   bool have_run;
   bool eval;         /* an evaluation program: no updates, no gradients, dropout off */
-  uint64_t runs;     /* successful runs so far: the draw number of rand nodes */
   char *error;
 };
 
@@ -389,10 +406,11 @@ smelt_program *smelt_program_new(smelt_graph *g, smelt_params *params, int noutp
   return pr;
 }
 
-/* Whether node i depends on a node of a backward graph. */
-static bool uses_gradient(const smelt_graph *g, uint32_t root, uint32_t *culprit) {
+/* 1 when root depends on a node of a backward graph (*culprit names it),
+ * 0 when not, -1 when out of memory. */
+static int uses_gradient(const smelt_graph *g, uint32_t root, uint32_t *culprit) {
   bool *seen = sm_calloc(root + 1, sizeof *seen);
-  if (!seen) return false;
+  if (!seen) return -1;
   seen[root] = true;
   bool found = false;
   for (uint32_t i = root + 1; i-- > 0 && !found;) {
@@ -405,7 +423,7 @@ static bool uses_gradient(const smelt_graph *g, uint32_t root, uint32_t *culprit
     for (uint32_t k = 0; k < n->ninputs; k++) seen[n->inputs[k]] = true;
   }
   sm_free(seen);
-  return found;
+  return found ? 1 : 0;
 }
 
 smelt_program *smelt_program_new_eval(smelt_graph *g, smelt_params *params, int noutputs,
@@ -418,7 +436,14 @@ smelt_program *smelt_program_new_eval(smelt_graph *g, smelt_params *params, int 
   if (setup(pr, noutputs, outputs, 0, NULL)) return pr;
   for (size_t k = 0; k < pr->nout; k++) {
     uint32_t culprit;
-    if (uses_gradient(g, pr->roots[k], &culprit)) {
+    int used = uses_gradient(g, pr->roots[k], &culprit);
+    if (used < 0) {
+      prfail(pr, "out of memory");
+      smelt_interp_free(pr->it);
+      pr->it = NULL;
+      return pr;
+    }
+    if (used) {
       char id[128];
       sm_node_id(g, &g->nodes[culprit], id, sizeof id);
       prfail(pr,
@@ -467,7 +492,9 @@ int smelt_program_run(smelt_program *pr) {
     for (size_t i = 0; i < p->n; i++)
       if (p->slots[i].node == target) pr->targets[k] = &p->slots[i];
   }
-  sm_run_opts opts = {(const void *const *)pdata, !pr->eval, pr->runs};
+  /* Draws are numbered per params store, so programs sharing it (or a
+   * program made anew) never repeat a dropout mask. */
+  sm_run_opts opts = {(const void *const *)pdata, !pr->eval, p->draws++, false};
   int rc = sm_interp_run_roots(pr->it, pr->nout + pr->nupd, pr->roots, &opts);
   sm_free(pdata);
   if (rc) return prfail(pr, "%s", smelt_interp_error(pr->it));
@@ -491,7 +518,6 @@ int smelt_program_run(smelt_program *pr) {
     pr->upd_data[k] = NULL;
   }
   pr->have_run = true;
-  pr->runs++;
   return 0;
 }
 

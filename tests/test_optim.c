@@ -706,13 +706,14 @@ START_TEST(test_params_errors) {
   smelt_params_free(NULL);
   smelt_params_free(p);
 
-  /* params of a graph with an error report it */
+  /* a later build error leaves params usable (trained weights can still be
+   * read and saved) */
   smelt_add(g, smelt_find(g, "a"), tu_input(g, "z", SMELT_F32, 1, 4));
+  ck_assert_ptr_nonnull(smelt_graph_error(g));
   p = smelt_params_new(g);
   ck_assert_ptr_nonnull(p);
-  ck_assert_int_eq(smelt_params_read(p, "a", SMELT_F32, f, sizeof f), -1);
-  ck_assert_msg(strstr(smelt_params_error(p), "the graph has an error: "), "%s",
-                smelt_params_error(p));
+  ck_assert_int_eq(smelt_params_read(p, "a", SMELT_F32, f, sizeof f), 0);
+  ck_assert(f[0] == 1.5f);
   smelt_params_free(p);
   smelt_graph_free(g);
 }

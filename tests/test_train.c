@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "testutil.h"
 
 static const float X[6][3] = {{1, 2, 0.5f}, {-1, 0.5f, 2}, {0.3f, -0.7f, 1}, {2, 1, -1},
@@ -256,6 +257,43 @@ START_TEST(checkpoints) {
 }
 END_TEST
 
+START_TEST(eval_output_shared_with_backward) {
+  /* gt(h, 0) is built by relu's gradient rule first and then by forward
+   * code: it is a forward value, and an evaluation program may output it */
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = tu_input(g, "x", SMELT_F32, 1, 3);
+  smelt_node h = smelt_relu(g, x), gx;
+  smelt_grad(g, smelt_sum(g, h, 0, NULL, false), 1, &x, &gx);
+  smelt_output(g, "active", smelt_gt(g, h, smelt_scalar(g, 0.0)));
+  smelt_params *p = smelt_params_new(g);
+  smelt_program *ev = smelt_program_new_eval(g, p, 1, (const char *[]){"active"});
+  ck_assert_msg(smelt_program_error(ev) == NULL, "%s", smelt_program_error(ev));
+  smelt_program_free(ev);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+START_TEST(params_survive_allocation_failures) {
+  /* a failed initialization leaves nothing half made: a later read either
+   * fails or sees the initializer's values */
+  for (long n = 0; n < 40; n++) {
+    smelt_graph *g = TU_GRAPH();
+    smelt_param(g, "w", SMELT_F32, 1, (int64_t[]){4}, smelt_init_ones());
+    sm_alloc_fail_after(n);
+    smelt_params *p = smelt_params_new(g);
+    sm_alloc_fail_after(-1);
+    if (p) {
+      float w[4];
+      if (smelt_params_read(p, "w", SMELT_F32, w, sizeof w) == 0)
+        for (int i = 0; i < 4; i++) ck_assert_msg(w[i] == 1, "n = %ld: w[%d] = %g", n, i, w[i]);
+    }
+    smelt_params_free(p);
+    smelt_graph_free(g);
+  }
+}
+END_TEST
+
 static Suite *train_suite(void) {
   Suite *s = suite_create("train");
   TCase *tc = tcase_create("programs");
@@ -264,6 +302,8 @@ static Suite *train_suite(void) {
   tcase_add_test(tc, eval_programs);
   tcase_add_test(tc, program_errors);
   tcase_add_test(tc, checkpoints);
+  tcase_add_test(tc, eval_output_shared_with_backward);
+  tcase_add_test(tc, params_survive_allocation_failures);
   suite_add_tcase(s, tc);
   return s;
 }

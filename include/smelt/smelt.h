@@ -403,7 +403,10 @@ int smelt_vjp(smelt_graph *g, smelt_node y, smelt_node seed, int n, const smelt_
  * picked up (initialized) by the next program or params call. */
 typedef struct smelt_params smelt_params;
 
-/* NULL when out of memory; other problems go to smelt_params_error. */
+/* NULL when out of memory; other problems go to smelt_params_error. The
+ * graph must outlive the params, and the params every program using them.
+ * A build error recorded on the graph leaves its params readable, writable
+ * and savable (programs refuse to run). */
 smelt_params *smelt_params_new(const smelt_graph *g);
 void smelt_params_free(smelt_params *p);
 /* The last error, NULL when the last call succeeded. */
@@ -476,8 +479,9 @@ int smelt_grad_accumulators(smelt_graph *g, int n, const smelt_node *params,
 /* ----------------------------------------------------------- optimizers */
 /* Optimizers are graph builders: given params and their gradients they add
  * update nodes (and their own state params, named after the param, e.g.
- * "w.momentum_buffer", "w.exp_avg", plus one "<prefix>.step" counter), with
- * PyTorch's formulas and defaults. They write the updates to `updates`
+ * "w.momentum_buffer", "w.exp_avg", plus one "<prefix>.step" counter; a NULL
+ * prefix means "sgd", "adam" or "adamw"), with PyTorch's formulas and
+ * defaults. Grads must be float tensors of their param's shape. They write the updates to `updates`
  * (room for SMELT_OPTIM_MAX_UPDATES(n) handles) and return their count, or
  * -1 with the error on the graph. */
 #define SMELT_OPTIM_MAX_UPDATES(n) (3 * (n) + 1)
