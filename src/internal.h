@@ -295,6 +295,16 @@ smelt_node sm_scatter_add(smelt_graph *g, int rank, const int64_t *dims, int axi
  * is a regular file (pipes have none). Directories are refused. NULL with
  * "path: ..." in errbuf on failure. */
 FILE *sm_open_input(const char *path, bool *known, uint64_t *size, char *errbuf, size_t errlen);
+/* Reads of pipes grow their buffer from this size, so that memory tracks
+ * the bytes that actually arrive and not the size a header claims. */
+#define SM_READ_CHUNK ((size_t)1 << 20)
+/* Reads up to want bytes into a new sm_malloc'ed buffer (*buf, *got bytes).
+ * When the rest of the file is known to hold avail bytes the buffer is
+ * allocated at once; otherwise it grows as bytes arrive, so a lying header
+ * costs no more memory than the input itself. Returns 0, or -1 when out of
+ * memory (*buf freed). Read errors show in ferror(f). */
+int sm_read_bounded(FILE *f, size_t want, bool known, uint64_t avail, unsigned char **buf,
+                    size_t *got);
 
 /* ------------------------------------------------------- interpreter */
 /* How a run sees the program around it. Without options: params from

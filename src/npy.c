@@ -23,9 +23,6 @@
 
 #define MAGIC "\x93NUMPY"
 #define MAGIC_LEN 6
-/* Reads of pipes grow their buffer from this size, so that memory tracks
- * the bytes that actually arrive and not the size a header claims. */
-#define READ_CHUNK ((size_t)1 << 20)
 
 /* ------------------------------------------------------------- errors */
 
@@ -500,44 +497,6 @@ int sm_npy_read_mem(const void *buf, size_t len, const char *name, sm_npy *out, 
   return 0;
 }
 
-/* Reads up to want bytes from f into a new buffer (*buf, sm_malloc'ed,
- * *got bytes). When the size of the rest of the file is known (avail) the
- * buffer is allocated at once; otherwise it grows as bytes arrive, so a
- * lying header costs no more memory than the input itself. Returns 0, or
- * -1 when out of memory (*buf freed). Read errors show in ferror(f). */
-static int read_bounded(FILE *f, size_t want, bool known, uint64_t avail, unsigned char **buf,
-                        size_t *got) {
-  *buf = NULL;
-  *got = 0;
-  size_t cap;
-  if (known)
-    cap = avail < want ? (size_t)avail : want;
-  else
-    cap = want < READ_CHUNK ? want : READ_CHUNK;
-  unsigned char *b = sm_malloc(cap);
-  if (!b) return -1;
-  size_t n = 0;
-  for (;;) {
-    if (n < cap) {
-      size_t r = fread(b + n, 1, cap - n, f);
-      n += r;
-      if (n < cap) break; /* end of file or error */
-    }
-    if (n == want || known) break;
-    size_t ncap = cap > want / 2 ? want : cap * 2;
-    unsigned char *nb = sm_realloc(b, ncap);
-    if (!nb) {
-      sm_free(b);
-      return -1;
-    }
-    b = nb;
-    cap = ncap;
-  }
-  *buf = b;
-  *got = n;
-  return 0;
-}
-
 static int read_error(const char *name, FILE *f, char *errbuf, size_t errlen) {
   (void)f;
   return fail(errbuf, errlen, "%s: read error: %s", name, strerror(errno ? errno : EIO));
@@ -582,7 +541,7 @@ int sm_npy_read_file(const char *path, sm_npy *out, char *errbuf, size_t errlen)
     header_too_long(name, hlen, prelen, fsize < prelen ? prelen : fsize, true, errbuf, errlen);
     goto done;
   }
-  if (read_bounded(f, hlen, known, known ? fsize - prelen : 0, &hbuf, &got)) {
+  if (sm_read_bounded(f, hlen, known, known ? fsize - prelen : 0, &hbuf, &got)) {
     fail(errbuf, errlen, "%s: out of memory (%zu bytes of header)", name, hlen);
     goto done;
   }
@@ -606,7 +565,7 @@ int sm_npy_read_file(const char *path, sm_npy *out, char *errbuf, size_t errlen)
     goto done;
   }
   unsigned char *raw;
-  if (read_bounded(f, h.nbytes, known, known ? fsize - off : 0, &raw, &got)) {
+  if (sm_read_bounded(f, h.nbytes, known, known ? fsize - off : 0, &raw, &got)) {
     fail(errbuf, errlen, "%s: out of memory (%zu bytes of data)", name, h.nbytes);
     goto done;
   }

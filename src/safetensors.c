@@ -32,9 +32,6 @@
 
 /* Alignment of each tensor's data in memory. */
 #define ALIGN ((size_t)16)
-/* Reads of pipes grow their buffers by up to this much at a time, so that
- * memory tracks the bytes that actually arrive, not what a header claims. */
-#define READ_CHUNK ((size_t)1 << 20)
 #define META_KEY "__metadata__"
 
 /* ------------------------------------------------------------- errors */
@@ -851,34 +848,6 @@ fail:
   return -1;
 }
 
-/* Reads up to want bytes from f into a new buffer (*buf, *got bytes). With
- * a known file size the buffer is allocated at once (want has been checked
- * against the size); otherwise it grows as bytes arrive. Returns -1 when
- * out of memory (*buf freed). Read errors show in ferror(f). */
-static int read_bounded(FILE *f, size_t want, bool known, unsigned char **buf, size_t *got) {
-  *buf = NULL;
-  *got = 0;
-  size_t cap = known || want < READ_CHUNK ? want : READ_CHUNK;
-  unsigned char *b = sm_malloc(cap);
-  if (!b) return -1;
-  size_t n = 0;
-  for (;;) {
-    n += fread(b + n, 1, cap - n, f);
-    if (n < cap || n == want) break; /* end of file, error, or done */
-    size_t ncap = cap > want / 2 ? want : cap * 2;
-    unsigned char *nb = sm_realloc(b, ncap);
-    if (!nb) {
-      sm_free(b);
-      return -1;
-    }
-    b = nb;
-    cap = ncap;
-  }
-  *buf = b;
-  *got = n;
-  return 0;
-}
-
 static int read_error(const char *name, char *errbuf, size_t errlen) {
   return fail(errbuf, errlen, "%s: read error: %s", name, strerror(errno ? errno : EIO));
 }
@@ -889,7 +858,7 @@ static int read_error(const char *name, char *errbuf, size_t errlen) {
 static int read_data(FILE *f, const char *name, parsed *ps, bool known, unsigned char **out,
                      char *errbuf, size_t errlen) {
   *out = NULL;
-  size_t cap = known || ps->packed < READ_CHUNK ? ps->packed : READ_CHUNK;
+  size_t cap = known || ps->packed < SM_READ_CHUNK ? ps->packed : SM_READ_CHUNK;
   unsigned char *b = sm_malloc(cap);
   if (!b) return fail(errbuf, errlen, "%s: out of memory (%zu bytes of data)", name, cap);
   size_t from = 0; /* bytes of the data section read so far */
@@ -900,7 +869,7 @@ static int read_data(FILE *f, const char *name, parsed *ps, bool known, unsigned
       size_t at = e->pos + done;
       if (at >= cap) { /* only when the size is unknown */
         size_t ncap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-        size_t need = at + (e->nbytes - done < READ_CHUNK ? e->nbytes - done : READ_CHUNK);
+        size_t need = at + (e->nbytes - done < SM_READ_CHUNK ? e->nbytes - done : SM_READ_CHUNK);
         if (ncap < need) ncap = need;
         if (ncap > ps->packed) ncap = ps->packed;
         unsigned char *nb = sm_realloc(b, ncap);
@@ -974,7 +943,7 @@ int sm_st_read_file(const char *path, sm_st_file *out, char *errbuf, size_t errl
     goto done;
   }
   errno = 0;
-  if (read_bounded(f, (size_t)hlen, known, &hbuf, &got)) {
+  if (sm_read_bounded(f, (size_t)hlen, known, (size_t)hlen, &hbuf, &got)) {
     fail(errbuf, errlen, "%s: out of memory (%" PRIu64 " bytes of header)", name, hlen);
     goto done;
   }
