@@ -319,6 +319,9 @@ typedef struct sm_run_opts {
  * sm_interp_read_root. Returns 0 or -1 with the error set. */
 int sm_interp_run_roots(smelt_interp *it, size_t nroots, const uint32_t *roots,
                         const sm_run_opts *opts);
+/* The data bound to input node `node`, NULL when it is not bound (an
+ * empty input may be bound to NULL data: programs check emptiness). */
+const void *sm_interp_bound(const smelt_interp *it, uint32_t node);
 /* Copies root k (node index `node`) of the last run, dense, in its dtype. */
 int sm_interp_read_root(smelt_interp *it, size_t k, uint32_t node, void *data);
 

@@ -973,6 +973,11 @@ static void list_names(sm_buf *b, const smelt_graph *g, bool outputs) {
   if (!count) sm_buf_puts(b, outputs ? "the graph has no outputs" : "the graph has no inputs");
 }
 
+const void *sm_interp_bound(const smelt_interp *it, uint32_t node) {
+  if (!it || node >= it->nbinds || !it->binds[node].set) return NULL;
+  return it->binds[node].data;
+}
+
 int smelt_interp_bind(smelt_interp *it, const char *name, smelt_dtype dt, int rank,
                       const int64_t *dims, const void *data, size_t nbytes) {
   if (!it) return -1;

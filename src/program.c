@@ -3,6 +3,9 @@
  * interpreter; compiled backends implement the same contract later. */
 #include "internal.h"
 #include "safetensors.h"
+#include "../runtime/cpu.h"
+
+#include <stdlib.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -294,6 +297,8 @@ struct smelt_program {
   void **upd_data;        /* per update: the new value, before it is applied */
   bool have_run;
   bool eval;         /* an evaluation program: no updates, no gradients, dropout off */
+  smelt_target target;
+  sm_cpu_program *cpu; /* the compiled code (cpu target) */
   char *error;
 };
 
@@ -323,6 +328,7 @@ void smelt_program_free(smelt_program *pr) {
   sm_free(pr->targets);
   sm_free(pr->roots);
   smelt_interp_free(pr->it);
+  sm_cpu_free(pr->cpu);
   clear(&pr->error);
   sm_free(pr);
 }
@@ -395,15 +401,101 @@ static int setup(smelt_program *pr, int noutputs, const char *const *outputs, in
   return rc;
 }
 
-smelt_program *smelt_program_new(smelt_graph *g, smelt_params *params, int noutputs,
-                                 const char *const *outputs, int nupdates,
-                                 const smelt_node *updates) {
+/* ------------------------------------------------------------- targets */
+
+const char *smelt_target_name(smelt_target t) {
+  switch (t) {
+  case SMELT_TARGET_AUTO: return "auto";
+  case SMELT_TARGET_INTERP: return "interp";
+  case SMELT_TARGET_CPU: return "cpu";
+  case SMELT_TARGET_CUDA: return "cuda";
+  }
+  return "unknown";
+}
+
+static const char *env_or_null(const char *name) {
+  const char *v = getenv(name);
+  return v && *v ? v : NULL;
+}
+
+smelt_compile_options smelt_compile_defaults(void) {
+  smelt_compile_options o;
+  memset(&o, 0, sizeof o);
+  o.target = SMELT_TARGET_AUTO;
+  o.opt_level = 3;
+  o.dump = env_or_null("SMELT_DUMP");
+  o.dump_dir = env_or_null("SMELT_DUMP_DIR");
+  const char *off = env_or_null("SMELT_CACHE");
+  if (!off || strcmp(off, "0") != 0) o.cache_dir = env_or_null("SMELT_CACHE_DIR");
+  /* the ~/.cache/smelt default is resolved by the compiler (it needs
+   * memory for the path) when cache_dir is NULL and caching is on */
+  return o;
+}
+
+/* The target a program gets: AUTO follows $SMELT_TARGET, else the best
+ * one built. Returns -1 with the error set for a target that cannot run. */
+static int resolve_target(smelt_program *pr, smelt_target want) {
+  if (want == SMELT_TARGET_AUTO) {
+    const char *env = env_or_null("SMELT_TARGET");
+    if (!env) want = sm_cpu_available() ? SMELT_TARGET_CPU : SMELT_TARGET_INTERP;
+    else if (strcmp(env, "cpu") == 0) want = SMELT_TARGET_CPU;
+    else if (strcmp(env, "interp") == 0) want = SMELT_TARGET_INTERP;
+    else if (strcmp(env, "cuda") == 0) want = SMELT_TARGET_CUDA;
+    else
+      return prfail(pr, "SMELT_TARGET=\"%s\" is not a target (cpu, interp or cuda)", env);
+  }
+  if (want == SMELT_TARGET_CPU && !sm_cpu_available())
+    return prfail(pr, "the cpu target needs LLVM, and this libsmelt was built without it "
+                      "(use the interp target, or rebuild with -Dllvm=enabled)");
+  if (want == SMELT_TARGET_CUDA)
+    return prfail(pr, "the cuda target is not available in this build of libsmelt");
+  if (want != SMELT_TARGET_INTERP && want != SMELT_TARGET_CPU)
+    return prfail(pr, "unknown target %d", (int)want);
+  pr->target = want;
+  return 0;
+}
+
+/* Resolves the target and compiles; on failure drops the interpreter, so
+ * that every later call reports the error. */
+static void compile(smelt_program *pr, const smelt_compile_options *options) {
+  smelt_compile_options o = options ? *options : smelt_compile_defaults();
+  int rc = resolve_target(pr, o.target);
+  if (!rc && pr->target == SMELT_TARGET_CPU) {
+    char *err = NULL;
+    pr->cpu = sm_cpu_compile(pr->g, pr->nout + pr->nupd, pr->roots, pr->nout, &o, &err);
+    if (!pr->cpu) rc = prfail(pr, "%s", err ? err : "out of memory");
+    sm_free(err);
+  }
+  if (rc) {
+    smelt_interp_free(pr->it);
+    pr->it = NULL;
+  }
+}
+
+smelt_program *smelt_program_compile(smelt_graph *g, smelt_params *params, int noutputs,
+                                     const char *const *outputs, int nupdates,
+                                     const smelt_node *updates,
+                                     const smelt_compile_options *options) {
   smelt_program *pr = sm_calloc(1, sizeof *pr);
   if (!pr) return NULL;
   pr->g = g;
   pr->params = params;
-  setup(pr, noutputs, outputs, nupdates, updates);
+  if (setup(pr, noutputs, outputs, nupdates, updates) == 0) compile(pr, options);
   return pr;
+}
+
+smelt_program *smelt_program_new(smelt_graph *g, smelt_params *params, int noutputs,
+                                 const char *const *outputs, int nupdates,
+                                 const smelt_node *updates) {
+  return smelt_program_compile(g, params, noutputs, outputs, nupdates, updates, NULL);
+}
+
+int smelt_program_get_stats(const smelt_program *pr, smelt_program_stats *stats) {
+  if (!pr || !stats || !pr->it) return -1;
+  memset(stats, 0, sizeof *stats);
+  stats->target = pr->target;
+  if (pr->cpu) sm_cpu_stats(pr->cpu, stats);
+  return 0;
 }
 
 /* 1 when root depends on a node of a backward graph (*culprit names it),
@@ -428,6 +520,12 @@ static int uses_gradient(const smelt_graph *g, uint32_t root, uint32_t *culprit)
 
 smelt_program *smelt_program_new_eval(smelt_graph *g, smelt_params *params, int noutputs,
                                       const char *const *outputs) {
+  return smelt_program_compile_eval(g, params, noutputs, outputs, NULL);
+}
+
+smelt_program *smelt_program_compile_eval(smelt_graph *g, smelt_params *params, int noutputs,
+                                          const char *const *outputs,
+                                          const smelt_compile_options *options) {
   smelt_program *pr = sm_calloc(1, sizeof *pr);
   if (!pr) return NULL;
   pr->g = g;
@@ -455,6 +553,7 @@ smelt_program *smelt_program_new_eval(smelt_graph *g, smelt_params *params, int 
       return pr;
     }
   }
+  compile(pr, options);
   return pr;
 }
 
@@ -476,6 +575,52 @@ int smelt_program_bind(smelt_program *pr, const char *name, smelt_dtype dt, int 
   return 0;
 }
 
+/* Commits the new values of the updated params (computed into upd_data). */
+static void apply_updates(smelt_program *pr) {
+  for (size_t k = 0; k < pr->nupd; k++) {
+    memcpy(pr->targets[k]->data, pr->upd_data[k], pr->targets[k]->nbytes);
+    sm_free(pr->upd_data[k]);
+    pr->upd_data[k] = NULL;
+  }
+  pr->have_run = true;
+}
+
+/* A run of compiled code: results go to fresh buffers first (outputs may
+ * alias params, and every update sees the values from before the run). */
+static int run_compiled(smelt_program *pr, const void **pdata) {
+  const smelt_graph *g = pr->g;
+  size_t nroots = pr->nout + pr->nupd;
+  const void **inputs = sm_calloc(g->nnodes ? g->nnodes : 1, sizeof *inputs);
+  void **results = sm_calloc(nroots ? nroots : 1, sizeof *results);
+  int rc = 0;
+  if (!inputs || !results) rc = prfail(pr, "out of memory");
+  for (size_t i = 0; i < g->nnodes && !rc; i++)
+    if (g->nodes[i].op == OP_INPUT) inputs[i] = sm_interp_bound(pr->it, (uint32_t)i);
+  for (size_t k = 0; k < nroots && !rc; k++) {
+    const sm_node *n = &g->nodes[pr->roots[k]];
+    size_t nb = node_bytes(n);
+    void *buf = sm_malloc(nb ? nb : 1);
+    if (!buf) rc = prfail(pr, "out of memory");
+    else if (k < pr->nout) pr->out_data[k] = buf;
+    else pr->upd_data[k - pr->nout] = buf;
+    results[k] = buf;
+  }
+  if (!rc) {
+    char *err = NULL;
+    if (sm_cpu_run(pr->cpu, inputs, pdata, !pr->eval, pr->params->draws++, results, &err))
+      rc = prfail(pr, "%s", err ? err : "out of memory");
+    sm_free(err);
+  }
+  sm_free(inputs);
+  sm_free(results);
+  if (rc) {
+    free_run_data(pr);
+    return rc;
+  }
+  apply_updates(pr);
+  return 0;
+}
+
 int smelt_program_run(smelt_program *pr) {
   if (!pr || check_program(pr)) return -1;
   free_run_data(pr);
@@ -494,6 +639,11 @@ int smelt_program_run(smelt_program *pr) {
   }
   /* Draws are numbered per params store, so programs sharing it (or a
    * program made anew) never repeat a dropout mask. */
+  if (pr->cpu) {
+    int rc = run_compiled(pr, pdata);
+    sm_free(pdata);
+    return rc;
+  }
   sm_run_opts opts = {(const void *const *)pdata, !pr->eval, p->draws++, false};
   int rc = sm_interp_run_roots(pr->it, pr->nout + pr->nupd, pr->roots, &opts);
   sm_free(pdata);
@@ -512,12 +662,7 @@ int smelt_program_run(smelt_program *pr) {
     if (k < pr->nout) pr->out_data[k] = buf;
     else pr->upd_data[k - pr->nout] = buf;
   }
-  for (size_t k = 0; k < pr->nupd; k++) {
-    memcpy(pr->targets[k]->data, pr->upd_data[k], pr->targets[k]->nbytes);
-    sm_free(pr->upd_data[k]);
-    pr->upd_data[k] = NULL;
-  }
-  pr->have_run = true;
+  apply_updates(pr);
   return 0;
 }
 

@@ -459,6 +459,62 @@ int smelt_program_run(smelt_program *pr);
 int smelt_program_read(smelt_program *pr, const char *name, smelt_dtype dt, void *data,
                        size_t nbytes);
 
+/* ------------------------------------------------------------ compiling */
+/* Where a program runs. AUTO: $SMELT_TARGET ("cpu", "interp" or "cuda")
+ * when set, else cpu when libsmelt was built with LLVM, else interp. */
+typedef enum smelt_target {
+  SMELT_TARGET_AUTO = 0,
+  SMELT_TARGET_INTERP, /* the reference interpreter */
+  SMELT_TARGET_CPU,    /* LLVM-generated code, JIT-compiled (ORC) */
+  SMELT_TARGET_CUDA    /* CUDA C through NVRTC (not yet available) */
+} smelt_target;
+/* "auto", "interp", "cpu", "cuda". */
+const char *smelt_target_name(smelt_target t);
+
+/* How a program is compiled. Start from smelt_compile_defaults() (which
+ * reads the environment) and change fields: new fields may be added at
+ * the end, and the defaults function fills them. */
+typedef struct smelt_compile_options {
+  smelt_target target;
+  int opt_level;     /* LLVM pipeline default<O0..O3>; default 3 */
+  int num_threads;   /* kernels split over this many threads; 0: $SMELT_NUM_THREADS,
+                        else every core */
+  bool reassociate;  /* let float reductions be reordered (vectorized);
+                        off by default: sums follow a fixed order */
+  const char *dump;  /* stages to dump, as $SMELT_DUMP: a comma list of graph,
+                        passes, fusion, kernels, llvm, asm (or "all"); NULL: none */
+  const char *dump_dir; /* directory for dump files; NULL: stderr */
+  const char *cache_dir; /* compiled code cache; NULL: no cache */
+} smelt_compile_options;
+/* target AUTO, opt_level 3, num_threads 0, reassociate false; dump from
+ * $SMELT_DUMP, dump_dir from $SMELT_DUMP_DIR, cache_dir from
+ * $SMELT_CACHE_DIR (default ~/.cache/smelt; $SMELT_CACHE=0 turns it off).
+ * The strings point into the environment. */
+smelt_compile_options smelt_compile_defaults(void);
+
+/* smelt_program_new / smelt_program_new_eval with options (NULL: the
+ * defaults). smelt_program_new(...) is smelt_program_compile(..., NULL). */
+smelt_program *smelt_program_compile(smelt_graph *g, smelt_params *params, int noutputs,
+                                     const char *const *outputs, int nupdates,
+                                     const smelt_node *updates,
+                                     const smelt_compile_options *options);
+smelt_program *smelt_program_compile_eval(smelt_graph *g, smelt_params *params, int noutputs,
+                                          const char *const *outputs,
+                                          const smelt_compile_options *options);
+
+/* What a compiled program is made of. */
+typedef struct smelt_program_stats {
+  smelt_target target;     /* the target it runs on (never AUTO) */
+  int kernels;             /* kernels launched per run */
+  int buffers;             /* intermediate buffers placed in the arena */
+  size_t arena_bytes;      /* arena size: the peak bytes of intermediates */
+  size_t unplanned_bytes;  /* the intermediates' total size without reuse */
+  double compile_ms;       /* wall time of compilation */
+  bool from_cache;         /* machine code came from the disk cache */
+} smelt_program_stats;
+/* Returns 0, or -1 when the program failed to compile. */
+int smelt_program_get_stats(const smelt_program *pr, smelt_program_stats *stats);
+
 /* Gradient accumulation over micro-batches, opt-in (PyTorch accumulates
  * into .grad by default; smelt computes fresh gradients on every run). For
  * each param it adds an accumulator param "<param>.grad_acc" (zeros) and

@@ -1,0 +1,18 @@
+/* Lowering: one fusion group to one kernel of the kernel IR
+ * (codegen/lower.c). Views compose into index expressions of the loads
+ * (strided views with masks; a reshape that no strided view expresses
+ * becomes a stack of views joined by div/mod); the loop order puts the
+ * axis that walks contiguous memory innermost. */
+#ifndef SMELT_CODEGEN_LOWER_H
+#define SMELT_CODEGEN_LOWER_H
+
+#include "../src/passes/fusion.h"
+#include "kernel.h"
+
+/* Builds the kernel of group gi of f, named "k<gi>". Buffer args name the
+ * graph nodes they hold (materialized nodes; scratch args the reduction
+ * they serve). reassociate: float reductions may be reordered. NULL with
+ * *err set (sm_malloc'ed; NULL when out of memory). */
+sm_kernel *sm_lower_group(const sm_fusion *f, size_t gi, bool reassociate, char **err);
+
+#endif

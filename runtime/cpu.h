@@ -1,0 +1,29 @@
+/* Programs compiled for the cpu target: the driver that takes a graph's
+ * roots through the passes, fusion, lowering and the LLVM backend, plans
+ * the arena and runs the kernels on the thread pool (runtime/cpu.c). */
+#ifndef SMELT_RUNTIME_CPU_H
+#define SMELT_RUNTIME_CPU_H
+
+#include "../src/internal.h"
+
+typedef struct sm_cpu_program sm_cpu_program;
+
+/* True when libsmelt was built with the LLVM backend. */
+bool sm_cpu_available(void);
+
+/* Compiles the roots of g (the first nout are outputs, the rest assign
+ * nodes whose value input is the new param value). NULL with *err set
+ * (sm_malloc'ed, may stay NULL when out of memory). */
+sm_cpu_program *sm_cpu_compile(const smelt_graph *g, size_t nroots, const uint32_t *roots,
+                               size_t nout, const smelt_compile_options *o, char **err);
+void sm_cpu_free(sm_cpu_program *c);
+void sm_cpu_stats(const sm_cpu_program *c, smelt_program_stats *stats);
+
+/* One run. inputs and params give each graph node's storage (by node
+ * index, NULL where none); results[k] receives root k's value (dense, the
+ * node's byte size; for an assign root, the new value of its param). The
+ * params are only read. Returns 0 or -1 with *err set. */
+int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *params,
+               bool training, uint64_t rng_step, void *const *results, char **err);
+
+#endif

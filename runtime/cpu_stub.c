@@ -1,0 +1,23 @@
+/* The cpu target when libsmelt is built without LLVM: it reports that it
+ * is missing (smelt_program_* then fall back to what the caller asks). */
+#include "cpu.h"
+
+bool sm_cpu_available(void) { return false; }
+
+sm_cpu_program *sm_cpu_compile(const smelt_graph *g, size_t nroots, const uint32_t *roots,
+                               size_t nout, const smelt_compile_options *o, char **err) {
+  (void)g, (void)nroots, (void)roots, (void)nout, (void)o;
+  *err = sm_strdup("the cpu target needs LLVM, and this libsmelt was built without it");
+  return NULL;
+}
+
+void sm_cpu_free(sm_cpu_program *c) { (void)c; }
+
+void sm_cpu_stats(const sm_cpu_program *c, smelt_program_stats *stats) { (void)c, (void)stats; }
+
+int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *params,
+               bool training, uint64_t rng_step, void *const *results, char **err) {
+  (void)c, (void)inputs, (void)params, (void)training, (void)rng_step, (void)results;
+  *err = sm_strdup("the cpu target is not available");
+  return -1;
+}

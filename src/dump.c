@@ -1,0 +1,85 @@
+/* SMELT_DUMP: writes the text of compilation stages to stderr or files. */
+#include "dump.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+  const char *name;
+  unsigned bit;
+  const char *ext;
+} stages[] = {
+    {"graph", SM_DUMP_GRAPH, "txt"},   {"passes", SM_DUMP_PASSES, "txt"},
+    {"fusion", SM_DUMP_FUSION, "txt"}, {"kernels", SM_DUMP_KERNELS, "txt"},
+    {"llvm", SM_DUMP_LLVM, "ll"},      {"asm", SM_DUMP_ASM, "s"},
+    {"dot", SM_DUMP_DOT, "dot"},
+};
+enum { NSTAGES = sizeof stages / sizeof stages[0] };
+
+int sm_dump_parse(const char *list, unsigned *out, const char **bad) {
+  unsigned bits = 0;
+  const char *p = list ? list : "";
+  while (*p) {
+    size_t n = strcspn(p, ", ");
+    if (n == 3 && strncmp(p, "all", 3) == 0) bits = ~0u;
+    else if (n) {
+      size_t i = 0;
+      while (i < NSTAGES && !(strlen(stages[i].name) == n && strncmp(p, stages[i].name, n) == 0))
+        i++;
+      if (i == NSTAGES) {
+        *bad = p;
+        return -1;
+      }
+      bits |= stages[i].bit;
+    }
+    p += n;
+    while (*p == ',' || *p == ' ') p++;
+  }
+  *out = bits;
+  return 0;
+}
+
+int sm_dump_init(sm_dump *d, const char *list, const char *dir, char **err) {
+  /* programs are numbered so that the files of several programs coexist */
+  static unsigned counter;
+  memset(d, 0, sizeof *d);
+  const char *bad = NULL;
+  if (sm_dump_parse(list, &d->stages, &bad)) {
+    size_t n = strcspn(bad, ", ");
+    sm_buf b = {0};
+    sm_buf_printf(&b,
+                  "SMELT_DUMP: unknown stage \"%.*s\" (stages: graph, passes, fusion, kernels, "
+                  "llvm, asm, dot, all)",
+                  (int)n, bad);
+    *err = sm_buf_take(&b);
+    return -1;
+  }
+  d->dir = dir;
+  if (d->stages) d->program = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+void sm_dump_write(const sm_dump *d, unsigned stage, const char *part, const char *text) {
+  if (!sm_dump_wants(d, stage) || !text) return;
+  size_t i = 0;
+  while (i < NSTAGES && stages[i].bit != stage) i++;
+  if (i == NSTAGES) return;
+  if (!d->dir) {
+    fprintf(stderr, "=== smelt dump: program %u, %s%s%s ===\n%s", d->program, stages[i].name,
+            part ? " " : "", part ? part : "", text);
+    size_t len = strlen(text);
+    if (len && text[len - 1] != '\n') fputc('\n', stderr);
+    return;
+  }
+  sm_buf path = {0};
+  sm_buf_printf(&path, "%s/p%u.%s%s%s.%s", d->dir, d->program, stages[i].name, part ? "." : "",
+                part ? part : "", stages[i].ext);
+  char *p = sm_buf_take(&path);
+  if (!p) return;
+  FILE *f = fopen(p, "w");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+  sm_free(p);
+}
