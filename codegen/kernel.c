@@ -262,10 +262,11 @@ int sm_kv_check(sm_kernel *k, int a, int64_t bound) {
 }
 
 int sm_kernel_acc(sm_kernel *k, sm_op op, smelt_dtype dt, smelt_dtype acc_dtype, int value,
-                  int axis) {
+                  int axis, int scratch, int scratch2) {
   if (!valid_id(k, value) || k->vals[value].outer) return -1;
   if (!grow(k, (void **)&k->accs, k->naccs, &k->cap_accs, sizeof *k->accs)) return -1;
-  k->accs[k->naccs] = (sm_kacc){(uint16_t)op, (uint8_t)dt, (uint8_t)acc_dtype, value, axis};
+  k->accs[k->naccs] =
+      (sm_kacc){(uint16_t)op, (uint8_t)dt, (uint8_t)acc_dtype, value, axis, scratch, scratch2};
   return k->naccs++;
 }
 
@@ -421,6 +422,8 @@ void sm_kernel_print_buf(sm_buf *b, const sm_kernel *k) {
                   smelt_dtype_name((smelt_dtype)a->dtype),
                   smelt_dtype_name((smelt_dtype)a->acc_dtype), a->value);
     if (a->op == OP_ARGMAX || a->op == OP_ARGMIN) sm_buf_printf(b, " axis %d", a->axis);
+    if (a->scratch >= 0) sm_buf_printf(b, " in b%d", a->scratch);
+    if (a->scratch2 >= 0) sm_buf_printf(b, ",b%d", a->scratch2);
     sm_buf_puts(b, "\n");
   }
   for (int i = 0; i < k->nstores; i++) {

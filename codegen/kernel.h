@@ -73,6 +73,11 @@ typedef struct sm_kacc {
   uint8_t acc_dtype; /* the dtype accumulated in (f64 for f32 sums) */
   int32_t value;     /* the inner value reduced */
   int32_t axis;      /* arg-reductions: the domain axis whose index is returned */
+  /* A KA_SCRATCH arg holding this accumulator per point of D \ R (row-major
+   * over the non-reduced axes, in axis order; arg-reductions keep the best
+   * value there and the index in scratch2), or -1: kept in registers. The
+   * lowering adds scratch when a reduced loop encloses a non-reduced one. */
+  int32_t scratch, scratch2;
 } sm_kacc;
 
 typedef struct sm_kstore {
@@ -159,8 +164,9 @@ int sm_kv_rand(sm_kernel *k, sm_op op, smelt_dtype dt, uint64_t seed, double p0,
                int linear_index);
 int sm_kv_training(sm_kernel *k);
 int sm_kv_check(sm_kernel *k, int a, int64_t bound);
+/* scratch, scratch2: as sm_kacc (-1: registers). */
 int sm_kernel_acc(sm_kernel *k, sm_op op, smelt_dtype dt, smelt_dtype acc_dtype, int value,
-                  int axis);
+                  int axis, int scratch, int scratch2);
 int sm_kv_acc(sm_kernel *k, int acc); /* the accumulator's result value (outer) */
 int sm_kernel_store(sm_kernel *k, int arg, int index, int value, bool outer, bool accumulate);
 

@@ -5,6 +5,7 @@
 #include "safetensors.h"
 #include "../runtime/cpu.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #include <inttypes.h>
@@ -418,6 +419,31 @@ static const char *env_or_null(const char *name) {
   return v && *v ? v : NULL;
 }
 
+/* $SMELT_CACHE_DIR, else $XDG_CACHE_HOME/smelt, else $HOME/.cache/smelt
+ * (NULL without any of them). Resolved once: the string lives as long as
+ * the process, as the options' other strings do. */
+static char cache_path[4096];
+static const char *cache_dir_value;
+
+static void find_cache_dir(void) {
+  const char *dir = env_or_null("SMELT_CACHE_DIR");
+  if (dir) {
+    cache_dir_value = dir;
+    return;
+  }
+  const char *xdg = env_or_null("XDG_CACHE_HOME"), *home = env_or_null("HOME");
+  int n = -1;
+  if (xdg) n = snprintf(cache_path, sizeof cache_path, "%s/smelt", xdg);
+  else if (home) n = snprintf(cache_path, sizeof cache_path, "%s/.cache/smelt", home);
+  if (n > 0 && (size_t)n < sizeof cache_path) cache_dir_value = cache_path;
+}
+
+static const char *default_cache_dir(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, find_cache_dir);
+  return cache_dir_value;
+}
+
 smelt_compile_options smelt_compile_defaults(void) {
   smelt_compile_options o;
   memset(&o, 0, sizeof o);
@@ -426,9 +452,7 @@ smelt_compile_options smelt_compile_defaults(void) {
   o.dump = env_or_null("SMELT_DUMP");
   o.dump_dir = env_or_null("SMELT_DUMP_DIR");
   const char *off = env_or_null("SMELT_CACHE");
-  if (!off || strcmp(off, "0") != 0) o.cache_dir = env_or_null("SMELT_CACHE_DIR");
-  /* the ~/.cache/smelt default is resolved by the compiler (it needs
-   * memory for the path) when cache_dir is NULL and caching is on */
+  if (!off || strcmp(off, "0") != 0) o.cache_dir = default_cache_dir();
   return o;
 }
 

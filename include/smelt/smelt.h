@@ -484,12 +484,12 @@ typedef struct smelt_compile_options {
   const char *dump;  /* stages to dump, as $SMELT_DUMP: a comma list of graph,
                         passes, fusion, kernels, llvm, asm (or "all"); NULL: none */
   const char *dump_dir; /* directory for dump files; NULL: stderr */
-  const char *cache_dir; /* compiled code cache; NULL: no cache */
+  const char *cache_dir; /* disk cache of compiled code; NULL: none */
 } smelt_compile_options;
 /* target AUTO, opt_level 3, num_threads 0, reassociate false; dump from
  * $SMELT_DUMP, dump_dir from $SMELT_DUMP_DIR, cache_dir from
- * $SMELT_CACHE_DIR (default ~/.cache/smelt; $SMELT_CACHE=0 turns it off).
- * The strings point into the environment. */
+ * $SMELT_CACHE_DIR, else $XDG_CACHE_HOME/smelt, else ~/.cache/smelt, and
+ * NULL when $SMELT_CACHE=0. The strings live as long as the process. */
 smelt_compile_options smelt_compile_defaults(void);
 
 /* smelt_program_new / smelt_program_new_eval with options (NULL: the

@@ -1,0 +1,27 @@
+/* The blocked matmul of the LLVM backend (codegen/llvm_matmul.c): packed
+ * panels, a register-tiled micro-kernel of vector FMAs, edges of any size.
+ * codegen/llvm.c calls it for matmul kernels, then applies the epilogue to
+ * the rows it produced while they are in cache. */
+#ifndef SMELT_CODEGEN_LLVM_MATMUL_H
+#define SMELT_CODEGEN_LLVM_MATMUL_H
+
+#include "../src/internal.h"
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+/* Returns the function (created once per module and dtype, f32 or f64;
+ * NULL for other dtypes)
+ *   void smelt_mm_f32(const float *A, const float *B, float *C,
+ *                     int64_t M, int64_t N, int64_t K,
+ *                     int64_t sam, int64_t sak, int64_t sbk, int64_t sbn,
+ *                     int64_t ldc, int64_t m_begin, int64_t m_end)
+ * which writes C[m*ldc + n] = sum_k A[m*sam + k*sak] * B[k*sbk + n*sbn] for
+ * m_begin <= m < m_end and 0 <= n < N (element strides, any sign or 0; the
+ * sum runs over k in increasing order, each step one fused multiply-add;
+ * K = 0 writes zeros). A and B are read only; C does not overlap them.
+ * Its packing buffers live on the stack (no allocation). tm gives the
+ * vector width (AVX-512, AVX2, SSE, NEON). */
+LLVMValueRef sm_llvm_matmul_fn(LLVMModuleRef m, LLVMTargetMachineRef tm, smelt_dtype dt);
+
+#endif
