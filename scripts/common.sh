@@ -46,9 +46,10 @@ ensure_packages() {
 }
 
 # What every build needs. Check is a build dependency of the test programs
-# (tests/meson.build requires it), so the demo needs it too.
+# (tests/meson.build requires it), so the demo needs it too. llvm-19-dev
+# gives the cpu target (LLVM's C API, linked as the shared libLLVM).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev check)
+BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev check llvm-19-dev)
 
 # configure DIR [meson options...]: meson setup, or --reconfigure when DIR is
 # already configured (so changed options apply); wipes and starts over when

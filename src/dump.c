@@ -59,11 +59,37 @@ int sm_dump_init(sm_dump *d, const char *list, const char *dir, char **err) {
   return 0;
 }
 
+static _Thread_local struct {
+  unsigned stages;
+  sm_buf buf;
+} capture;
+
+void sm_dump_capture_begin(unsigned stages_) {
+  sm_buf_free(&capture.buf);
+  capture.stages = stages_;
+}
+
+char *sm_dump_capture_end(void) {
+  capture.stages = 0;
+  if (!capture.buf.len) {
+    sm_buf_free(&capture.buf);
+    return NULL;
+  }
+  return sm_buf_take(&capture.buf);
+}
+
 void sm_dump_write(const sm_dump *d, unsigned stage, const char *part, const char *text) {
   if (!sm_dump_wants(d, stage) || !text) return;
   size_t i = 0;
   while (i < NSTAGES && stages[i].bit != stage) i++;
   if (i == NSTAGES) return;
+  if (capture.stages & stage) {
+    if (part) sm_buf_printf(&capture.buf, "; %s %s\n", stages[i].name, part);
+    sm_buf_puts(&capture.buf, text);
+    size_t len = strlen(text);
+    if (len && text[len - 1] != '\n') sm_buf_puts(&capture.buf, "\n");
+    return;
+  }
   if (!d->dir) {
     fprintf(stderr, "=== smelt dump: program %u, %s%s%s ===\n%s", d->program, stages[i].name,
             part ? " " : "", part ? part : "", text);

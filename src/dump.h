@@ -36,4 +36,11 @@ static inline bool sm_dump_wants(const sm_dump *d, unsigned stage) {
  * a compilation fail). */
 void sm_dump_write(const sm_dump *d, unsigned stage, const char *part, const char *text);
 
+/* Capture (for smeltc compile --emit): while active on the calling
+ * thread, the text of the given stages goes to a buffer instead of
+ * stderr or files. end returns it (sm_malloc'ed; NULL when nothing was
+ * written or out of memory) and stops capturing. */
+void sm_dump_capture_begin(unsigned stages);
+char *sm_dump_capture_end(void);
+
 #endif

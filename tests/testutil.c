@@ -126,6 +126,68 @@ double *tu_to_double(smelt_dtype dt, const void *p, int64_t n) {
   return d;
 }
 
+/* tu_run on a compiled target ($SMELT_TEST_TARGET, e.g. cpu): the graph's
+ * outputs as a program (params from their initializers), so every suite
+ * that evaluates through tu_run also tests that backend. */
+static char *run_program(smelt_graph *g, const char *target, int nout, const smelt_node *outs,
+                         const char *const *names, void **results, int nbind,
+                         const tu_bind *binds) {
+  smelt_compile_options o = smelt_compile_defaults();
+  if (strcmp(target, "cpu") == 0) o.target = SMELT_TARGET_CPU;
+  else if (strcmp(target, "cuda") == 0) o.target = SMELT_TARGET_CUDA;
+  else return xasprintf("SMELT_TEST_TARGET=%s is not a target", target);
+  smelt_params *p = smelt_params_new(g);
+  if (!p) return xstrdup("smelt_params_new returned NULL");
+  smelt_program *pr = smelt_program_compile(g, p, nout, names, 0, NULL, &o);
+  char *err = NULL;
+  if (!pr) {
+    smelt_params_free(p);
+    return xstrdup("smelt_program_compile returned NULL");
+  }
+  if (smelt_program_error(pr)) {
+    err = xasprintf("compile: %s", smelt_program_error(pr));
+    goto done;
+  }
+  for (int i = 0; i < nbind; i++) {
+    smelt_node in = smelt_find(g, binds[i].name);
+    int rank = 0;
+    const int64_t *dims = smelt_node_shape(g, in, &rank);
+    smelt_dtype dt = smelt_node_dtype(g, in);
+    size_t nbytes = (size_t)smelt_node_numel(g, in) * smelt_dtype_size(dt);
+    if (!smelt_node_valid(in)) {
+      static const int64_t none[1] = {1};
+      dims = none;
+      rank = 1;
+      nbytes = 4;
+    }
+    if (smelt_program_bind(pr, binds[i].name, dt, rank, dims, binds[i].data, nbytes) != 0) {
+      err = xasprintf("bind %s: %s", binds[i].name, smelt_program_error(pr));
+      goto done;
+    }
+  }
+  if (smelt_program_run(pr) != 0) {
+    err = xasprintf("run: %s", smelt_program_error(pr));
+    goto done;
+  }
+  for (int i = 0; i < nout; i++) {
+    smelt_dtype dt = smelt_node_dtype(g, outs[i]);
+    size_t nbytes = (size_t)smelt_node_numel(g, outs[i]) * smelt_dtype_size(dt);
+    results[i] = xmalloc(nbytes);
+    if (smelt_program_read(pr, names[i], dt, results[i], nbytes) != 0) {
+      err = xasprintf("read %s: %s", names[i], smelt_program_error(pr));
+      for (int j = 0; j <= i; j++) {
+        free(results[j]);
+        results[j] = NULL;
+      }
+      goto done;
+    }
+  }
+done:
+  smelt_program_free(pr);
+  smelt_params_free(p);
+  return err;
+}
+
 char *tu_run(smelt_graph *g, int nout, const smelt_node *outs, void **results, int nbind,
              const tu_bind *binds) {
   for (int i = 0; i < nout; i++) results[i] = NULL;
@@ -169,6 +231,15 @@ char *tu_run(smelt_graph *g, int nout, const smelt_node *outs, void **results, i
       free(names);
       return xasprintf("text round trip failed: %s", g2 ? "the reprinted text differs" : perr);
     }
+  }
+  const char *target = getenv("SMELT_TEST_TARGET");
+  if (target && *target && strcmp(target, "interp") != 0) {
+    const char **nm = xmalloc(sizeof *nm * (size_t)(nout ? nout : 1));
+    for (int i = 0; i < nout; i++) nm[i] = names[i];
+    char *perr = run_program(g, target, nout, outs, nm, results, nbind, binds);
+    free(nm);
+    free(names);
+    return perr;
   }
   smelt_interp *it = smelt_interp_new(g);
   if (!it) {
