@@ -3,14 +3,15 @@
  *
  * smelt_grad(g, y, n, wrt, grads) adds the backward graph of a scalar y to
  * the same graph, as ordinary nodes: the gradients are computed by the same
- * interpreter (or, later, the same compiled program) as the forward values,
+ * compiled program as the forward values (fused and optimized with them),
  * and they can be differentiated again for higher derivatives.
  *
  * Every example follows the same steps:
  *   1. build the forward graph (inputs, params, ops);
  *   2. call smelt_grad for the gradients, and check smelt_graph_error()
  *      once (errors are sticky);
- *   3. register the values to compute as outputs and run the interpreter;
+ *   3. register the values to compute as outputs, compile them into a
+ *      program and run it;
  *   4. print each result and compare it with the expected values (the ones
  *      PyTorch's autograd gives).
  *
@@ -57,26 +58,32 @@ static void run(smelt_graph *g, int n, const smelt_node *nodes, const char *cons
                 const char *input, const double *data, double **vals) {
   for (int i = 0; i < n; i++) smelt_output(g, names[i], nodes[i]);
   check_graph(g, "outputs");
-  smelt_interp *it = smelt_interp_new(g);
-  if (!it) die("smelt_interp_new", "out of memory");
-  if (smelt_interp_error(it)) die("smelt_interp_new", smelt_interp_error(it));
+  /* A program computes the outputs (compiled for the cpu target when
+   * libsmelt has LLVM); an evaluation program cannot take gradients, so
+   * this is a plain one with no updates. */
+  smelt_params *params = smelt_params_new(g);
+  if (!params) die("smelt_params_new", "out of memory");
+  smelt_program *pr = smelt_program_new(g, params, n, names, 0, NULL);
+  if (!pr) die("smelt_program_new", "out of memory");
+  if (smelt_program_error(pr)) die("compiling", smelt_program_error(pr));
   if (input) {
     smelt_node in = smelt_find(g, input);
     int rank = 0;
     const int64_t *dims = smelt_node_shape(g, in, &rank);
     size_t nbytes = (size_t)smelt_node_numel(g, in) * sizeof(double);
-    if (smelt_interp_bind(it, input, SMELT_F64, rank, dims, data, nbytes) != 0)
-      die(input, smelt_interp_error(it));
+    if (smelt_program_bind(pr, input, SMELT_F64, rank, dims, data, nbytes) != 0)
+      die(input, smelt_program_error(pr));
   }
-  if (smelt_interp_run(it) != 0) die("smelt_interp_run", smelt_interp_error(it));
+  if (smelt_program_run(pr) != 0) die("smelt_program_run", smelt_program_error(pr));
   for (int i = 0; i < n; i++) {
     size_t numel = (size_t)smelt_node_numel(g, nodes[i]);
     vals[i] = malloc((numel ? numel : 1) * sizeof(double));
     if (!vals[i]) die("run", "out of memory");
-    if (smelt_interp_read(it, names[i], SMELT_F64, vals[i], numel * sizeof(double)) != 0)
-      die(names[i], smelt_interp_error(it));
+    if (smelt_program_read(pr, names[i], SMELT_F64, vals[i], numel * sizeof(double)) != 0)
+      die(names[i], smelt_program_error(pr));
   }
-  smelt_interp_free(it);
+  smelt_program_free(pr);
+  smelt_params_free(params);
 }
 
 /* Prints "  label   [v0, v1, ...]" and compares with want (1e-12 relative:
@@ -221,7 +228,7 @@ static void error_example(void) {
 }
 
 int main(void) {
-  printf("smelt %s: gradients as graphs, run by the reference interpreter\n", smelt_version());
+  printf("smelt %s: gradients as graphs, compiled and run as programs\n", smelt_version());
   cube_example();
   param_example();
   square_example();

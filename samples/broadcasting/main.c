@@ -1,12 +1,13 @@
 /*
  * broadcasting: the classic NumPy/PyTorch broadcasting and reduction
- * examples, built as smelt graphs and run by the reference interpreter.
+ * examples, built as smelt graphs, compiled and run.
  *
  * Every example follows the same steps:
  *   1. build a graph with the smelt_* builders (each call infers its dtype
  *      and shape immediately, broadcasting as NumPy and PyTorch do);
  *   2. check smelt_graph_error() once, after building (errors are sticky);
- *   3. run the graph's outputs with the interpreter (smelt_interp_*);
+ *   3. compile the graph's outputs into a program and run it
+ *      (smelt_program_*: machine code on the cpu target by default);
  *   4. read the outputs back and compare them with the expected values.
  *
  * The program prints each result and exits non-zero when any result differs
@@ -51,21 +52,42 @@ static void check_graph(const smelt_graph *g, const char *what) {
   if (err) die(what, err);
 }
 
-/* Step 3: an interpreter over g. Inputs, if any, are bound by the caller
- * before smelt_interp_run. */
-static smelt_interp *new_interp(const smelt_graph *g) {
-  smelt_interp *it = smelt_interp_new(g);
-  if (!it) die("smelt_interp_new", "out of memory");
-  return it;
+/* Step 3: a compiled program computing every output of g (the cpu target
+ * when libsmelt has LLVM, else the interpreter; $SMELT_TARGET chooses).
+ * Inputs, if any, are bound by the caller before run_program. */
+typedef struct runner {
+  smelt_params *params; /* none of these graphs has params, but programs take a store */
+  smelt_program *pr;
+} runner;
+
+static runner *new_program(smelt_graph *g) {
+  size_t n = smelt_graph_output_count(g);
+  const char **names = malloc((n ? n : 1) * sizeof *names);
+  runner *r = malloc(sizeof *r);
+  if (!names || !r) die("new_program", "out of memory");
+  for (size_t i = 0; i < n; i++) smelt_graph_output(g, i, &names[i]);
+  r->params = smelt_params_new(g);
+  if (!r->params) die("smelt_params_new", "out of memory");
+  r->pr = smelt_program_new_eval(g, r->params, (int)n, names);
+  free(names);
+  if (!r->pr) die("smelt_program_new_eval", "out of memory");
+  if (smelt_program_error(r->pr)) die("compiling", smelt_program_error(r->pr));
+  return r;
 }
 
-static void run_interp(smelt_interp *it) {
-  if (smelt_interp_run(it) != 0) die("smelt_interp_run", smelt_interp_error(it));
+static void run_program(runner *r) {
+  if (smelt_program_run(r->pr) != 0) die("smelt_program_run", smelt_program_error(r->pr));
+}
+
+static void free_program(runner *r) {
+  smelt_program_free(r->pr);
+  smelt_params_free(r->params);
+  free(r);
 }
 
 /* Step 4: reads output `name` (node n) and converts it to doubles for
  * printing and comparing. The caller frees the result. */
-static double *read_output(smelt_interp *it, const smelt_graph *g, const char *name,
+static double *read_output(runner *it, const smelt_graph *g, const char *name,
                            smelt_node n) {
   smelt_dtype dt = smelt_node_dtype(g, n);
   size_t numel = (size_t)smelt_node_numel(g, n);
@@ -73,7 +95,8 @@ static double *read_output(smelt_interp *it, const smelt_graph *g, const char *n
   void *raw = malloc(nbytes ? nbytes : 1);
   double *v = malloc((numel ? numel : 1) * sizeof *v);
   if (!raw || !v) die("read_output", "out of memory");
-  if (smelt_interp_read(it, name, dt, raw, nbytes) != 0) die(name, smelt_interp_error(it));
+  if (smelt_program_read(it->pr, name, dt, raw, nbytes) != 0)
+    die(name, smelt_program_error(it->pr));
   for (size_t i = 0; i < numel; i++) {
     switch (dt) {
     case SMELT_F32: v[i] = ((const float *)raw)[i]; break;
@@ -199,12 +222,12 @@ static void report_shape(const char *label, const smelt_graph *g, smelt_node n, 
 static void run_and_report(smelt_graph *g, smelt_node out, const char *label, const double *want) {
   smelt_output(g, "out", out);
   check_graph(g, label);
-  smelt_interp *it = new_interp(g);
-  run_interp(it);
+  runner *it = new_program(g);
+  run_program(it);
   double *got = read_output(it, g, "out", out);
   report(label, g, out, got, want, NULL);
   free(got);
-  smelt_interp_free(it);
+  free_program(it);
 }
 
 static void section(const char *title) { printf("\n%s\n", title); }
@@ -301,11 +324,11 @@ static void image_example(void) {
   smelt_node out = smelt_output(g, "scaled", smelt_mul(g, img, s));
   check_graph(g, "image * scale");
 
-  smelt_interp *it = new_interp(g);
-  if (smelt_interp_bind(it, "image", SMELT_F32, 3, (int64_t[]){H, W, C}, image,
-                        N * sizeof *image) != 0)
-    die("bind image", smelt_interp_error(it));
-  run_interp(it);
+  runner *it = new_program(g);
+  if (smelt_program_bind(it->pr, "image", SMELT_F32, 3, (int64_t[]){H, W, C}, image,
+                         N * sizeof *image) != 0)
+    die("bind image", smelt_program_error(it->pr));
+  run_program(it);
   double *got = read_output(it, g, "scaled", out);
   double *want = malloc(N * sizeof *want);
   if (!want) die("image", "out of memory");
@@ -317,7 +340,7 @@ static void image_example(void) {
   report("image[256,256,3] * [0.5, 1.5, 1]", g, out, got, want, note);
   free(want);
   free(got);
-  smelt_interp_free(it);
+  free_program(it);
   smelt_graph_free(g);
   free(image);
 }
@@ -335,8 +358,8 @@ static void images_example(void) {
   smelt_node out = smelt_output(g, "scaled", smelt_mul(g, imgs, s));
   check_graph(g, "images * scales");
 
-  smelt_interp *it = new_interp(g);
-  run_interp(it);
+  runner *it = new_program(g);
+  run_program(it);
   double *x = read_output(it, g, "images", imgs);
   double *got = read_output(it, g, "scaled", out);
   double *want = malloc(N * sizeof *want);
@@ -348,7 +371,7 @@ static void images_example(void) {
   free(want);
   free(got);
   free(x);
-  smelt_interp_free(it);
+  free_program(it);
   smelt_graph_free(g);
 }
 
@@ -370,8 +393,8 @@ static void image_reductions(void) {
   smelt_output(g, "max_indices", indices);
   check_graph(g, "image reductions");
 
-  smelt_interp *it = new_interp(g);
-  run_interp(it);
+  runner *it = new_program(g);
+  run_program(it);
   double *xv = read_output(it, g, "x", x);
   double *want = malloc(N * sizeof *want); /* big enough for every result */
   if (!want) die("reductions", "out of memory");
@@ -418,7 +441,7 @@ static void image_reductions(void) {
   free(got);
   free(want);
   free(xv);
-  smelt_interp_free(it);
+  free_program(it);
   smelt_graph_free(g);
 }
 
@@ -435,8 +458,8 @@ static void small_reductions(void) {
   smelt_node min = smelt_output(g, "min", smelt_min(g, x, 0, NULL, false));
   check_graph(g, "statistics");
 
-  smelt_interp *it = new_interp(g);
-  run_interp(it);
+  runner *it = new_program(g);
+  run_program(it);
   const struct {
     const char *name, *label;
     smelt_node node;
@@ -452,7 +475,7 @@ static void small_reductions(void) {
     report(stats[i].label, g, stats[i].node, got, &stats[i].want, NULL);
     free(got);
   }
-  smelt_interp_free(it);
+  free_program(it);
   smelt_graph_free(g);
 
   { /* linspace: n evenly spaced values, both ends included. */
@@ -526,7 +549,7 @@ static void text_example(void) {
 }
 
 int main(void) {
-  printf("smelt %s: broadcasting and reductions, run by the reference interpreter\n",
+  printf("smelt %s: broadcasting and reductions, compiled and run as programs\n",
          smelt_version());
   small_examples();
   shape_examples();
