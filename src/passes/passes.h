@@ -5,6 +5,8 @@
 
 #include "../internal.h"
 
+struct sm_dump;
+
 /* A rewrite hook: may return a node of dst that replaces the node d
  * describes (its inputs already in dst), or an invalid handle to keep it. */
 typedef smelt_node (*sm_rewrite_fn)(smelt_graph *dst, const sm_node_desc *d, void *ctx);
@@ -27,5 +29,18 @@ smelt_graph *sm_pass_dce(const smelt_graph *src, size_t nroots, const uint32_t *
  * branches), constant folding, then DCE of what the rewrites left dead. */
 smelt_graph *sm_pass_simplify(const smelt_graph *src, size_t nroots, const uint32_t *roots,
                               uint32_t *map);
+
+/* Views: chains of movement ops collapse (reshape of reshape, permute of
+ * permute, expand of expand, an expand of a unit-dim reshape of an expand),
+ * identity views vanish (src/passes/views.c), then DCE. */
+smelt_graph *sm_pass_views(const smelt_graph *src, size_t nroots, const uint32_t *roots,
+                           uint32_t *map);
+
+/* The optimization pipeline: simplify, then views. map (src->nnodes
+ * entries, may be NULL) receives the final index + 1 per node of src (0:
+ * dropped). With SM_DUMP_PASSES in dump (may be NULL) the graph text after
+ * each pass is dumped, part = the pass's name. NULL when out of memory. */
+smelt_graph *sm_optimize(const smelt_graph *src, size_t nroots, const uint32_t *roots,
+                         uint32_t *map, const struct sm_dump *dump);
 
 #endif
