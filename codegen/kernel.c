@@ -59,6 +59,12 @@ int sm_kernel_arg(sm_kernel *k, uint32_t node, smelt_dtype dt, sm_karg_role role
   return k->nargs++;
 }
 
+int sm_kernel_scratch(sm_kernel *k, uint32_t node, smelt_dtype dt, int64_t numel) {
+  if (!grow(k, (void **)&k->args, k->nargs, &k->cap_args, sizeof *k->args)) return -1;
+  k->args[k->nargs] = (sm_karg){node, (uint8_t)dt, (uint8_t)KA_SCRATCH, numel};
+  return k->nargs++;
+}
+
 /* ------------------------------------------------------ hash-consing */
 
 static uint64_t mix(uint64_t h, uint64_t v) {

@@ -152,6 +152,9 @@ void sm_kernel_free(sm_kernel *k);
  * out of memory (then k->oom is set and later calls keep returning -1).
  * Identical values are shared (hash-consing), so callers need no CSE. */
 int sm_kernel_arg(sm_kernel *k, uint32_t node, smelt_dtype dt, sm_karg_role role, int64_t numel);
+/* A new KA_SCRATCH arg, never shared (unlike sm_kernel_arg: an
+ * arg-reduction needs two for one node: the best value and its index). */
+int sm_kernel_scratch(sm_kernel *k, uint32_t node, smelt_dtype dt, int64_t numel);
 int sm_kv_idx(sm_kernel *k, int axis);
 int sm_kv_affine(sm_kernel *k, int64_t offset, const int64_t *coef); /* coef: ndim entries */
 int sm_kv_const_f(sm_kernel *k, smelt_dtype dt, double v);

@@ -1,2 +1,1234 @@
-/* placeholder: being written */
-typedef int sm_placeholder_lower_t;
+/* Lowering: one fusion group to one kernel of the kernel IR.
+ *
+ * Every member is built as a scalar value at coordinates: one index
+ * expression per dim of the node (lin: an affine form over the domain
+ * indices plus a few opaque i64 values with known ranges). Elementwise ops
+ * map coordinates through; a chain of movement ops is composed into a stack
+ * of strided views with masks (tinygrad's ShapeTracker): permute, expand,
+ * slice, flip and pad change the top view, a reshape merges into it when
+ * strides can express it (NumPy's no-copy reshape) and pushes a new view
+ * otherwise. Evaluating the stack gives an element offset (affine when the
+ * coordinates are) and a validity mask; between views the offset is
+ * unravelled with idiv/imod, simplified by range analysis so that most of
+ * them disappear. docs/kernel-ir.md has the rules, with the loop order. */
+#include "lower.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
+enum { KD = SMELT_MAX_RANK + 1, LT = 8, MAXVIEWS = 8, MAXCHAIN = 64 };
+
+/* ------------------------------------------------------ index expressions */
+
+/* c + sum coef[d]*i_d + sum w[j]*v_j, where v_j are i64 kernel values in
+ * [tlo[j], thi[j]]. has_a: [alo, ahi] bounds the value wherever the
+ * enclosing validity mask holds (a pad or concat proved it). */
+typedef struct lin {
+  int64_t c;
+  int64_t coef[KD];
+  int nt;
+  int32_t tv[LT];
+  int64_t tw[LT], tlo[LT], thi[LT];
+  bool has_a;
+  int64_t alo, ahi;
+} lin;
+
+/* -------------------------------------------------------- strided views */
+
+typedef struct sview {
+  int rank;
+  int64_t shape[SMELT_MAX_RANK], st[SMELT_MAX_RANK], off;
+  bool masked;
+  int64_t mlo[SMELT_MAX_RANK], mhi[SMELT_MAX_RANK]; /* valid range per dim */
+} sview;
+
+typedef struct strk {
+  int n;
+  sview v[MAXVIEWS];
+  bool dead; /* some mask is empty: every element is the fill value */
+} strk;
+
+/* --------------------------------------------------------------- context */
+
+typedef struct memo_ent {
+  uint32_t node;
+  int32_t valid, value;
+  lin *co; /* rank entries */
+} memo_ent;
+
+typedef struct lw {
+  const sm_fusion *f;
+  const smelt_graph *g;
+  const sm_group *gr;
+  sm_kernel *k;
+  bool *member;
+  int8_t *dep; /* per node: depends on an accumulator (-1 unknown) */
+  int32_t *acc_of; /* per node: accumulator id + 1 */
+  char *err;
+  bool oom;
+  int64_t zero[KD];
+  int64_t rshape[KD]; /* the domain with reduced extents 1 (outer space) */
+  memo_ent *memo;
+  size_t nmemo, cap_memo;
+  int32_t *mtab;
+  size_t mtab_cap;
+} lw;
+
+__attribute__((format(printf, 2, 3))) static int fail(lw *L, const char *fmt, ...) {
+  if (!L->err && !L->oom) {
+    va_list ap;
+    va_start(ap, fmt);
+    L->err = sm_vfmt(fmt, ap);
+    va_end(ap);
+    if (!L->err) L->oom = true;
+  }
+  return -1;
+}
+
+static bool failed(const lw *L) { return L->err || L->oom || L->k->oom; }
+
+static const sm_node *node(const lw *L, uint32_t i) { return &L->g->nodes[i]; }
+
+static void dense_strides(int rank, const int64_t *shape, int64_t *st) {
+  int64_t s = 1;
+  for (int d = rank - 1; d >= 0; d--) {
+    st[d] = s;
+    s *= shape[d] ? shape[d] : 1;
+  }
+}
+
+/* ------------------------------------------------------------ lin algebra */
+
+static lin lin_cst(int64_t c) {
+  lin e;
+  memset(&e, 0, sizeof e);
+  e.c = c;
+  return e;
+}
+
+static lin lin_idx(int d) {
+  lin e = lin_cst(0);
+  e.coef[d] = 1;
+  return e;
+}
+
+static lin lin_val(int v, int64_t lo, int64_t hi) {
+  lin e = lin_cst(0);
+  e.nt = 1;
+  e.tv[0] = v;
+  e.tw[0] = 1;
+  e.tlo[0] = lo;
+  e.thi[0] = hi;
+  return e;
+}
+
+/* The range of e over the domain (and within its asserted bounds). */
+static void lin_range(const lw *L, const lin *e, int64_t *lo, int64_t *hi) {
+  int64_t l = e->c, h = e->c;
+  for (int d = 0; d < L->k->ndim; d++) {
+    int64_t m = L->k->extent[d] > 0 ? L->k->extent[d] - 1 : 0;
+    int64_t x = e->coef[d] * m;
+    if (x < 0) l += x;
+    else h += x;
+  }
+  for (int j = 0; j < e->nt; j++) {
+    int64_t a = e->tw[j] * e->tlo[j], b = e->tw[j] * e->thi[j];
+    l += a < b ? a : b;
+    h += a < b ? b : a;
+  }
+  if (e->has_a) {
+    if (e->alo > l) l = e->alo;
+    if (e->ahi < h) h = e->ahi;
+  }
+  *lo = l;
+  *hi = h;
+}
+
+static int cst_i64(lw *L, int64_t v) { return sm_kv_const_i(L->k, SMELT_I64, v); }
+
+/* The i64 value of e: one KV_AFFINE for the affine part, plus the opaque
+ * terms with mul/add. */
+static int lin_emit(lw *L, const lin *e) {
+  sm_kernel *k = L->k;
+  bool aff = e->c != 0 || e->nt == 0;
+  for (int d = 0; d < k->ndim && !aff; d++) aff = e->coef[d] != 0;
+  int acc = aff ? sm_kv_affine(k, e->c, k->ndim ? e->coef : L->zero) : -1;
+  for (int j = 0; j < e->nt; j++) {
+    int t = e->tw[j] == 1 ? e->tv[j] : sm_kv_elem(k, OP_MUL, SMELT_I64, e->tv[j], cst_i64(L, e->tw[j]), -1);
+    acc = acc < 0 ? t : sm_kv_elem(k, OP_ADD, SMELT_I64, acc, t, -1);
+  }
+  return acc;
+}
+
+/* e as a single opaque term (when it has too many terms). */
+static lin lin_collapse(lw *L, const lin *e) {
+  int64_t lo, hi;
+  lin_range(L, e, &lo, &hi);
+  return lin_val(lin_emit(L, e), lo, hi);
+}
+
+/* e += s * x */
+static void lin_addmul(lw *L, lin *e, const lin *x, int64_t s) {
+  e->has_a = false;
+  if (s == 0) return;
+  e->c += s * x->c;
+  for (int d = 0; d < KD; d++) e->coef[d] += s * x->coef[d];
+  for (int j = 0; j < x->nt; j++) {
+    int i = 0;
+    while (i < e->nt && e->tv[i] != x->tv[j]) i++;
+    if (i == e->nt) {
+      if (e->nt == LT) {
+        *e = lin_collapse(L, e);
+        i = e->nt;
+      }
+      e->tv[i] = x->tv[j];
+      e->tw[i] = 0;
+      e->tlo[i] = x->tlo[j];
+      e->thi[i] = x->thi[j];
+      e->nt++;
+    }
+    e->tw[i] += s * x->tw[j];
+  }
+  /* drop terms that cancelled */
+  int n = 0;
+  for (int j = 0; j < e->nt; j++)
+    if (e->tw[j]) {
+      e->tv[n] = e->tv[j], e->tw[n] = e->tw[j], e->tlo[n] = e->tlo[j], e->thi[n] = e->thi[j];
+      n++;
+    }
+  e->nt = n;
+}
+
+static int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+static int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
+
+/* Splits e into s*q + r: q takes the terms whose coefficients s divides. */
+static void lin_split(const lin *e, int64_t s, lin *q, lin *r) {
+  *q = lin_cst(floor_div(e->c, s));
+  *r = lin_cst(floor_mod(e->c, s));
+  for (int d = 0; d < KD; d++) {
+    if (e->coef[d] % s == 0) q->coef[d] = e->coef[d] / s;
+    else r->coef[d] = e->coef[d];
+  }
+  for (int j = 0; j < e->nt; j++) {
+    lin *t = e->tw[j] % s == 0 ? q : r;
+    int i = t->nt++;
+    t->tv[i] = e->tv[j];
+    t->tw[i] = e->tw[j] % s == 0 && t == q ? e->tw[j] / s : e->tw[j];
+    t->tlo[i] = e->tlo[j];
+    t->thi[i] = e->thi[j];
+  }
+}
+
+/* e / s for e >= 0 (where valid), s > 0, simplified by ranges. */
+static lin lin_div(lw *L, const lin *e, int64_t s) {
+  if (s == 1) return *e;
+  int64_t lo, hi;
+  lin_range(L, e, &lo, &hi);
+  if (lo >= 0 && hi < s) return lin_cst(0);
+  lin q, r;
+  lin_split(e, s, &q, &r);
+  int64_t rlo, rhi;
+  lin_range(L, &r, &rlo, &rhi);
+  lin out;
+  if (rlo >= 0 && rhi < s) {
+    out = q;
+  } else if (rlo >= 0) {
+    lin t = lin_val(sm_kv_idiv(L->k, lin_emit(L, &r), cst_i64(L, s)), rlo / s, rhi / s);
+    out = q;
+    lin_addmul(L, &out, &t, 1);
+  } else {
+    int64_t l0 = lo < 0 ? 0 : lo;
+    return lin_val(sm_kv_idiv(L->k, lin_emit(L, e), cst_i64(L, s)), l0 / s, hi < 0 ? 0 : hi / s);
+  }
+  out.has_a = true;
+  out.alo = lo < 0 ? 0 : lo / s;
+  out.ahi = hi < 0 ? 0 : hi / s;
+  return out;
+}
+
+/* e % n for e >= 0 (where valid), n > 0. */
+static lin lin_mod(lw *L, const lin *e, int64_t n) {
+  if (n == 1) return lin_cst(0);
+  int64_t lo, hi;
+  lin_range(L, e, &lo, &hi);
+  if (lo >= 0 && hi < n) return *e;
+  lin q, r;
+  lin_split(e, n, &q, &r);
+  int64_t rlo, rhi;
+  lin_range(L, &r, &rlo, &rhi);
+  if (rlo >= 0 && rhi < n) return r;
+  const lin *x = rlo >= 0 ? &r : e;
+  int64_t xhi = rlo >= 0 ? rhi : hi;
+  return lin_val(sm_kv_imod(L->k, lin_emit(L, x), cst_i64(L, n)), 0, xhi < n - 1 ? xhi : n - 1);
+}
+
+/* Row-major offset of coordinates co in shape (rank dims). */
+static lin lin_offset(lw *L, int rank, const int64_t *shape, const lin *co) {
+  int64_t st[SMELT_MAX_RANK];
+  dense_strides(rank, shape, st);
+  lin e = lin_cst(0);
+  for (int d = 0; d < rank; d++) lin_addmul(L, &e, &co[d], st[d]);
+  return e;
+}
+
+/* The coordinates in shape of a row-major offset e (0 <= e < numel where
+ * valid). */
+static void lin_unravel(lw *L, const lin *e, int rank, const int64_t *shape, lin *co) {
+  int64_t st[SMELT_MAX_RANK];
+  dense_strides(rank, shape, st);
+  for (int d = 0; d < rank; d++) {
+    if (shape[d] == 1) {
+      co[d] = lin_cst(0);
+      continue;
+    }
+    lin q = lin_div(L, e, st[d]);
+    co[d] = lin_mod(L, &q, shape[d] ? shape[d] : 1);
+    if (shape[d] > 0 && !co[d].has_a) {
+      co[d].has_a = true;
+      co[d].alo = 0;
+      co[d].ahi = shape[d] - 1;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ memo */
+
+static uint64_t mixh(uint64_t h, uint64_t v) {
+  return h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
+}
+
+static uint64_t memo_hash(uint32_t n, int valid, int rank, const lin *co) {
+  uint64_t h = mixh(n, (uint64_t)(uint32_t)valid);
+  for (int d = 0; d < rank; d++) {
+    h = mixh(h, (uint64_t)co[d].c);
+    for (int i = 0; i < KD; i++) h = mixh(h, (uint64_t)co[d].coef[i]);
+    for (int j = 0; j < co[d].nt; j++) h = mixh(mixh(h, (uint64_t)co[d].tv[j]), (uint64_t)co[d].tw[j]);
+  }
+  return h;
+}
+
+static bool lin_same(const lin *a, const lin *b) {
+  if (a->c != b->c || a->nt != b->nt || memcmp(a->coef, b->coef, sizeof a->coef)) return false;
+  for (int j = 0; j < a->nt; j++)
+    if (a->tv[j] != b->tv[j] || a->tw[j] != b->tw[j]) return false;
+  return true;
+}
+
+static int memo_find(lw *L, uint32_t n, int valid, int rank, const lin *co, size_t *slot) {
+  if (!L->mtab_cap) {
+    *slot = 0;
+    return -1;
+  }
+  size_t j = memo_hash(n, valid, rank, co) & (L->mtab_cap - 1);
+  for (; L->mtab[j]; j = (j + 1) & (L->mtab_cap - 1)) {
+    const memo_ent *m = &L->memo[L->mtab[j] - 1];
+    if (m->node != n || m->valid != valid) continue;
+    bool eq = true;
+    for (int d = 0; d < rank && eq; d++) eq = lin_same(&m->co[d], &co[d]);
+    if (eq) return m->value;
+  }
+  *slot = j;
+  return -1;
+}
+
+static void memo_put(lw *L, uint32_t n, int valid, int rank, const lin *co, int value) {
+  if (2 * (L->nmemo + 1) > L->mtab_cap) {
+    size_t cap = L->mtab_cap ? 2 * L->mtab_cap : 64;
+    int32_t *t = sm_calloc(cap, sizeof *t);
+    if (!t) {
+      L->oom = true;
+      return;
+    }
+    for (size_t i = 0; i < L->nmemo; i++) {
+      const memo_ent *m = &L->memo[i];
+      size_t j = memo_hash(m->node, m->valid, node(L, m->node)->rank, m->co) & (cap - 1);
+      while (t[j]) j = (j + 1) & (cap - 1);
+      t[j] = (int32_t)i + 1;
+    }
+    sm_free(L->mtab);
+    L->mtab = t;
+    L->mtab_cap = cap;
+  }
+  if (L->nmemo == L->cap_memo) {
+    size_t cap = L->cap_memo ? 2 * L->cap_memo : 64;
+    memo_ent *p = sm_realloc(L->memo, cap * sizeof *p);
+    if (!p) {
+      L->oom = true;
+      return;
+    }
+    L->memo = p;
+    L->cap_memo = cap;
+  }
+  lin *c = sm_malloc(sizeof *c * (size_t)(rank ? rank : 1));
+  if (!c) {
+    L->oom = true;
+    return;
+  }
+  memcpy(c, co, sizeof *c * (size_t)rank);
+  size_t j = memo_hash(n, valid, rank, co) & (L->mtab_cap - 1);
+  while (L->mtab[j]) j = (j + 1) & (L->mtab_cap - 1);
+  L->memo[L->nmemo] = (memo_ent){n, valid, value, c};
+  L->mtab[j] = (int32_t)++L->nmemo;
+}
+
+/* ---------------------------------------------------------------- values */
+
+static int build(lw *L, uint32_t ni, const lin *co, int valid);
+
+/* Nodes read from a buffer: materialized and not computed here (a group
+ * recomputes its own outputs rather than loading them). */
+static bool is_load(const lw *L, uint32_t ni) {
+  const sm_node *n = node(L, ni);
+  if (n->op == OP_INPUT || n->op == OP_PARAM) return true;
+  if (n->op == OP_CONST) return sm_numel(n->rank, n->shape) != 1;
+  return L->f->materialized[ni] && !L->member[ni];
+}
+
+static int and_mask(lw *L, int a, int b) {
+  if (a < 0) return b;
+  if (b < 0) return a;
+  return sm_kv_elem(L->k, OP_AND, SMELT_BOOL, a, b, -1);
+}
+
+static int cast_to(lw *L, int v, smelt_dtype dt) {
+  if (v < 0 || L->k->vals[v].dtype == dt) return v;
+  return sm_kv_elem(L->k, OP_CAST, dt, v, -1, -1);
+}
+
+/* A pad's fill value converted to an integer dtype as the interpreter's
+ * stores do (NaN 0, saturating). */
+static int64_t fill_int(smelt_dtype dt, double v) {
+  if (isnan(v)) return 0;
+  if (dt == SMELT_I32) return v >= 2147483648.0 ? INT32_MAX : v <= -2147483649.0 ? INT32_MIN : (int32_t)v;
+  return v >= 9223372036854775808.0 ? INT64_MAX : v < -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
+}
+
+static int fill_const(lw *L, smelt_dtype dt, double v) {
+  if (sm_is_float(dt) || dt == SMELT_BOOL) return sm_kv_const_f(L->k, dt, v);
+  return sm_kv_const_i(L->k, dt, fill_int(dt, v));
+}
+
+static int arg_in(lw *L, uint32_t ni) {
+  const sm_node *n = node(L, ni);
+  return sm_kernel_arg(L->k, ni, (smelt_dtype)n->dtype, KA_IN, sm_numel(n->rank, n->shape));
+}
+
+/* A load of node ni at offset e, masked by valid (fill when invalid). */
+static int load_at(lw *L, uint32_t ni, const lin *e, int valid, double ffill, int64_t ifill) {
+  int a = arg_in(L, ni);
+  if (a < 0) return -1;
+  return sm_kv_load(L->k, a, lin_emit(L, e), valid, ffill, ifill);
+}
+
+static int build_const(lw *L, const sm_node *n) {
+  smelt_dtype dt = (smelt_dtype)n->dtype;
+  const unsigned char *p = n->data;
+  if (!p) return fail(L, "const: data is missing");
+  switch (dt) {
+  case SMELT_F32: { float v; memcpy(&v, p, 4); return sm_kv_const_f(L->k, dt, v); }
+  case SMELT_F64: { double v; memcpy(&v, p, 8); return sm_kv_const_f(L->k, dt, v); }
+  case SMELT_I32: { int32_t v; memcpy(&v, p, 4); return sm_kv_const_i(L->k, dt, v); }
+  case SMELT_I64: { int64_t v; memcpy(&v, p, 8); return sm_kv_const_i(L->k, dt, v); }
+  default: return sm_kv_const_f(L->k, dt, *p != 0);
+  }
+}
+
+/* iota: start + step*coordinate, computed as the interpreter does (in
+ * double, rounded once); in exact i64 arithmetic when that is the same. */
+static int build_iota(lw *L, const sm_node *n, const lin *co) {
+  smelt_dtype dt = (smelt_dtype)n->dtype;
+  double start = n->fattr[0], step = n->fattr[1];
+  int axis = n->rank ? (int)n->iattr[0] : -1;
+  lin c = axis >= 0 ? co[axis] : lin_cst(0);
+  int64_t len = axis >= 0 ? n->shape[axis] : 1;
+  double lim = 9007199254740992.0; /* 2^53: integers exact in double */
+  if (start == floor(start) && step == floor(step) &&
+      fabs(start) + fabs(step) * (double)len < (dt == SMELT_I32 ? 2147483647.0 : lim)) {
+    lin e = lin_cst((int64_t)start);
+    lin_addmul(L, &e, &c, (int64_t)step);
+    return cast_to(L, lin_emit(L, &e), dt);
+  }
+  int x = sm_kv_elem(L->k, OP_CAST, SMELT_F64, lin_emit(L, &c), -1, -1);
+  x = sm_kv_elem(L->k, OP_MUL, SMELT_F64, x, sm_kv_const_f(L->k, SMELT_F64, step), -1);
+  x = sm_kv_elem(L->k, OP_ADD, SMELT_F64, sm_kv_const_f(L->k, SMELT_F64, start), x, -1);
+  return cast_to(L, x, dt);
+}
+
+static int build_source(lw *L, uint32_t ni, const lin *co, int valid) {
+  const sm_node *n = node(L, ni);
+  (void)valid;
+  switch ((sm_op)n->op) {
+  case OP_CONST: return build_const(L, n);
+  case OP_IOTA: return build_iota(L, n, co);
+  case OP_RAND:
+  case OP_RANDN: {
+    lin e = lin_offset(L, n->rank, n->shape, co);
+    return sm_kv_rand(L->k, (sm_op)n->op, (smelt_dtype)n->dtype, (uint64_t)n->iattr[0],
+                      n->fattr[0], n->fattr[1], lin_emit(L, &e));
+  }
+  case OP_TRAINING: return sm_kv_training(L->k);
+  default: return fail(L, "%s: cannot be computed inside a kernel", sm_ops[n->op].name);
+  }
+}
+
+static int build_elem(lw *L, uint32_t ni, const lin *co, int valid) {
+  const sm_node *n = node(L, ni);
+  smelt_dtype dt = (smelt_dtype)n->dtype;
+  if (n->op == OP_STOP_GRADIENT) return build(L, n->inputs[0], co, valid);
+  int v[3] = {-1, -1, -1};
+  for (uint32_t i = 0; i < n->ninputs && i < 3; i++) {
+    v[i] = build(L, n->inputs[i], co, valid);
+    if (v[i] < 0) return -1;
+  }
+  if (n->op == OP_CAST) return cast_to(L, v[0], dt);
+  if (n->op == OP_WHERE) {
+    v[0] = cast_to(L, v[0], SMELT_BOOL);
+    v[1] = cast_to(L, v[1], dt);
+    v[2] = cast_to(L, v[2], dt);
+  }
+  return sm_kv_elem(L->k, (sm_op)n->op, dt, v[0], v[1], v[2]);
+}
+
+/* ----------------------------------------------------- view composition */
+
+static void view_contig(sview *v, int rank, const int64_t *shape) {
+  memset(v, 0, sizeof *v);
+  v->rank = rank;
+  memcpy(v->shape, shape, sizeof(int64_t) * (size_t)rank);
+  dense_strides(rank, shape, v->st);
+}
+
+static void mask_full(sview *v) {
+  if (v->masked) return;
+  v->masked = true;
+  for (int d = 0; d < v->rank; d++) v->mlo[d] = 0, v->mhi[d] = v->shape[d];
+}
+
+static void mask_check(strk *t, sview *v) {
+  if (!v->masked) return;
+  bool trivial = true;
+  for (int d = 0; d < v->rank; d++) {
+    if (v->mlo[d] >= v->mhi[d] && v->shape[d] > 0) t->dead = true;
+    if (v->mlo[d] > 0 || v->mhi[d] < v->shape[d]) trivial = false;
+  }
+  if (trivial) v->masked = false;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+/* Merges a reshape into v when strides can express it: groups of old and
+ * new dims with equal products map 1:1 (stride and mask copied) or are
+ * contiguous and unmasked (strides recomputed). */
+static bool reshape_merge(sview *v, int rank, const int64_t *shape) {
+  int oi[SMELT_MAX_RANK], on = 0, nidx[SMELT_MAX_RANK], nn = 0;
+  for (int d = 0; d < v->rank; d++)
+    if (v->shape[d] != 1) oi[on++] = d;
+  for (int d = 0; d < rank; d++)
+    if (shape[d] != 1) nidx[nn++] = d;
+  sview w;
+  memset(&w, 0, sizeof w);
+  w.rank = rank;
+  w.off = v->off;
+  memcpy(w.shape, shape, sizeof(int64_t) * (size_t)rank);
+  for (int d = 0; d < rank; d++) w.mlo[d] = 0, w.mhi[d] = shape[d];
+  int a = 0, b = 0;
+  while (a < on || b < nn) {
+    if (a >= on || b >= nn) return false;
+    int a0 = a, b0 = b;
+    int64_t po = v->shape[oi[a++]], pn = shape[nidx[b++]];
+    while (po != pn) {
+      if (po < pn) {
+        if (a >= on) return false;
+        po *= v->shape[oi[a++]];
+      } else {
+        if (b >= nn) return false;
+        pn *= shape[nidx[b++]];
+      }
+    }
+    if (a - a0 == 1 && b - b0 == 1) {
+      int od = oi[a0], nd = nidx[b0];
+      w.st[nd] = v->st[od];
+      if (v->masked) w.mlo[nd] = v->mlo[od], w.mhi[nd] = v->mhi[od];
+      continue;
+    }
+    for (int j = a0; j < a; j++) {
+      int od = oi[j];
+      if (v->masked && (v->mlo[od] > 0 || v->mhi[od] < v->shape[od])) return false;
+      if (j + 1 < a && v->st[od] != v->st[oi[j + 1]] * v->shape[oi[j + 1]]) return false;
+    }
+    int64_t s = v->st[oi[a - 1]];
+    for (int j = b - 1; j >= b0; j--) {
+      w.st[nidx[j]] = s;
+      s *= shape[nidx[j]];
+    }
+  }
+  w.masked = v->masked;
+  *v = w;
+  return true;
+}
+
+/* Applies movement node n (its input has the top view's shape) to t. */
+static void trk_apply(lw *L, strk *t, const sm_node *n) {
+  sview *v = &t->v[t->n - 1];
+  int r = n->rank;
+  switch ((sm_op)n->op) {
+  case OP_RESHAPE:
+    if (sm_numel(v->rank, v->shape) == 0 || !reshape_merge(v, r, n->shape)) {
+      /* a new view whose offsets index the one below */
+      v = &t->v[t->n++];
+      view_contig(v, r, n->shape);
+    }
+    break;
+  case OP_PERMUTE: {
+    sview w = *v;
+    for (int d = 0; d < r; d++) {
+      int64_t p = n->iattr[d];
+      w.shape[d] = v->shape[p], w.st[d] = v->st[p], w.mlo[d] = v->mlo[p], w.mhi[d] = v->mhi[p];
+    }
+    *v = w;
+    break;
+  }
+  case OP_EXPAND: {
+    sview w = *v;
+    int lead = r - v->rank;
+    w.rank = r;
+    for (int d = 0; d < r; d++) {
+      int xd = d - lead;
+      w.shape[d] = n->shape[d];
+      if (xd < 0 || (v->shape[xd] == 1 && n->shape[d] != 1)) {
+        w.st[d] = 0, w.mlo[d] = 0, w.mhi[d] = n->shape[d];
+        /* a masked-out size-1 dim stays masked out */
+        if (xd >= 0 && v->masked && v->mlo[xd] >= v->mhi[xd]) w.mhi[d] = 0;
+      } else {
+        w.st[d] = v->st[xd], w.mlo[d] = v->mlo[xd], w.mhi[d] = v->mhi[xd];
+      }
+    }
+    *v = w;
+    break;
+  }
+  case OP_SLICE:
+    for (int d = 0; d < r; d++) {
+      int64_t s0 = n->iattr[d], step = n->iattr[r + d];
+      if (n->shape[d] > 0) v->off += s0 * v->st[d];
+      if (v->masked) {
+        int64_t lo = ceil_div(v->mlo[d] - s0, step), hi = ceil_div(v->mhi[d] - s0, step);
+        if (lo < 0) lo = 0;
+        if (hi > n->shape[d]) hi = n->shape[d];
+        if (hi < lo) hi = lo;
+        v->mlo[d] = lo, v->mhi[d] = hi;
+      }
+      v->st[d] *= step;
+      v->shape[d] = n->shape[d];
+    }
+    break;
+  case OP_FLIP:
+    for (uint32_t j = 0; j < n->niattr; j++) {
+      int d = (int)n->iattr[j];
+      int64_t len = v->shape[d];
+      if (len > 0) v->off += (len - 1) * v->st[d];
+      v->st[d] = -v->st[d];
+      if (v->masked) {
+        int64_t lo = len - v->mhi[d], hi = len - v->mlo[d];
+        v->mlo[d] = lo, v->mhi[d] = hi;
+      }
+    }
+    break;
+  case OP_PAD:
+    mask_full(v);
+    for (int d = 0; d < r; d++) {
+      int64_t lo = n->iattr[d];
+      v->off -= lo * v->st[d];
+      v->mlo[d] += lo, v->mhi[d] += lo;
+      v->shape[d] = n->shape[d];
+    }
+    break;
+  default: fail(L, "%s: not a movement op", sm_ops[n->op].name); break;
+  }
+  mask_check(t, v);
+}
+
+/* Evaluates t at top coordinates co: the offset into the bottom view's
+ * buffer (*off) and the mask (*mask, -1 when always valid). */
+static void trk_eval(lw *L, const strk *t, const lin *co, lin *off, int *mask) {
+  lin cur[SMELT_MAX_RANK];
+  memcpy(cur, co, sizeof(lin) * (size_t)t->v[t->n - 1].rank);
+  *mask = -1;
+  for (int i = t->n - 1; i >= 0; i--) {
+    const sview *v = &t->v[i];
+    int64_t olo = v->off, ohi = v->off;
+    lin e = lin_cst(v->off);
+    for (int d = 0; d < v->rank; d++) {
+      int64_t lo, hi;
+      lin_range(L, &cur[d], &lo, &hi);
+      if (v->masked) {
+        if (lo < v->mlo[d]) {
+          int c = lin_emit(L, &cur[d]);
+          *mask = and_mask(L, *mask, sm_kv_elem(L->k, OP_GE, SMELT_BOOL, c, cst_i64(L, v->mlo[d]), -1));
+          lo = v->mlo[d];
+        }
+        if (hi >= v->mhi[d]) {
+          int c = lin_emit(L, &cur[d]);
+          *mask = and_mask(L, *mask, sm_kv_elem(L->k, OP_LT, SMELT_BOOL, c, cst_i64(L, v->mhi[d]), -1));
+          hi = v->mhi[d] - 1;
+        }
+      }
+      int64_t a = lo * v->st[d], b = hi * v->st[d];
+      olo += a < b ? a : b;
+      ohi += a < b ? b : a;
+      lin_addmul(L, &e, &cur[d], v->st[d]);
+    }
+    /* where valid, the offset lies in the view's range and the buffer */
+    e.has_a = true;
+    e.alo = olo;
+    e.ahi = ohi;
+    if (i > 0) {
+      const sview *below = &t->v[i - 1];
+      int64_t nb = sm_numel(below->rank, below->shape);
+      if (e.alo < 0) e.alo = 0;
+      if (e.ahi > nb - 1) e.ahi = nb - 1;
+      lin_unravel(L, &e, below->rank, below->shape, cur);
+    } else {
+      *off = e;
+    }
+  }
+}
+
+/* A chain of movement ops (top node ni) down to its base: composed views,
+ * then a masked load of a buffer or the base computed at the unravelled
+ * coordinates. */
+static int build_view(lw *L, uint32_t ni, const lin *co, int valid) {
+  uint32_t chain[MAXCHAIN];
+  int len = 0, reshapes = 0;
+  uint32_t cur = ni;
+  bool have_fill = false;
+  double fill = 0;
+  const sm_node *top = node(L, ni);
+  smelt_dtype dt = (smelt_dtype)top->dtype;
+  while (len < MAXCHAIN) {
+    const sm_node *n = node(L, cur);
+    int cls = sm_ops[n->op].cls;
+    if ((cls != OPC_VIEW && cls != OPC_PAD) || (cur != ni && is_load(L, cur))) break;
+    if (n->op == OP_PAD) {
+      /* one fill value per chain: a pad with another one starts a new chain */
+      if (have_fill && memcmp(&fill, &n->fattr[0], sizeof fill) != 0) break;
+      have_fill = true;
+      fill = n->fattr[0];
+    }
+    if (n->op == OP_RESHAPE && ++reshapes >= MAXVIEWS) break;
+    chain[len++] = cur;
+    cur = n->inputs[0];
+  }
+  uint32_t base = cur;
+  const sm_node *bn = node(L, base);
+  strk t;
+  t.n = 1;
+  t.dead = false;
+  view_contig(&t.v[0], bn->rank, bn->shape);
+  for (int j = len - 1; j >= 0; j--) trk_apply(L, &t, node(L, chain[j]));
+  if (failed(L)) return -1;
+  if (t.dead) return fill_const(L, dt, fill);
+  lin off;
+  int mask;
+  trk_eval(L, &t, co, &off, &mask);
+  if (failed(L)) return -1;
+  if (is_load(L, base)) {
+    int m = and_mask(L, valid, mask);
+    if (mask < 0) return load_at(L, base, &off, m, 0, 0);
+    double ff = dt == SMELT_F32 ? (double)(float)fill : dt == SMELT_BOOL ? fill != 0 : fill;
+    return load_at(L, base, &off, m, ff, sm_is_float(dt) || dt == SMELT_BOOL ? 0 : fill_int(dt, fill));
+  }
+  /* where valid, the offset indexes the base */
+  int64_t nb = sm_numel(bn->rank, bn->shape);
+  if (off.alo < 0) off.alo = 0;
+  if (off.ahi > nb - 1) off.ahi = nb - 1;
+  lin bco[SMELT_MAX_RANK];
+  lin_unravel(L, &off, bn->rank, bn->shape, bco);
+  int v = build(L, base, bco, and_mask(L, valid, mask));
+  if (v < 0 || mask < 0) return v;
+  return sm_kv_elem(L->k, OP_WHERE, dt, mask, v, fill_const(L, dt, fill));
+}
+
+/* ---------------------------------------------------- concat and gather */
+
+static int build_concat(lw *L, uint32_t ni, const lin *co, int valid) {
+  const sm_node *n = node(L, ni);
+  smelt_dtype dt = (smelt_dtype)n->dtype;
+  int axis = (int)n->iattr[0];
+  int64_t clo, chi;
+  lin_range(L, &co[axis], &clo, &chi);
+  int c = -1, result = -1;
+  /* inputs from the last: where(c < end_k, v_k, result) */
+  int64_t end = n->shape[axis];
+  for (uint32_t kk = n->ninputs; kk-- > 0;) {
+    const sm_node *x = node(L, n->inputs[kk]);
+    int64_t len = x->shape[axis], start = end - len;
+    int64_t e = end;
+    end = start;
+    if (len == 0 || chi < start || clo >= e) continue;
+    lin xc[SMELT_MAX_RANK];
+    memcpy(xc, co, sizeof(lin) * (size_t)n->rank);
+    lin sh = lin_cst(-start);
+    lin_addmul(L, &sh, &co[axis], 1);
+    sh.has_a = true;
+    sh.alo = 0;
+    sh.ahi = len - 1;
+    xc[axis] = sh;
+    int m = -1;
+    if (c < 0) c = lin_emit(L, &co[axis]);
+    if (clo < start) m = sm_kv_elem(L->k, OP_GE, SMELT_BOOL, c, cst_i64(L, start), -1);
+    int lt = chi >= e ? sm_kv_elem(L->k, OP_LT, SMELT_BOOL, c, cst_i64(L, e), -1) : -1;
+    m = and_mask(L, m, lt);
+    int v = cast_to(L, build(L, n->inputs[kk], xc, and_mask(L, valid, m)), dt);
+    if (v < 0) return -1;
+    result = result < 0 || lt < 0 ? v : sm_kv_elem(L->k, OP_WHERE, dt, lt, v, result);
+  }
+  if (result < 0) return fail(L, "concat: no input covers the coordinates");
+  return result;
+}
+
+static int build_gather(lw *L, uint32_t ni, const lin *co, int valid) {
+  const sm_node *n = node(L, ni);
+  int axis = (int)n->iattr[0];
+  const sm_node *x = node(L, n->inputs[0]);
+  int idx = cast_to(L, build(L, n->inputs[1], co, valid), SMELT_I64);
+  if (idx < 0) return -1;
+  /* outside the enclosing mask the index is garbage: check 0 instead */
+  if (valid >= 0) idx = sm_kv_elem(L->k, OP_WHERE, SMELT_I64, valid, idx, cst_i64(L, 0));
+  int64_t len = x->shape[axis];
+  int chk = sm_kv_check(L->k, idx, len);
+  lin xc[SMELT_MAX_RANK];
+  memcpy(xc, co, sizeof(lin) * (size_t)n->rank);
+  xc[axis] = lin_val(chk, 0, len > 0 ? len - 1 : 0);
+  return cast_to(L, build(L, n->inputs[0], xc, valid), (smelt_dtype)n->dtype);
+}
+
+/* ----------------------------------------------------------- reductions */
+
+static bool is_float_dt(int dt) { return sm_is_float((smelt_dtype)dt); }
+
+/* The accumulator of reduction ni (a member), created on first use. */
+static int build_reduce(lw *L, uint32_t ni) {
+  const sm_node *n = node(L, ni);
+  sm_kernel *k = L->k;
+  if (L->acc_of[ni]) return sm_kv_acc(k, L->acc_of[ni] - 1);
+  if (L->gr->kind != SM_GROUP_REDUCE) return fail(L, "%s: a reduction outside a reduce group", sm_ops[n->op].name);
+  const sm_node *x = node(L, n->inputs[0]);
+  uint8_t red[KD] = {0};
+  bool arg = sm_ops[n->op].cls == OPC_ARGREDUCE;
+  if (arg) red[n->iattr[0]] = 1;
+  else
+    for (uint32_t j = 0; j < n->niattr; j++) red[n->iattr[j]] = 1;
+  bool ok = x->rank == k->ndim;
+  for (int d = 0; d < k->ndim && ok; d++) ok = x->shape[d] == k->extent[d] && red[d] == k->reduce[d];
+  if (!ok) return fail(L, "%s: its input or axes differ from the group's domain", sm_ops[n->op].name);
+  if (arg && k->extent[n->iattr[0]] == 0 && sm_numel(n->rank, n->shape) > 0)
+    return fail(L, "%s: cannot reduce an axis of size 0", sm_ops[n->op].name);
+  lin co[KD];
+  for (int d = 0; d < k->ndim; d++) co[d] = lin_idx(d);
+  int v = build(L, n->inputs[0], co, -1);
+  if (v < 0) return -1;
+  if (k->vals[v].outer) return fail(L, "%s: its input depends on another reduction of the group", sm_ops[n->op].name);
+  smelt_dtype xdt = (smelt_dtype)x->dtype, dt = (smelt_dtype)n->dtype, adt;
+  if (arg) adt = xdt;
+  else if (n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_PROD)
+    adt = is_float_dt(xdt) ? SMELT_F64 : SMELT_I64; /* the interpreter's double / int64 */
+  else adt = xdt;
+  int a = sm_kernel_acc(k, (sm_op)n->op, dt, adt, v, arg ? (int)n->iattr[0] : -1, -1, -1);
+  if (a < 0) return -1;
+  L->acc_of[ni] = a + 1;
+  return sm_kv_acc(k, a);
+}
+
+/* The matmul anchor: sum over the last domain axis of A*B. */
+static int build_matmul(lw *L, uint32_t ni) {
+  sm_kernel *k = L->k;
+  if (L->acc_of[ni]) return sm_kv_acc(k, L->acc_of[ni] - 1);
+  const sm_node *n = node(L, ni);
+  if (L->gr->kind != SM_GROUP_MATMUL || L->gr->anchor != ni) return fail(L, "matmul: not the anchor of a matmul group");
+  int r = n->rank;
+  smelt_dtype dt = (smelt_dtype)n->dtype;
+  lin ca[SMELT_MAX_RANK], cb[SMELT_MAX_RANK];
+  for (int d = 0; d < r - 2; d++) ca[d] = cb[d] = lin_idx(d);
+  ca[r - 2] = lin_idx(r - 2), ca[r - 1] = lin_idx(r);
+  cb[r - 2] = lin_idx(r), cb[r - 1] = lin_idx(r - 1);
+  int a = cast_to(L, build(L, n->inputs[0], ca, -1), dt);
+  int b = a < 0 ? -1 : cast_to(L, build(L, n->inputs[1], cb, -1), dt);
+  if (b < 0) return -1;
+  int p = sm_kv_elem(k, OP_MUL, dt, a, b, -1);
+  /* floats accumulate in their dtype (as BLAS); integers in i64 */
+  smelt_dtype adt = is_float_dt(dt) ? dt : SMELT_I64;
+  int acc = sm_kernel_acc(k, OP_REDUCE_SUM, dt, adt, p, -1, -1, -1);
+  if (acc < 0) return -1;
+  k->mm_m = r - 2, k->mm_n = r - 1, k->mm_k = r;
+  k->mm_a = a, k->mm_b = b, k->mm_acc = acc;
+  L->acc_of[ni] = acc + 1;
+  return sm_kv_acc(k, acc);
+}
+
+static int build(lw *L, uint32_t ni, const lin *co, int valid) {
+  if (failed(L)) return -1;
+  const sm_node *n = node(L, ni);
+  size_t slot;
+  int v = memo_find(L, ni, valid, n->rank, co, &slot);
+  if (v >= 0) return v;
+  if (is_load(L, ni)) {
+    lin e = lin_offset(L, n->rank, n->shape, co);
+    v = load_at(L, ni, &e, valid, 0, 0);
+  } else {
+    switch (sm_ops[n->op].cls) {
+    case OPC_SOURCE: v = build_source(L, ni, co, valid); break;
+    case OPC_UNARY:
+    case OPC_BINARY:
+    case OPC_TERNARY: v = build_elem(L, ni, co, valid); break;
+    case OPC_REDUCE:
+    case OPC_ARGREDUCE: v = build_reduce(L, ni); break;
+    case OPC_VIEW:
+    case OPC_PAD: v = build_view(L, ni, co, valid); break;
+    case OPC_CONCAT: v = build_concat(L, ni, co, valid); break;
+    case OPC_GATHER: v = build_gather(L, ni, co, valid); break;
+    case OPC_MATMUL: v = build_matmul(L, ni); break;
+    default: {
+      char id[64];
+      sm_node_id(L->g, n, id, sizeof id);
+      return fail(L, "%s %s: cannot be computed inline (not materialized)", sm_ops[n->op].name, id);
+    }
+    }
+  }
+  if (v < 0) {
+    if (!failed(L)) L->oom = true;
+    return -1;
+  }
+  memo_put(L, ni, valid, n->rank, co, v);
+  return v;
+}
+
+/* True when node ni (computed here) depends on an accumulator. */
+static bool depends_acc(lw *L, uint32_t ni) {
+  if (L->dep[ni] >= 0) return L->dep[ni];
+  const sm_node *n = node(L, ni);
+  bool d = false;
+  if (!is_load(L, ni)) {
+    int cls = sm_ops[n->op].cls;
+    if (cls == OPC_REDUCE || cls == OPC_ARGREDUCE || cls == OPC_MATMUL) d = true;
+    else
+      for (uint32_t i = 0; i < n->ninputs && !d; i++) d = depends_acc(L, n->inputs[i]);
+  }
+  L->dep[ni] = d;
+  return d;
+}
+
+/* ------------------------------------------------------------ loop order */
+
+/* The domain axis along which value v (an i64 index) steps by 1, or -1. */
+static int unit_axis(const sm_kernel *k, int v) {
+  const sm_kval *x = &k->vals[v];
+  if (x->kind == KV_IDX) return x->axis;
+  if (x->kind != KV_AFFINE) return -1;
+  for (int d = k->ndim - 1; d >= 0; d--)
+    if ((x->coef[d] == 1 || x->coef[d] == -1) && k->extent[d] > 1) return d;
+  return -1;
+}
+
+/* Marks the values reachable from v. */
+static void mark(const sm_kernel *k, int v, uint8_t *seen) {
+  if (v < 0 || seen[v]) return;
+  seen[v] = 1;
+  const sm_kval *x = &k->vals[v];
+  mark(k, x->a, seen), mark(k, x->b, seen), mark(k, x->c, seen);
+}
+
+/* The innermost axis: where the first inner store steps by 1, else where
+ * the largest inner load does, else the last axis. */
+static int pick_inner(lw *L) {
+  sm_kernel *k = L->k;
+  for (int i = 0; i < k->nstores; i++) {
+    if (k->stores[i].outer) continue;
+    int d = unit_axis(k, k->stores[i].index);
+    if (d >= 0) return d;
+  }
+  uint8_t *seen = sm_calloc((size_t)(k->nvals ? k->nvals : 1), 1);
+  if (!seen) {
+    L->oom = true;
+    return k->ndim - 1;
+  }
+  for (int i = 0; i < k->nstores; i++)
+    if (!k->stores[i].outer) mark(k, k->stores[i].value, seen);
+  for (int i = 0; i < k->naccs; i++) mark(k, k->accs[i].value, seen);
+  int best = -1;
+  int64_t best_n = -1;
+  for (int v = 0; v < k->nvals; v++) {
+    const sm_kval *x = &k->vals[v];
+    if (!seen[v] || x->kind != KV_LOAD) continue;
+    int d = unit_axis(k, x->a);
+    if (d >= 0 && k->args[x->arg].numel > best_n) best = d, best_n = k->args[x->arg].numel;
+  }
+  sm_free(seen);
+  return best >= 0 ? best : k->ndim - 1;
+}
+
+static bool order_sensitive(const sm_kernel *k) {
+  for (int i = 0; i < k->naccs; i++) {
+    const sm_kacc *a = &k->accs[i];
+    if ((a->op == OP_REDUCE_SUM || a->op == OP_REDUCE_PROD) && is_float_dt(a->acc_dtype))
+      return true;
+  }
+  return false;
+}
+
+static void choose_order(lw *L) {
+  sm_kernel *k = L->k;
+  int nd = k->ndim, n = 0;
+  if (nd == 0) return;
+  int in = pick_inner(L);
+  /* reduced axes keep their relative order unless the sum may reassociate */
+  bool keep = !k->reassociate && order_sensitive(k);
+  for (int d = 0; d < nd; d++)
+    if (!k->reduce[d] && d != in) k->order[n++] = d;
+  if (k->reduce[in]) {
+    if (!keep) {
+      for (int d = 0; d < nd; d++)
+        if (k->reduce[d] && d != in) k->order[n++] = d;
+      k->order[n++] = in;
+    } else {
+      for (int d = 0; d < nd; d++)
+        if (k->reduce[d]) k->order[n++] = d;
+    }
+  } else {
+    for (int d = 0; d < nd; d++)
+      if (k->reduce[d]) k->order[n++] = d;
+    k->order[n++] = in;
+  }
+  /* parallel: the outermost non-reduced loop with at least 16 iterations,
+   * else the non-reduced loop with the most (>= 2), else none */
+  k->par_axis = -1;
+  if (k->kind == SM_KERNEL_SCATTER) return;
+  int64_t best = 1;
+  for (int i = 0; i < nd; i++) {
+    int d = k->order[i];
+    if (k->reduce[d]) continue;
+    if (k->extent[d] >= 16) {
+      k->par_axis = d;
+      return;
+    }
+    if (k->extent[d] > best) best = k->extent[d], k->par_axis = d;
+  }
+}
+
+/* Scratch accumulators when a reduced loop encloses a non-reduced one. */
+static void add_scratch(lw *L) {
+  sm_kernel *k = L->k;
+  bool red_seen = false, need = false;
+  for (int i = 0; i < k->ndim; i++) {
+    if (k->reduce[k->order[i]]) red_seen = true;
+    else if (red_seen) need = true;
+  }
+  if (!need) return;
+  int64_t m = 1;
+  for (int d = 0; d < k->ndim; d++)
+    if (!k->reduce[d]) m *= k->extent[d];
+  for (int i = 0; i < k->naccs; i++) {
+    sm_kacc *a = &k->accs[i];
+    uint32_t nodeid = 0;
+    for (size_t j = 0; j < L->g->nnodes; j++)
+      if (L->acc_of[j] == i + 1) nodeid = (uint32_t)j;
+    a->scratch = sm_kernel_scratch(k, nodeid, (smelt_dtype)a->acc_dtype, m);
+    if (a->op == OP_ARGMAX || a->op == OP_ARGMIN)
+      a->scratch2 = sm_kernel_scratch(k, nodeid, SMELT_I64, m);
+  }
+}
+
+/* ---------------------------------------------------------------- driver */
+
+static int64_t numel_of(const sm_node *n) { return sm_numel(n->rank, n->shape); }
+
+/* Stores output o of the group at the domain point given by space coords
+ * sc (shape ss, rank sr). */
+static void store_output(lw *L, uint32_t o, int sr, const int64_t *ss, const lin *sc, bool outer) {
+  const sm_node *n = node(L, o);
+  lin co[SMELT_MAX_RANK];
+  bool same = sr == n->rank && memcmp(ss, n->shape, sizeof(int64_t) * (size_t)sr) == 0;
+  if (same) memcpy(co, sc, sizeof(lin) * (size_t)sr);
+  else {
+    lin e = lin_offset(L, sr, ss, sc);
+    lin_unravel(L, &e, n->rank, n->shape, co);
+  }
+  int v = build(L, o, co, -1);
+  if (v < 0) return;
+  v = cast_to(L, v, (smelt_dtype)n->dtype);
+  int arg = sm_kernel_arg(L->k, o, (smelt_dtype)n->dtype, KA_OUT, numel_of(n));
+  lin off = lin_offset(L, n->rank, n->shape, co);
+  int idx = lin_emit(L, &off);
+  if (arg < 0 || idx < 0 || v < 0 || sm_kernel_store(L->k, arg, idx, v, outer, false) < 0)
+    L->oom = true;
+}
+
+static void lower_scatter(lw *L) {
+  uint32_t ni = L->gr->anchor;
+  const sm_node *n = node(L, ni);
+  sm_kernel *k = L->k;
+  int axis = (int)n->iattr[0];
+  lin q[SMELT_MAX_RANK];
+  for (int d = 0; d < k->ndim; d++) q[d] = lin_idx(d);
+  int idx = cast_to(L, build(L, n->inputs[0], q, -1), SMELT_I64);
+  int src = cast_to(L, build(L, n->inputs[1], q, -1), (smelt_dtype)n->dtype);
+  if (idx < 0 || src < 0) return;
+  int chk = sm_kv_check(k, idx, n->shape[axis]);
+  int64_t st[SMELT_MAX_RANK];
+  dense_strides(n->rank, n->shape, st);
+  lin off = lin_cst(0);
+  for (int d = 0; d < n->rank; d++)
+    if (d != axis) lin_addmul(L, &off, &q[d], st[d]);
+  lin c = lin_val(chk, 0, n->shape[axis] > 0 ? n->shape[axis] - 1 : 0);
+  lin_addmul(L, &off, &c, st[axis]);
+  int arg = sm_kernel_arg(k, ni, (smelt_dtype)n->dtype, KA_OUT, numel_of(n));
+  int io = lin_emit(L, &off);
+  if (arg < 0 || io < 0 || sm_kernel_store(k, arg, io, src, false, true) < 0) L->oom = true;
+}
+
+static sm_kernel *lower(lw *L, size_t gi, bool reassociate) {
+  const sm_group *gr = L->gr;
+  const sm_node *an = node(L, gr->anchor);
+  int64_t ext[KD];
+  uint8_t red[KD] = {0};
+  int nd;
+  sm_kernel_kind kind;
+  switch (gr->kind) {
+  case SM_GROUP_REDUCE: {
+    const sm_node *x = node(L, an->inputs[0]);
+    if (sm_ops[an->op].cls != OPC_REDUCE && sm_ops[an->op].cls != OPC_ARGREDUCE) {
+      fail(L, "reduce group %zu: its anchor is not a reduction", gi);
+      return NULL;
+    }
+    nd = x->rank;
+    memcpy(ext, x->shape, sizeof(int64_t) * (size_t)nd);
+    if (sm_ops[an->op].cls == OPC_ARGREDUCE) red[an->iattr[0]] = 1;
+    else
+      for (uint32_t j = 0; j < an->niattr; j++) red[an->iattr[j]] = 1;
+    kind = SM_KERNEL_REDUCE;
+    break;
+  }
+  case SM_GROUP_MATMUL: {
+    if (an->op != OP_MATMUL) {
+      fail(L, "matmul group %zu: its anchor is not a matmul", gi);
+      return NULL;
+    }
+    nd = an->rank + 1;
+    memcpy(ext, an->shape, sizeof(int64_t) * (size_t)an->rank);
+    ext[an->rank] = node(L, an->inputs[0])->shape[an->rank - 1];
+    red[an->rank] = 1;
+    kind = SM_KERNEL_MATMUL;
+    break;
+  }
+  case SM_GROUP_SCATTER: {
+    if (an->op != OP_SCATTER_ADD) {
+      fail(L, "scatter group %zu: its anchor is not a scatter_add", gi);
+      return NULL;
+    }
+    const sm_node *ix = node(L, an->inputs[0]);
+    nd = ix->rank;
+    memcpy(ext, ix->shape, sizeof(int64_t) * (size_t)nd);
+    kind = SM_KERNEL_SCATTER;
+    break;
+  }
+  default:
+    nd = an->rank;
+    memcpy(ext, an->shape, sizeof(int64_t) * (size_t)nd);
+    kind = SM_KERNEL_POINTWISE;
+    break;
+  }
+  char name[32];
+  snprintf(name, sizeof name, "k%zu", gi);
+  sm_kernel *k = sm_kernel_new(name, kind, nd, ext, red);
+  if (!k) {
+    L->oom = true;
+    return NULL;
+  }
+  L->k = k;
+  k->reassociate = reassociate;
+  for (int d = 0; d < nd; d++) L->rshape[d] = red[d] ? 1 : ext[d];
+
+  lin inner[KD], outer[KD];
+  for (int d = 0; d < nd; d++) {
+    inner[d] = lin_idx(d);
+    outer[d] = red[d] ? lin_cst(0) : lin_idx(d);
+  }
+  if (kind == SM_KERNEL_SCATTER) lower_scatter(L);
+  if (kind == SM_KERNEL_MATMUL) build_matmul(L, gr->anchor);
+  for (size_t i = 0; i < gr->noutputs && !failed(L); i++) {
+    uint32_t o = gr->outputs[i];
+    const sm_node *on = node(L, o);
+    if (kind == SM_KERNEL_SCATTER && o == gr->anchor) continue;
+    if (kind == SM_KERNEL_MATMUL && depends_acc(L, o)) {
+      if (numel_of(on) != sm_numel(an->rank, an->shape)) {
+        fail(L, "matmul group %zu: output %" PRIu32 " does not have the result's size", gi, o);
+        break;
+      }
+      store_output(L, o, an->rank, an->shape, outer, true);
+    } else if (kind == SM_KERNEL_REDUCE && depends_acc(L, o)) {
+      if (numel_of(on) != sm_numel(nd, L->rshape)) {
+        fail(L, "reduce group %zu: output %" PRIu32 " has neither the input's nor the result's size", gi, o);
+        break;
+      }
+      store_output(L, o, nd, L->rshape, outer, true);
+    } else {
+      if (numel_of(on) != sm_numel(nd, ext)) {
+        fail(L, "group %zu: output %" PRIu32 " does not have the domain's size", gi, o);
+        break;
+      }
+      store_output(L, o, nd, ext, inner, false);
+    }
+  }
+  if (!failed(L)) {
+    choose_order(L);
+    add_scratch(L);
+  }
+  if (failed(L)) {
+    sm_kernel_free(k);
+    L->k = NULL;
+    return NULL;
+  }
+  return k;
+}
+
+sm_kernel *sm_lower_group(const sm_fusion *f, size_t gi, bool reassociate, char **err) {
+  if (err) *err = NULL;
+  if (!f || gi >= f->ngroups) {
+    if (err) *err = sm_strdup("lower: no such group");
+    return NULL;
+  }
+  lw L;
+  memset(&L, 0, sizeof L);
+  L.f = f;
+  L.g = f->g;
+  L.gr = &f->groups[gi];
+  size_t nn = f->g->nnodes;
+  L.member = sm_calloc(nn ? nn : 1, sizeof *L.member);
+  L.dep = sm_malloc(nn ? nn : 1);
+  L.acc_of = sm_calloc(nn ? nn : 1, sizeof *L.acc_of);
+  sm_kernel *k = NULL;
+  if (!L.member || !L.dep || !L.acc_of) {
+    L.oom = true;
+  } else {
+    memset(L.dep, -1, nn ? nn : 1);
+    for (size_t i = 0; i < L.gr->nmembers; i++)
+      if (L.gr->members[i] < nn) L.member[L.gr->members[i]] = true;
+    sm_kernel dummy;
+    memset(&dummy, 0, sizeof dummy);
+    L.k = &dummy; /* failed() reads k before the kernel exists */
+    k = lower(&L, gi, reassociate);
+  }
+  if (!k && err) *err = L.err ? L.err : L.oom ? NULL : sm_strdup("lower: failed");
+  else sm_free(L.err);
+  for (size_t i = 0; i < L.nmemo; i++) sm_free(L.memo[i].co);
+  sm_free(L.memo);
+  sm_free(L.mtab);
+  sm_free(L.member);
+  sm_free(L.dep);
+  sm_free(L.acc_of);
+  return k;
+}
