@@ -1007,6 +1007,11 @@ static void choose_order(lw *L) {
    * else the non-reduced loop with the most (>= 2), else none */
   k->par_axis = -1;
   if (k->kind == SM_KERNEL_SCATTER) return;
+  /* matmul kernels split their rows: the blocked kernel computes row ranges */
+  if (k->kind == SM_KERNEL_MATMUL && k->mm_m >= 0) {
+    k->par_axis = k->mm_m;
+    return;
+  }
   int64_t best = 1;
   for (int i = 0; i < nd; i++) {
     int d = k->order[i];

@@ -178,7 +178,7 @@ static _Alignas(16) unsigned char data_x[BUFN * 8], data_y[BUFN * 8], data_z[BUF
   "  a0 = reduce_sum f32 (in f64) %1 in b2\n" \
   "  store outer b1[%5] = %4\n"
 #define KERNEL_MATMUL \
-  "kernel k0 matmul domain [2,4,3r] order [0,2,1] parallel 1 m=0 n=1 k=2 a=%1 b=%3 acc=a0\n" \
+  "kernel k0 matmul domain [2,4,3r] order [0,2,1] parallel 0 m=0 n=1 k=2 a=%1 b=%3 acc=a0\n" \
   "  b0: in f32[6] node 0\n" \
   "  b1: in f32[12] node 1\n" \
   "  b2: out f32[8] node 3\n" \
