@@ -1,2 +1,1450 @@
-/* placeholder: being written */
-typedef int sm_placeholder_llvm_t;
+/* The LLVM backend: kernel IR to LLVM IR through the C API.
+ *
+ * Per kernel an internal, always-inlined body with one noalias pointer per
+ * buffer, and the exported entry of the kernel ABI (kernel.h) that loads
+ * the pointers and calls it. The body is a loop nest in k->order; each
+ * value is emitted in the innermost loop where its operands are available
+ * (loop-invariant code lands in outer loops). Accumulators live in
+ * registers (allocas that mem2reg promotes) when every reduced loop is
+ * inside every non-reduced one, else in the kernel's scratch buffers with
+ * an init nest and an epilogue nest. See docs/cpu-backend.md. */
+#include "llvm.h"
+
+#include "llvm_math.h"
+#include "llvm_matmul.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXLOOPS (SMELT_MAX_RANK + 2)
+
+static char *fmt_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt_err(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = sm_vfmt(fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+bool sm_llvm_use_blocked_matmul(void) {
+  const char *s = getenv("SMELT_LLVM_MATMUL");
+  if (s && strcmp(s, "generic") == 0) return false;
+  return true;
+}
+
+/* ------------------------------------------------------------ emitter */
+
+typedef struct loop {
+  int axis;
+  LLVMBasicBlockRef pre, header; /* pre: the block that branches into header */
+  LLVMValueRef iv, start, end;
+} loop;
+
+enum { ACC_REG, ACC_SCRATCH, ACC_MM };
+
+typedef struct emitter {
+  LLVMModuleRef m;
+  LLVMContextRef cx;
+  LLVMBuilderRef b;
+  LLVMTargetMachineRef tm;
+  const sm_kernel *k;
+  LLVMValueRef fn, ctx, begin, end;
+  LLVMValueRef *bufs;  /* per arg */
+  bool *written;       /* per arg: stored by this kernel */
+  LLVMValueRef *cache; /* per value: the emitted value, valid at cdepth */
+  int *cdepth;
+  int *lvl;            /* memo of level(), valid while lvl_epoch == epoch */
+  unsigned *lvl_epoch;
+  unsigned epoch;
+  int depth;
+  loop loops[MAXLOOPS];
+  LLVMBasicBlockRef hoist[MAXLOOPS + 1]; /* where code of each depth goes */
+  bool outer_phase; /* reduced axes read as index 0 */
+  int acc_mode;
+  LLVMValueRef *acc_val, *acc_idx; /* ACC_REG: allocas */
+  LLVMValueRef mm_c;               /* ACC_MM: the product matrix */
+  int64_t mm_coef[MAXLOOPS];
+  int64_t mm_off;
+  int64_t sstride[MAXLOOPS]; /* scratch strides (row-major over non-reduced axes) */
+  LLVMTypeRef t_i1, t_i8, t_i32, t_i64, t_f32, t_f64, t_ptr, t_void;
+  char *err;
+} emitter;
+
+static LLVMTypeRef ty(emitter *e, smelt_dtype dt) {
+  switch (dt) {
+  case SMELT_F32: return e->t_f32;
+  case SMELT_F64: return e->t_f64;
+  case SMELT_I32: return e->t_i32;
+  case SMELT_I64: return e->t_i64;
+  default: return e->t_i1;
+  }
+}
+/* In memory a bool is one byte. */
+static LLVMTypeRef mty(emitter *e, smelt_dtype dt) {
+  return dt == SMELT_BOOL ? e->t_i8 : ty(e, dt);
+}
+static LLVMValueRef ci64(emitter *e, int64_t v) {
+  return LLVMConstInt(e->t_i64, (unsigned long long)v, 1);
+}
+static LLVMValueRef const_of(emitter *e, smelt_dtype dt, double f, int64_t i) {
+  if (sm_is_float(dt)) return LLVMConstReal(ty(e, dt), dt == SMELT_F32 ? (double)(float)f : f);
+  if (dt == SMELT_BOOL) return LLVMConstInt(e->t_i1, f != 0, 0);
+  return LLVMConstInt(ty(e, dt), (unsigned long long)i, 1);
+}
+
+static void set_err(emitter *e, char *msg) {
+  if (!e->err) e->err = msg;
+  else sm_free(msg);
+}
+
+static LLVMValueRef call_intr(emitter *e, const char *name, LLVMTypeRef *tys, size_t ntys,
+                              LLVMValueRef *args, unsigned nargs) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->m, id, tys, ntys);
+  LLVMTypeRef ft = LLVMIntrinsicGetType(e->cx, id, tys, ntys);
+  return LLVMBuildCall2(e->b, ft, f, args, nargs, "");
+}
+
+/* A call of a C library function (libm), declared on first use. */
+static LLVMValueRef call_libm(emitter *e, const char *name, LLVMTypeRef t, LLVMValueRef *args,
+                              unsigned nargs) {
+  LLVMTypeRef ps[2] = {t, t};
+  LLVMTypeRef ft = LLVMFunctionType(t, ps, nargs, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(e->m, name);
+  if (!f) f = LLVMAddFunction(e->m, name, ft);
+  return LLVMBuildCall2(e->b, ft, f, args, nargs, "");
+}
+
+static void add_attr(emitter *e, LLVMValueRef fn, LLVMAttributeIndex idx, const char *name) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(e->cx, kind, 0));
+}
+
+static LLVMValueRef fcontract(LLVMValueRef v) {
+  if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v))
+    LLVMSetFastMathFlags(v, LLVMFastMathAllowContract);
+  return v;
+}
+
+/* ------------------------------------------------------------ casts */
+
+/* Converts x of dtype from to dtype to with the interpreter's rules:
+ * float to int truncates, NaN gives 0 and out-of-range saturates; float to
+ * bool is x != 0 (NaN is true). */
+static LLVMValueRef convert(emitter *e, LLVMValueRef x, smelt_dtype from, smelt_dtype to) {
+  if (from == to) return x;
+  LLVMBuilderRef b = e->b;
+  LLVMTypeRef t = ty(e, to);
+  if (sm_is_float(from)) {
+    if (sm_is_float(to))
+      return to == SMELT_F64 ? LLVMBuildFPExt(b, x, t, "") : LLVMBuildFPTrunc(b, x, t, "");
+    if (to == SMELT_BOOL) return LLVMBuildFCmp(b, LLVMRealUNE, x, LLVMConstNull(ty(e, from)), "");
+    LLVMTypeRef tys[2] = {t, ty(e, from)};
+    LLVMValueRef args[1] = {x};
+    return call_intr(e, "llvm.fptosi.sat", tys, 2, args, 1);
+  }
+  if (from == SMELT_BOOL) {
+    if (sm_is_float(to)) return LLVMBuildUIToFP(b, x, t, "");
+    return LLVMBuildZExt(b, x, t, "");
+  }
+  /* from an integer */
+  if (sm_is_float(to)) return LLVMBuildSIToFP(b, x, t, "");
+  if (to == SMELT_BOOL) return LLVMBuildICmp(b, LLVMIntNE, x, LLVMConstNull(ty(e, from)), "");
+  return to == SMELT_I64 ? LLVMBuildSExt(b, x, t, "") : LLVMBuildTrunc(b, x, t, "");
+}
+
+/* ------------------------------------------------------- module helpers */
+
+/* i64 integer pow with src/ops.c's i_pow semantics, one per module. */
+static LLVMValueRef ipow_fn(emitter *e) {
+  const char *name = "smelt.ipow";
+  LLVMValueRef f = LLVMGetNamedFunction(e->m, name);
+  if (f) return f;
+  LLVMTypeRef ps[2] = {e->t_i64, e->t_i64};
+  LLVMTypeRef ft = LLVMFunctionType(e->t_i64, ps, 2, 0);
+  f = LLVMAddFunction(e->m, name, ft);
+  LLVMSetLinkage(f, LLVMInternalLinkage);
+  add_attr(e, f, LLVMAttributeFunctionIndex, "nounwind");
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->cx);
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->cx, f, "entry");
+  LLVMBasicBlockRef neg = LLVMAppendBasicBlockInContext(e->cx, f, "neg");
+  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->cx, f, "loop");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->cx, f, "done");
+  LLVMValueRef a = LLVMGetParam(f, 0), x = LLVMGetParam(f, 1);
+  LLVMValueRef zero = LLVMConstInt(e->t_i64, 0, 0), one = LLVMConstInt(e->t_i64, 1, 0);
+  LLVMValueRef mone = LLVMConstInt(e->t_i64, (unsigned long long)-1, 1);
+  LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef isneg = LLVMBuildICmp(b, LLVMIntSLT, x, zero, "");
+  LLVMBuildCondBr(b, isneg, neg, loop);
+  /* b < 0: 1 for a = 1, +-1 for a = -1 by parity, else 0 */
+  LLVMPositionBuilderAtEnd(b, neg);
+  LLVMValueRef odd = LLVMBuildTrunc(b, x, e->t_i1, "");
+  LLVMValueRef pm = LLVMBuildSelect(b, odd, mone, one, "");
+  LLVMValueRef r_neg = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, a, one, ""), one,
+                                       LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, a, mone, ""),
+                                                       pm, zero, ""),
+                                       "");
+  LLVMBuildRet(b, r_neg);
+  /* square and multiply, wrapping */
+  LLVMPositionBuilderAtEnd(b, loop);
+  LLVMValueRef r = LLVMBuildPhi(b, e->t_i64, "r");
+  LLVMValueRef xb = LLVMBuildPhi(b, e->t_i64, "x");
+  LLVMValueRef bb = LLVMBuildPhi(b, e->t_i64, "b");
+  LLVMValueRef bit = LLVMBuildTrunc(b, bb, e->t_i1, "");
+  LLVMValueRef r2 = LLVMBuildSelect(b, bit, LLVMBuildMul(b, r, xb, ""), r, "");
+  LLVMValueRef x2 = LLVMBuildMul(b, xb, xb, "");
+  LLVMValueRef b2 = LLVMBuildLShr(b, bb, one, "");
+  LLVMValueRef more = LLVMBuildICmp(b, LLVMIntNE, b2, zero, "");
+  LLVMBuildCondBr(b, more, loop, done);
+  LLVMValueRef inr[2] = {one, r2}, inx[2] = {a, x2}, inb[2] = {x, b2};
+  LLVMBasicBlockRef from[2] = {entry, loop};
+  LLVMAddIncoming(r, inr, from, 2);
+  LLVMAddIncoming(xb, inx, from, 2);
+  LLVMAddIncoming(bb, inb, from, 2);
+  /* b = 0 enters the loop too (one step with bit 0): r stays 1 */
+  LLVMPositionBuilderAtEnd(b, done);
+  LLVMBuildRet(b, r2);
+  LLVMDisposeBuilder(b);
+  return f;
+}
+
+/* The cold path of a failing KV_CHECK: the first failure records itself. */
+static LLVMValueRef check_fail_fn(emitter *e) {
+  const char *name = "smelt.check_fail";
+  LLVMValueRef f = LLVMGetNamedFunction(e->m, name);
+  if (f) return f;
+  LLVMTypeRef ps[3] = {e->t_ptr, e->t_i64, e->t_i64};
+  f = LLVMAddFunction(e->m, name, LLVMFunctionType(e->t_void, ps, 3, 0));
+  LLVMSetLinkage(f, LLVMInternalLinkage);
+  add_attr(e, f, LLVMAttributeFunctionIndex, "cold");
+  add_attr(e, f, LLVMAttributeFunctionIndex, "noinline");
+  add_attr(e, f, LLVMAttributeFunctionIndex, "nounwind");
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->cx);
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->cx, f, "entry");
+  LLVMBasicBlockRef rec = LLVMAppendBasicBlockInContext(e->cx, f, "record");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->cx, f, "done");
+  LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef ctx = LLVMGetParam(f, 0);
+  LLVMValueRef perr = LLVMBuildGEP2(b, e->t_i8, ctx, (LLVMValueRef[]){ci64(e, 12)}, 1, "");
+  LLVMValueRef cx = LLVMBuildAtomicCmpXchg(b, perr, LLVMConstInt(e->t_i32, 0, 0),
+                                           LLVMConstInt(e->t_i32, 1, 0),
+                                           LLVMAtomicOrderingSequentiallyConsistent,
+                                           LLVMAtomicOrderingSequentiallyConsistent, 0);
+  LLVMValueRef won = LLVMBuildExtractValue(b, cx, 1, "");
+  LLVMBuildCondBr(b, won, rec, done);
+  LLVMPositionBuilderAtEnd(b, rec);
+  LLVMValueRef pi = LLVMBuildGEP2(b, e->t_i8, ctx, (LLVMValueRef[]){ci64(e, 16)}, 1, "");
+  LLVMValueRef pb = LLVMBuildGEP2(b, e->t_i8, ctx, (LLVMValueRef[]){ci64(e, 24)}, 1, "");
+  LLVMBuildStore(b, LLVMGetParam(f, 1), pi);
+  LLVMBuildStore(b, LLVMGetParam(f, 2), pb);
+  LLVMBuildBr(b, done);
+  LLVMPositionBuilderAtEnd(b, done);
+  LLVMBuildRetVoid(b);
+  LLVMDisposeBuilder(b);
+  return f;
+}
+
+/* ------------------------------------------------------------- levels */
+
+static void position(emitter *e, int level) {
+  LLVMBasicBlockRef bb = e->hoist[level];
+  LLVMValueRef term = LLVMGetBasicBlockTerminator(bb);
+  if (term) LLVMPositionBuilderBefore(e->b, term);
+  else LLVMPositionBuilderAtEnd(e->b, bb);
+}
+
+/* The depth at which axis's index is defined: 0 when it reads as 0 (a
+ * reduced axis in the outer phase), -1 when no open loop defines it. */
+static int axis_level(emitter *e, int axis) {
+  if (e->outer_phase && e->k->reduce[axis]) return 0;
+  for (int i = 0; i < e->depth; i++)
+    if (e->loops[i].axis == axis) return i + 1;
+  return -1;
+}
+
+static LLVMValueRef axis_value(emitter *e, int axis) {
+  int l = axis_level(e, axis);
+  if (l <= 0) {
+    if (l < 0) set_err(e, fmt_err("kernel %s: axis %d is used outside its loop", e->k->name, axis));
+    return ci64(e, 0);
+  }
+  return e->loops[l - 1].iv;
+}
+
+static int level(emitter *e, int v) {
+  if (e->cache[v]) return e->cdepth[v];
+  if (e->lvl_epoch[v] == e->epoch) return e->lvl[v];
+  const sm_kernel *k = e->k;
+  const sm_kval *x = &k->vals[v];
+  int l = 0;
+  switch ((sm_kval_kind)x->kind) {
+  case KV_IDX: l = axis_level(e, x->axis); break;
+  case KV_AFFINE:
+    for (int d = 0; d < k->ndim; d++)
+      if (x->coef[d]) {
+        int al = axis_level(e, d);
+        if (al > l) l = al;
+      }
+    break;
+  case KV_ACC: l = e->depth; break;
+  default: {
+    int ops[3] = {x->a, x->b, x->c};
+    for (int i = 0; i < 3; i++)
+      if (ops[i] >= 0) {
+        int ol = level(e, ops[i]);
+        if (ol > l) l = ol;
+      }
+    /* a buffer this kernel writes is read where it is used, never hoisted */
+    if (x->kind == KV_LOAD && e->written[x->arg]) l = e->depth;
+  }
+  }
+  if (l < 0) l = 0;
+  e->lvl[v] = l;
+  e->lvl_epoch[v] = e->epoch;
+  return l;
+}
+
+/* off + sum coef[d]*idx_d, each partial sum emitted at the depth where
+ * its terms are known (outer index math computed once per outer step). */
+static LLVMValueRef emit_affine(emitter *e, int64_t off, const int64_t *coef) {
+  LLVMValueRef acc = ci64(e, off);
+  bool done[MAXLOOPS] = {0};
+  for (int lv = 1; lv <= e->depth; lv++) {
+    bool any = false;
+    for (int d = 0; d < e->k->ndim; d++) {
+      if (!coef[d] || done[d] || axis_level(e, d) != lv) continue;
+      if (!any) position(e, lv), any = true;
+      LLVMValueRef t = e->loops[lv - 1].iv;
+      if (coef[d] != 1) t = LLVMBuildMul(e->b, t, ci64(e, coef[d]), "");
+      acc = LLVMIsAConstantInt(acc) && LLVMConstIntGetSExtValue(acc) == 0
+                ? t
+                : LLVMBuildAdd(e->b, acc, t, "");
+      done[d] = true;
+    }
+  }
+  for (int d = 0; d < e->k->ndim; d++)
+    if (coef[d] && !done[d] && axis_level(e, d) < 0)
+      set_err(e, fmt_err("kernel %s: axis %d is used outside its loop", e->k->name, d));
+  return acc;
+}
+
+static LLVMValueRef emit(emitter *e, int v);
+
+static LLVMValueRef buf_ptr(emitter *e, int arg, LLVMValueRef idx) {
+  smelt_dtype dt = (smelt_dtype)e->k->args[arg].dtype;
+  return LLVMBuildGEP2(e->b, mty(e, dt), e->bufs[arg], &idx, 1, "");
+}
+
+static LLVMValueRef load_elem(emitter *e, int arg, LLVMValueRef idx) {
+  smelt_dtype dt = (smelt_dtype)e->k->args[arg].dtype;
+  LLVMValueRef x = LLVMBuildLoad2(e->b, mty(e, dt), buf_ptr(e, arg, idx), "");
+  if (dt == SMELT_BOOL) x = LLVMBuildICmp(e->b, LLVMIntNE, x, LLVMConstInt(e->t_i8, 0, 0), "");
+  return x;
+}
+
+static void store_elem(emitter *e, int arg, LLVMValueRef idx, LLVMValueRef x) {
+  smelt_dtype dt = (smelt_dtype)e->k->args[arg].dtype;
+  if (dt == SMELT_BOOL) x = LLVMBuildZExt(e->b, x, e->t_i8, "");
+  LLVMBuildStore(e->b, x, buf_ptr(e, arg, idx));
+}
+
+/* The ctx field at byte offset off, loaded once at the function's entry. */
+static LLVMValueRef ctx_field(emitter *e, int off, LLVMTypeRef t) {
+  position(e, 0);
+  LLVMValueRef p = LLVMBuildGEP2(e->b, e->t_i8, e->ctx, (LLVMValueRef[]){ci64(e, off)}, 1, "");
+  return LLVMBuildLoad2(e->b, t, p, "");
+}
+
+/* --------------------------------------------------------- scalar ops */
+
+static LLVMValueRef fmax_sem(emitter *e, LLVMValueRef a, LLVMValueRef b, bool is_max) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef c = LLVMBuildFCmp(B, is_max ? LLVMRealOGT : LLVMRealOLT, a, b, "");
+  LLVMValueRef r = LLVMBuildSelect(B, c, a, b, "");
+  LLVMValueRef uno = LLVMBuildFCmp(B, LLVMRealUNO, a, b, "");
+  return LLVMBuildSelect(B, uno, LLVMConstReal(LLVMTypeOf(a), NAN), r, "");
+}
+
+static LLVMValueRef imax_sem(emitter *e, smelt_dtype dt, LLVMValueRef a, LLVMValueRef b,
+                             bool is_max) {
+  if (dt == SMELT_BOOL) return is_max ? LLVMBuildOr(e->b, a, b, "") : LLVMBuildAnd(e->b, a, b, "");
+  LLVMValueRef c = LLVMBuildICmp(e->b, is_max ? LLVMIntSGT : LLVMIntSLT, a, b, "");
+  return LLVMBuildSelect(e->b, c, a, b, "");
+}
+
+/* Transcendentals: the IR versions of llvm_math.c (they vectorize); where
+ * it has none for a type, LLVM intrinsics (lowered to libm calls) and libm. */
+static LLVMValueRef transcendental(emitter *e, sm_op op, smelt_dtype dt, LLVMValueRef a,
+                                   LLVMValueRef b) {
+  LLVMValueRef r = sm_llvm_math(e->m, e->b, op, a, b);
+  if (r) return r;
+  LLVMTypeRef t = ty(e, dt);
+  LLVMValueRef args[2] = {a, b};
+  bool f32 = dt == SMELT_F32;
+  switch (op) {
+  case OP_EXP: return call_intr(e, "llvm.exp", &t, 1, args, 1);
+  case OP_LOG: return call_intr(e, "llvm.log", &t, 1, args, 1);
+  case OP_SIN: return call_intr(e, "llvm.sin", &t, 1, args, 1);
+  case OP_COS: return call_intr(e, "llvm.cos", &t, 1, args, 1);
+  case OP_POW: return call_intr(e, "llvm.pow", &t, 1, args, 2);
+  case OP_TANH: return call_libm(e, f32 ? "tanhf" : "tanh", t, args, 1);
+  case OP_SIGMOID: {
+    /* as f_sigmoid: never exp of a large positive number */
+    LLVMValueRef one = LLVMConstReal(t, 1.0);
+    LLVMValueRef na = LLVMBuildFNeg(e->b, call_intr(e, "llvm.fabs", &t, 1, args, 1), "");
+    LLVMValueRef ex = call_intr(e, "llvm.exp", &t, 1, &na, 1);
+    LLVMValueRef den = LLVMBuildFAdd(e->b, one, ex, "");
+    LLVMValueRef pos = LLVMBuildFDiv(e->b, one, den, "");
+    LLVMValueRef neg = LLVMBuildFDiv(e->b, ex, den, "");
+    LLVMValueRef ge = LLVMBuildFCmp(e->b, LLVMRealOGE, a, LLVMConstNull(t), "");
+    /* NaN: e/(1+e) with e = NaN */
+    return LLVMBuildSelect(e->b, ge, pos, neg, "");
+  }
+  default: return NULL;
+  }
+}
+
+static LLVMValueRef elem_float(emitter *e, sm_op op, smelt_dtype dt, LLVMValueRef a,
+                               LLVMValueRef b) {
+  LLVMBuilderRef B = e->b;
+  LLVMTypeRef t = ty(e, dt);
+  LLVMValueRef zero = LLVMConstNull(t), one = LLVMConstReal(t, 1.0);
+  switch (op) {
+  case OP_NEG: return LLVMBuildFNeg(B, a, "");
+  case OP_ABS: return call_intr(e, "llvm.fabs", &t, 1, &a, 1);
+  case OP_SIGN: {
+    LLVMValueRef gt = LLVMBuildFCmp(B, LLVMRealOGT, a, zero, "");
+    LLVMValueRef lt = LLVMBuildFCmp(B, LLVMRealOLT, a, zero, "");
+    return LLVMBuildSelect(B, gt, one, LLVMBuildSelect(B, lt, LLVMConstReal(t, -1.0), zero, ""),
+                           "");
+  }
+  case OP_SQRT: return call_intr(e, "llvm.sqrt", &t, 1, &a, 1);
+  case OP_RSQRT: return LLVMBuildFDiv(B, one, call_intr(e, "llvm.sqrt", &t, 1, &a, 1), "");
+  case OP_RECIPROCAL: return LLVMBuildFDiv(B, one, a, "");
+  case OP_EXP:
+  case OP_LOG:
+  case OP_SIN:
+  case OP_COS:
+  case OP_TANH:
+  case OP_SIGMOID:
+  case OP_POW: return transcendental(e, op, dt, a, b);
+  case OP_RELU:
+    return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, zero, ""), zero, a, "");
+  case OP_STOP_GRADIENT: return a;
+  case OP_ADD: return fcontract(LLVMBuildFAdd(B, a, b, ""));
+  case OP_SUB: return fcontract(LLVMBuildFSub(B, a, b, ""));
+  case OP_MUL: return fcontract(LLVMBuildFMul(B, a, b, ""));
+  case OP_DIV: return LLVMBuildFDiv(B, a, b, "");
+  case OP_MAXIMUM: return fmax_sem(e, a, b, true);
+  case OP_MINIMUM: return fmax_sem(e, a, b, false);
+  default: return NULL;
+  }
+}
+
+static LLVMValueRef elem_int(emitter *e, sm_op op, smelt_dtype dt, LLVMValueRef a,
+                             LLVMValueRef b) {
+  LLVMBuilderRef B = e->b;
+  LLVMTypeRef t = ty(e, dt);
+  LLVMValueRef zero = LLVMConstNull(t);
+  bool isb = dt == SMELT_BOOL;
+  switch (op) {
+  case OP_NEG: return isb ? a : LLVMBuildSub(B, zero, a, "");
+  case OP_ABS:
+    if (isb) return a;
+    return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, a, zero, ""),
+                           LLVMBuildSub(B, zero, a, ""), a, "");
+  case OP_SIGN: {
+    if (isb) return a;
+    LLVMValueRef gt = LLVMBuildZExt(B, LLVMBuildICmp(B, LLVMIntSGT, a, zero, ""), t, "");
+    LLVMValueRef lt = LLVMBuildZExt(B, LLVMBuildICmp(B, LLVMIntSLT, a, zero, ""), t, "");
+    return LLVMBuildSub(B, gt, lt, "");
+  }
+  case OP_RELU:
+    if (isb) return a;
+    return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, a, zero, ""), a, zero, "");
+  case OP_STOP_GRADIENT: return a;
+  /* bool arithmetic: the int64 result stored as bool (nonzero) */
+  case OP_ADD: return isb ? LLVMBuildOr(B, a, b, "") : LLVMBuildAdd(B, a, b, "");
+  case OP_SUB: return isb ? LLVMBuildXor(B, a, b, "") : LLVMBuildSub(B, a, b, "");
+  case OP_MUL: return isb ? LLVMBuildAnd(B, a, b, "") : LLVMBuildMul(B, a, b, "");
+  case OP_POW: {
+    if (isb) return LLVMBuildOr(B, a, LLVMBuildNot(B, b, ""), ""); /* 0^0 = 1 */
+    LLVMValueRef f = ipow_fn(e);
+    LLVMTypeRef ps[2] = {e->t_i64, e->t_i64};
+    LLVMValueRef args[2] = {convert(e, a, dt, SMELT_I64), convert(e, b, dt, SMELT_I64)};
+    LLVMValueRef r =
+        LLVMBuildCall2(B, LLVMFunctionType(e->t_i64, ps, 2, 0), f, args, 2, "");
+    return convert(e, r, SMELT_I64, dt);
+  }
+  case OP_MAXIMUM: return imax_sem(e, dt, a, b, true);
+  case OP_MINIMUM: return imax_sem(e, dt, a, b, false);
+  default: return NULL;
+  }
+}
+
+static LLVMValueRef compare(emitter *e, sm_op op, smelt_dtype dt, LLVMValueRef a,
+                            LLVMValueRef b) {
+  if (sm_is_float(dt)) {
+    LLVMRealPredicate p = op == OP_LT   ? LLVMRealOLT
+                          : op == OP_LE ? LLVMRealOLE
+                          : op == OP_GT ? LLVMRealOGT
+                          : op == OP_GE ? LLVMRealOGE
+                          : op == OP_EQ ? LLVMRealOEQ
+                                        : LLVMRealUNE;
+    return LLVMBuildFCmp(e->b, p, a, b, "");
+  }
+  bool u = dt == SMELT_BOOL; /* 0 < 1 */
+  LLVMIntPredicate p = op == OP_LT   ? (u ? LLVMIntULT : LLVMIntSLT)
+                       : op == OP_LE ? (u ? LLVMIntULE : LLVMIntSLE)
+                       : op == OP_GT ? (u ? LLVMIntUGT : LLVMIntSGT)
+                       : op == OP_GE ? (u ? LLVMIntUGE : LLVMIntSGE)
+                       : op == OP_EQ ? LLVMIntEQ
+                                     : LLVMIntNE;
+  return LLVMBuildICmp(e->b, p, a, b, "");
+}
+
+static LLVMValueRef truth(emitter *e, LLVMValueRef x, smelt_dtype dt) {
+  return convert(e, x, dt, SMELT_BOOL);
+}
+
+/* KV_ELEM at the builder's position; operands already emitted. */
+static LLVMValueRef emit_elem(emitter *e, const sm_kval *x, LLVMValueRef a, LLVMValueRef b,
+                              LLVMValueRef c) {
+  const sm_kernel *k = e->k;
+  sm_op op = (sm_op)x->op;
+  smelt_dtype dt = (smelt_dtype)x->dtype;
+  smelt_dtype adt = (smelt_dtype)k->vals[x->a].dtype;
+  smelt_dtype bdt = x->b >= 0 ? (smelt_dtype)k->vals[x->b].dtype : adt;
+  switch (op) {
+  case OP_CAST: return convert(e, a, adt, dt);
+  case OP_NOT: return LLVMBuildNot(e->b, truth(e, a, adt), "");
+  case OP_AND:
+  case OP_OR: {
+    LLVMValueRef ta = truth(e, a, adt), tb = truth(e, b, bdt);
+    return op == OP_AND ? LLVMBuildAnd(e->b, ta, tb, "") : LLVMBuildOr(e->b, ta, tb, "");
+  }
+  case OP_LT:
+  case OP_LE:
+  case OP_GT:
+  case OP_GE:
+  case OP_EQ:
+  case OP_NE: return compare(e, op, adt, a, convert(e, b, bdt, adt));
+  case OP_WHERE: {
+    smelt_dtype cdt = (smelt_dtype)k->vals[x->c].dtype;
+    return LLVMBuildSelect(e->b, truth(e, a, adt), convert(e, b, bdt, dt), convert(e, c, cdt, dt),
+                           "");
+  }
+  default: break;
+  }
+  if (sm_ops[op].cls != OPC_UNARY && sm_ops[op].cls != OPC_BINARY) return NULL;
+  a = convert(e, a, adt, dt);
+  if (b) b = convert(e, b, bdt, dt);
+  return sm_is_float(dt) ? elem_float(e, op, dt, a, b) : elem_int(e, op, dt, a, b);
+}
+
+/* Philox 4x32-10 on counter (i, step) with key seed (src/philox.c). */
+static void philox(emitter *e, LLVMValueRef i, LLVMValueRef step, uint64_t seed,
+                   LLVMValueRef w[4]) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef c32 = ci64(e, 32);
+  LLVMValueRef x0 = LLVMBuildTrunc(B, i, e->t_i32, "");
+  LLVMValueRef x1 = LLVMBuildTrunc(B, LLVMBuildLShr(B, i, c32, ""), e->t_i32, "");
+  LLVMValueRef x2 = LLVMBuildTrunc(B, step, e->t_i32, "");
+  LLVMValueRef x3 = LLVMBuildTrunc(B, LLVMBuildLShr(B, step, c32, ""), e->t_i32, "");
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  LLVMValueRef m0 = ci64(e, 0xD2511F53), m1 = ci64(e, 0xCD9E8D57);
+  for (int r = 0; r < 10; r++) {
+    LLVMValueRef p0 = LLVMBuildMul(B, LLVMBuildZExt(B, x0, e->t_i64, ""), m0, "");
+    LLVMValueRef p1 = LLVMBuildMul(B, LLVMBuildZExt(B, x2, e->t_i64, ""), m1, "");
+    LLVMValueRef h1 = LLVMBuildTrunc(B, LLVMBuildLShr(B, p1, c32, ""), e->t_i32, "");
+    LLVMValueRef h0 = LLVMBuildTrunc(B, LLVMBuildLShr(B, p0, c32, ""), e->t_i32, "");
+    LLVMValueRef y0 = LLVMBuildXor(B, LLVMBuildXor(B, h1, x1, ""),
+                                   LLVMConstInt(e->t_i32, k0, 0), "");
+    LLVMValueRef y1 = LLVMBuildTrunc(B, p1, e->t_i32, "");
+    LLVMValueRef y2 = LLVMBuildXor(B, LLVMBuildXor(B, h0, x3, ""),
+                                   LLVMConstInt(e->t_i32, k1, 0), "");
+    LLVMValueRef y3 = LLVMBuildTrunc(B, p0, e->t_i32, "");
+    x0 = y0, x1 = y1, x2 = y2, x3 = y3;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  w[0] = x0, w[1] = x1, w[2] = x2, w[3] = x3;
+}
+
+/* Uniform [0, 1) in double from words w (f32: 24 bits, f64: 53 bits). */
+static LLVMValueRef uniform01(emitter *e, LLVMValueRef *w, smelt_dtype dt) {
+  LLVMBuilderRef B = e->b;
+  if (dt == SMELT_F32) {
+    LLVMValueRef v = LLVMBuildLShr(B, w[0], LLVMConstInt(e->t_i32, 8, 0), "");
+    return LLVMBuildFMul(B, LLVMBuildUIToFP(B, v, e->t_f64, ""),
+                         LLVMConstReal(e->t_f64, 1.0 / 16777216.0), "");
+  }
+  LLVMValueRef hi = LLVMBuildShl(B, LLVMBuildZExt(B, w[0], e->t_i64, ""), ci64(e, 21), "");
+  LLVMValueRef lo =
+      LLVMBuildZExt(B, LLVMBuildLShr(B, w[1], LLVMConstInt(e->t_i32, 11, 0), ""), e->t_i64, "");
+  LLVMValueRef v = LLVMBuildAnd(B, LLVMBuildXor(B, hi, lo, ""),
+                                ci64(e, (int64_t)((1ull << 53) - 1)), "");
+  return LLVMBuildFMul(B, LLVMBuildUIToFP(B, v, e->t_f64, ""),
+                       LLVMConstReal(e->t_f64, 1.0 / 9007199254740992.0), "");
+}
+
+static LLVMValueRef emit_rand(emitter *e, const sm_kval *x, LLVMValueRef i, LLVMValueRef step) {
+  LLVMBuilderRef B = e->b;
+  smelt_dtype dt = (smelt_dtype)x->dtype;
+  smelt_dtype udt = dt == SMELT_F32 ? SMELT_F32 : SMELT_F64;
+  LLVMValueRef w[4];
+  philox(e, i, step, (uint64_t)x->ival, w);
+  LLVMValueRef r;
+  if (x->op == OP_RAND) {
+    /* a + (b - a)*u in double, as gen_uniform */
+    LLVMValueRef u = uniform01(e, w, udt);
+    r = LLVMBuildFAdd(B, LLVMConstReal(e->t_f64, x->fattr[0]),
+                      LLVMBuildFMul(B, LLVMConstReal(e->t_f64, x->fattr[1] - x->fattr[0]), u, ""),
+                      "");
+  } else {
+    /* Box-Muller in double with libm's log and cos, as sm_rand_normal_at */
+    LLVMValueRef u1 =
+        LLVMBuildFSub(B, LLVMConstReal(e->t_f64, 1.0), uniform01(e, w, udt), "");
+    LLVMValueRef u2 = uniform01(e, w + 2, udt);
+    LLVMValueRef lg = call_libm(e, "log", e->t_f64, &u1, 1);
+    LLVMValueRef rad = LLVMBuildFMul(B, LLVMConstReal(e->t_f64, -2.0), lg, "");
+    LLVMValueRef sq = call_intr(e, "llvm.sqrt", &e->t_f64, 1, &rad, 1);
+    LLVMValueRef ang = LLVMBuildFMul(B, LLVMConstReal(e->t_f64, 6.283185307179586), u2, "");
+    LLVMValueRef cs = call_libm(e, "cos", e->t_f64, &ang, 1);
+    LLVMValueRef z = LLVMBuildFMul(B, sq, cs, "");
+    r = LLVMBuildFAdd(B, LLVMConstReal(e->t_f64, x->fattr[0]),
+                      LLVMBuildFMul(B, LLVMConstReal(e->t_f64, x->fattr[1]), z, ""), "");
+  }
+  return convert(e, r, SMELT_F64, dt);
+}
+
+/* KV_CHECK: a branch to a cold call on failure; splits the block of depth
+ * l (moving its terminator, which may be the branch into loop l). */
+static LLVMValueRef emit_check(emitter *e, int l, LLVMValueRef a, int64_t bound) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef ok = LLVMBuildICmp(B, LLVMIntULT, a, ci64(e, bound), "");
+  LLVMValueRef r = LLVMBuildSelect(B, ok, a, ci64(e, 0), "");
+  LLVMBasicBlockRef bb = e->hoist[l];
+  LLVMValueRef term = LLVMGetBasicBlockTerminator(bb);
+  LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(e->cx, e->fn, "check.fail");
+  LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(e->cx, e->fn, "check.ok");
+  if (term) LLVMInstructionRemoveFromParent(term);
+  LLVMPositionBuilderAtEnd(B, bb);
+  LLVMValueRef br = LLVMBuildCondBr(B, ok, cont, fail);
+  (void)br;
+  LLVMPositionBuilderAtEnd(B, fail);
+  LLVMValueRef f = check_fail_fn(e);
+  LLVMTypeRef ps[3] = {e->t_ptr, e->t_i64, e->t_i64};
+  LLVMValueRef args[3] = {e->ctx, a, ci64(e, bound)};
+  LLVMBuildCall2(B, LLVMFunctionType(e->t_void, ps, 3, 0), f, args, 3, "");
+  LLVMBuildBr(B, cont);
+  if (term) {
+    LLVMPositionBuilderAtEnd(B, cont);
+    LLVMInsertIntoBuilder(B, term);
+    if (l < e->depth) e->loops[l].pre = cont;
+  }
+  e->hoist[l] = cont;
+  return r;
+}
+
+static LLVMValueRef acc_result(emitter *e, int acc);
+
+static LLVMValueRef emit(emitter *e, int v) {
+  if (e->err) return NULL;
+  if (e->cache[v]) return e->cache[v];
+  const sm_kernel *k = e->k;
+  const sm_kval *x = &k->vals[v];
+  LLVMValueRef a = NULL, b = NULL, c = NULL, r = NULL;
+  if (x->kind != KV_AFFINE && x->kind != KV_IDX && x->kind != KV_ACC) {
+    if (x->a >= 0) a = emit(e, x->a);
+    if (x->b >= 0) b = emit(e, x->b);
+    if (x->c >= 0) c = emit(e, x->c);
+    if (e->err) return NULL;
+  }
+  int l = level(e, v);
+  position(e, l);
+  switch ((sm_kval_kind)x->kind) {
+  case KV_IDX: r = axis_value(e, x->axis); break;
+  case KV_AFFINE: r = emit_affine(e, x->ival, x->coef); break;
+  case KV_CONST: r = const_of(e, (smelt_dtype)x->dtype, x->fval, x->ival); break;
+  case KV_LOAD: {
+    smelt_dtype dt = (smelt_dtype)x->dtype;
+    LLVMValueRef fill = const_of(e, dt, x->fval, x->ival);
+    if (x->b < 0) {
+      r = load_elem(e, x->arg, a);
+    } else if (k->args[x->arg].numel == 0) {
+      r = fill; /* nothing to read */
+    } else {
+      /* read element 0 where invalid (in bounds), then pick the fill:
+       * no branch, so the loop still vectorizes */
+      LLVMValueRef idx = LLVMBuildSelect(e->b, b, a, ci64(e, 0), "");
+      r = LLVMBuildSelect(e->b, b, load_elem(e, x->arg, idx), fill, "");
+    }
+    break;
+  }
+  case KV_ELEM:
+    r = emit_elem(e, x, a, b, c);
+    if (!r)
+      set_err(e, fmt_err("kernel %s: %%%d: op %s is not elementwise", k->name, v,
+                         sm_ops[x->op].name));
+    break;
+  case KV_IDIV: r = LLVMBuildUDiv(e->b, a, b, ""); break; /* both >= 0 */
+  case KV_IMOD: r = LLVMBuildURem(e->b, a, b, ""); break;
+  case KV_RAND: {
+    LLVMValueRef step = ctx_field(e, 0, e->t_i64);
+    position(e, l);
+    r = emit_rand(e, x, a, step);
+    break;
+  }
+  case KV_TRAINING: {
+    LLVMValueRef t = ctx_field(e, 8, e->t_i32);
+    r = LLVMBuildICmp(e->b, LLVMIntNE, t, LLVMConstInt(e->t_i32, 0, 0), "");
+    break;
+  }
+  case KV_CHECK: r = emit_check(e, l, a, x->ival); break;
+  case KV_ACC: r = acc_result(e, x->acc); break;
+  }
+  if (!r) {
+    if (!e->err) set_err(e, fmt_err("kernel %s: %%%d: cannot emit this value", k->name, v));
+    return NULL;
+  }
+  e->cache[v] = r;
+  e->cdepth[v] = l;
+  return r;
+}
+
+/* --------------------------------------------------------------- loops */
+
+static void open_loop(emitter *e, int axis, LLVMValueRef start, LLVMValueRef end) {
+  LLVMBasicBlockRef pre = e->hoist[e->depth];
+  position(e, e->depth);
+  char name[16];
+  snprintf(name, sizeof name, "i%d", axis);
+  LLVMBasicBlockRef header = LLVMAppendBasicBlockInContext(e->cx, e->fn, name);
+  LLVMBuildBr(e->b, header);
+  LLVMPositionBuilderAtEnd(e->b, header);
+  LLVMValueRef iv = LLVMBuildPhi(e->b, e->t_i64, name);
+  e->loops[e->depth] = (loop){axis, pre, header, iv, start, end};
+  e->depth++;
+  e->hoist[e->depth] = header;
+  e->epoch++;
+}
+
+/* Loops run at least once (empty ranges return before the nest). */
+static void close_loop(emitter *e) {
+  loop *lp = &e->loops[e->depth - 1];
+  LLVMBasicBlockRef latch = e->hoist[e->depth];
+  LLVMPositionBuilderAtEnd(e->b, latch);
+  LLVMValueRef next = LLVMBuildAdd(e->b, lp->iv, ci64(e, 1), "");
+  LLVMValueRef more = LLVMBuildICmp(e->b, LLVMIntSLT, next, lp->end, "");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->cx, e->fn, "");
+  LLVMBuildCondBr(e->b, more, lp->header, exit);
+  LLVMValueRef vals[2] = {lp->start, next};
+  LLVMBasicBlockRef from[2] = {lp->pre, latch};
+  LLVMAddIncoming(lp->iv, vals, from, 2);
+  e->depth--;
+  e->hoist[e->depth] = exit;
+  for (int v = 0; v < e->k->nvals; v++)
+    if (e->cache[v] && e->cdepth[v] > e->depth) e->cache[v] = NULL;
+  e->epoch++;
+}
+
+static void open_axis(emitter *e, int d) {
+  const sm_kernel *k = e->k;
+  if (d == k->par_axis) open_loop(e, d, e->begin, e->end);
+  else open_loop(e, d, ci64(e, 0), ci64(e, k->extent[d]));
+}
+
+static void close_all(emitter *e, int to_depth) {
+  while (e->depth > to_depth) close_loop(e);
+}
+
+/* ------------------------------------------------------- accumulators */
+
+static bool is_arg_op(sm_op op) { return op == OP_ARGMAX || op == OP_ARGMIN; }
+
+static LLVMValueRef acc_identity(emitter *e, const sm_kacc *a) {
+  smelt_dtype adt = (smelt_dtype)a->acc_dtype;
+  sm_op op = (sm_op)a->op;
+  if (sm_is_float(adt)) return LLVMConstReal(ty(e, adt), sm_reduce_identity_f(op));
+  if (adt == SMELT_BOOL)
+    return LLVMConstInt(e->t_i1, op == OP_REDUCE_PROD || op == OP_REDUCE_MIN || op == OP_ARGMIN, 0);
+  return LLVMConstInt(ty(e, adt), (unsigned long long)sm_reduce_identity_i(op, adt), 1);
+}
+
+/* acc <- acc (op) x, all in acc_dtype. */
+static LLVMValueRef combine(emitter *e, const sm_kacc *a, LLVMValueRef acc, LLVMValueRef x) {
+  smelt_dtype adt = (smelt_dtype)a->acc_dtype;
+  LLVMBuilderRef B = e->b;
+  bool fl = sm_is_float(adt);
+  LLVMValueRef r;
+  switch ((sm_op)a->op) {
+  case OP_REDUCE_SUM:
+    if (!fl) return adt == SMELT_BOOL ? LLVMBuildOr(B, acc, x, "") : LLVMBuildAdd(B, acc, x, "");
+    r = LLVMBuildFAdd(B, acc, x, "");
+    break;
+  case OP_REDUCE_PROD:
+    if (!fl) return adt == SMELT_BOOL ? LLVMBuildAnd(B, acc, x, "") : LLVMBuildMul(B, acc, x, "");
+    r = LLVMBuildFMul(B, acc, x, "");
+    break;
+  case OP_REDUCE_MAX: return fl ? fmax_sem(e, acc, x, true) : imax_sem(e, adt, acc, x, true);
+  case OP_REDUCE_MIN: return fl ? fmax_sem(e, acc, x, false) : imax_sem(e, adt, acc, x, false);
+  default: return acc;
+  }
+  if (e->k->reassociate && LLVMIsAInstruction(r))
+    LLVMSetFastMathFlags(r, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+  return r;
+}
+
+/* Whether the arg-reduction takes x over the best bv (src/interp.c: the
+ * first extreme wins; the first NaN wins and is never replaced). */
+static LLVMValueRef arg_takes(emitter *e, const sm_kacc *a, LLVMValueRef bv, LLVMValueRef x) {
+  smelt_dtype adt = (smelt_dtype)a->acc_dtype;
+  bool is_max = a->op == OP_ARGMAX;
+  LLVMBuilderRef B = e->b;
+  if (sm_is_float(adt)) {
+    LLVMValueRef better = LLVMBuildFCmp(B, is_max ? LLVMRealOGT : LLVMRealOLT, x, bv, "");
+    LLVMValueRef xnan = LLVMBuildFCmp(B, LLVMRealUNO, x, x, "");
+    LLVMValueRef bord = LLVMBuildFCmp(B, LLVMRealORD, bv, bv, "");
+    return LLVMBuildAnd(B, bord, LLVMBuildOr(B, xnan, better, ""), "");
+  }
+  bool u = adt == SMELT_BOOL;
+  LLVMIntPredicate p = is_max ? (u ? LLVMIntUGT : LLVMIntSGT) : (u ? LLVMIntULT : LLVMIntSLT);
+  return LLVMBuildICmp(B, p, x, bv, "");
+}
+
+/* Pointers to the state of accumulator i at the current point: allocas
+ * (registers) or scratch[flat] (memory). */
+static void acc_slots(emitter *e, int i, LLVMValueRef flat, LLVMValueRef *pv, LLVMValueRef *pi) {
+  const sm_kacc *a = &e->k->accs[i];
+  if (e->acc_mode == ACC_REG) {
+    *pv = e->acc_val[i];
+    *pi = e->acc_idx[i];
+    return;
+  }
+  *pv = buf_ptr(e, a->scratch, flat);
+  *pi = a->scratch2 >= 0 ? buf_ptr(e, a->scratch2, flat) : NULL;
+}
+
+static LLVMValueRef slot_load(emitter *e, LLVMValueRef p, smelt_dtype dt, bool mem) {
+  if (dt == SMELT_BOOL && mem)
+    return LLVMBuildICmp(e->b, LLVMIntNE, LLVMBuildLoad2(e->b, e->t_i8, p, ""),
+                         LLVMConstInt(e->t_i8, 0, 0), "");
+  return LLVMBuildLoad2(e->b, ty(e, dt), p, "");
+}
+static void slot_store(emitter *e, LLVMValueRef p, LLVMValueRef x, smelt_dtype dt, bool mem) {
+  if (dt == SMELT_BOOL && mem) x = LLVMBuildZExt(e->b, x, e->t_i8, "");
+  LLVMBuildStore(e->b, x, p);
+}
+
+/* The dtype a slot holds: the scratch buffer's, or acc_dtype / i64. */
+static smelt_dtype slot_dtype(emitter *e, int i, bool idx) {
+  const sm_kacc *a = &e->k->accs[i];
+  if (e->acc_mode == ACC_SCRATCH) {
+    int arg = idx ? a->scratch2 : a->scratch;
+    return (smelt_dtype)e->k->args[arg].dtype;
+  }
+  return idx ? SMELT_I64 : (smelt_dtype)a->acc_dtype;
+}
+
+static LLVMValueRef scratch_flat(emitter *e) {
+  int64_t coef[MAXLOOPS];
+  for (int d = 0; d < e->k->ndim; d++) coef[d] = e->k->reduce[d] ? 0 : e->sstride[d];
+  return emit_affine(e, 0, coef);
+}
+
+static void init_accs(emitter *e) {
+  const sm_kernel *k = e->k;
+  LLVMValueRef flat = e->acc_mode == ACC_SCRATCH ? scratch_flat(e) : NULL;
+  position(e, e->depth);
+  bool mem = e->acc_mode == ACC_SCRATCH;
+  for (int i = 0; i < k->naccs; i++) {
+    const sm_kacc *a = &k->accs[i];
+    LLVMValueRef pv, pi;
+    acc_slots(e, i, flat, &pv, &pi);
+    smelt_dtype vdt = slot_dtype(e, i, false);
+    slot_store(e, pv, convert(e, acc_identity(e, a), (smelt_dtype)a->acc_dtype, vdt), vdt, mem);
+    if (is_arg_op((sm_op)a->op) && pi) {
+      smelt_dtype idt = slot_dtype(e, i, true);
+      slot_store(e, pi, convert(e, ci64(e, 0), SMELT_I64, idt), idt, mem);
+    }
+  }
+}
+
+static void update_accs(emitter *e) {
+  const sm_kernel *k = e->k;
+  LLVMValueRef flat = NULL;
+  bool mem = e->acc_mode == ACC_SCRATCH;
+  for (int i = 0; i < k->naccs && !e->err; i++) {
+    const sm_kacc *a = &k->accs[i];
+    LLVMValueRef x = emit(e, a->value);
+    if (!x) return;
+    if (mem && !flat) flat = scratch_flat(e);
+    position(e, e->depth);
+    smelt_dtype adt = (smelt_dtype)a->acc_dtype;
+    x = convert(e, x, (smelt_dtype)k->vals[a->value].dtype, adt);
+    LLVMValueRef pv, pi;
+    acc_slots(e, i, flat, &pv, &pi);
+    smelt_dtype vdt = slot_dtype(e, i, false);
+    LLVMValueRef cur = convert(e, slot_load(e, pv, vdt, mem), vdt, adt);
+    if (!is_arg_op((sm_op)a->op)) {
+      slot_store(e, pv, convert(e, combine(e, a, cur, x), adt, vdt), vdt, mem);
+      continue;
+    }
+    if (!pi) {
+      set_err(e, fmt_err("kernel %s: arg-reduction a%d has no index scratch", k->name, i));
+      return;
+    }
+    smelt_dtype idt = slot_dtype(e, i, true);
+    LLVMValueRef take = arg_takes(e, a, cur, x);
+    LLVMValueRef idx = axis_value(e, a->axis);
+    position(e, e->depth);
+    LLVMValueRef ci = slot_load(e, pi, idt, mem);
+    slot_store(e, pv, convert(e, LLVMBuildSelect(e->b, take, x, cur, ""), adt, vdt), vdt, mem);
+    slot_store(e, pi, LLVMBuildSelect(e->b, take, convert(e, idx, SMELT_I64, idt), ci, ""), idt,
+               mem);
+  }
+}
+
+/* KV_ACC: the accumulator's result in its dtype, at the current point of
+ * the outer phase. */
+static LLVMValueRef acc_result(emitter *e, int i) {
+  const sm_kernel *k = e->k;
+  const sm_kacc *a = &k->accs[i];
+  smelt_dtype dt = (smelt_dtype)a->dtype;
+  if (e->acc_mode == ACC_MM) {
+    LLVMValueRef idx = emit_affine(e, e->mm_off, e->mm_coef);
+    position(e, e->depth);
+    smelt_dtype cdt = (smelt_dtype)k->vals[k->mm_a].dtype;
+    LLVMValueRef p = LLVMBuildGEP2(e->b, ty(e, cdt), e->mm_c, &idx, 1, "");
+    return convert(e, LLVMBuildLoad2(e->b, ty(e, cdt), p, ""), cdt, dt);
+  }
+  bool mem = e->acc_mode == ACC_SCRATCH;
+  LLVMValueRef flat = mem ? scratch_flat(e) : NULL;
+  position(e, e->depth);
+  LLVMValueRef pv, pi;
+  acc_slots(e, i, flat, &pv, &pi);
+  if (is_arg_op((sm_op)a->op)) {
+    if (!pi) return NULL;
+    smelt_dtype idt = slot_dtype(e, i, true);
+    return convert(e, slot_load(e, pi, idt, mem), idt, dt);
+  }
+  smelt_dtype vdt = slot_dtype(e, i, false);
+  return convert(e, slot_load(e, pv, vdt, mem), vdt, dt);
+}
+
+static void do_store(emitter *e, const sm_kstore *s) {
+  LLVMValueRef idx = emit(e, s->index);
+  LLVMValueRef v = emit(e, s->value);
+  if (!idx || !v) return;
+  position(e, e->depth);
+  smelt_dtype adt = (smelt_dtype)e->k->args[s->arg].dtype;
+  v = convert(e, v, (smelt_dtype)e->k->vals[s->value].dtype, adt);
+  if (s->accumulate) {
+    LLVMValueRef old = load_elem(e, s->arg, idx);
+    v = sm_is_float(adt)         ? LLVMBuildFAdd(e->b, old, v, "")
+        : adt == SMELT_BOOL ? LLVMBuildOr(e->b, old, v, "")
+                            : LLVMBuildAdd(e->b, old, v, "");
+  }
+  store_elem(e, s->arg, idx, v);
+}
+
+static void stores(emitter *e, bool outer) {
+  for (int i = 0; i < e->k->nstores && !e->err; i++)
+    if (e->k->stores[i].outer == outer) do_store(e, &e->k->stores[i]);
+}
+
+static void outer_body(emitter *e) {
+  const sm_kernel *k = e->k;
+  e->outer_phase = true;
+  e->epoch++;
+  stores(e, true);
+  /* values that read reduced indices as 0 are not for the inner phase */
+  for (int v = 0; v < k->nvals; v++)
+    for (int d = 0; d < k->ndim && e->cache[v]; d++)
+      if (k->reduce[d] && !sm_kval_invariant(k, v, d)) e->cache[v] = NULL;
+  e->outer_phase = false;
+  e->epoch++;
+}
+
+/* -------------------------------------------------------------- matmul */
+
+/* Element-offset form of a load's index: off + coef . idx. */
+static bool affine_of(const sm_kernel *k, int v, int64_t *off, int64_t *coef) {
+  const sm_kval *x = &k->vals[v];
+  for (int d = 0; d < k->ndim; d++) coef[d] = 0;
+  if (x->kind == KV_IDX) {
+    *off = 0;
+    coef[x->axis] = 1;
+    return true;
+  }
+  if (x->kind == KV_CONST && x->dtype == SMELT_I64) {
+    *off = x->ival;
+    return true;
+  }
+  if (x->kind != KV_AFFINE) return false;
+  *off = x->ival;
+  memcpy(coef, x->coef, sizeof(int64_t) * (size_t)k->ndim);
+  return true;
+}
+
+static bool reads_arg(const sm_kernel *k, int arg) {
+  for (int v = 0; v < k->nvals; v++)
+    if (k->vals[v].kind == KV_LOAD && k->vals[v].arg == arg) return true;
+  return false;
+}
+
+typedef struct mm_plan {
+  LLVMValueRef fn;
+  smelt_dtype dt;
+  int64_t aoff, acoef[MAXLOOPS], boff, bcoef[MAXLOOPS];
+  int carg;            /* the buffer C lives in */
+  int64_t coff, ccoef[MAXLOOPS];
+  bool epilogue;       /* outer stores still to run over C */
+} mm_plan;
+
+/* Whether the kernel can use the blocked matmul, and how. */
+static bool mm_eligible(emitter *e, mm_plan *p) {
+  const sm_kernel *k = e->k;
+  if (k->kind != SM_KERNEL_MATMUL || !sm_llvm_use_blocked_matmul()) return false;
+  int mm = k->mm_m, mn = k->mm_n, mk = k->mm_k;
+  if (mm < 0 || mn < 0 || mk < 0 || mm >= k->ndim || mn >= k->ndim || mk >= k->ndim) return false;
+  if (k->naccs != 1 || k->mm_acc != 0 || k->accs[0].op != OP_REDUCE_SUM) return false;
+  if (k->par_axis != mm && k->par_axis != -1) return false;
+  for (int d = 0; d < k->ndim; d++)
+    if ((d == mk) != (k->reduce[d] != 0)) return false;
+  if (k->mm_a < 0 || k->mm_b < 0 || k->mm_a >= k->nvals || k->mm_b >= k->nvals) return false;
+  const sm_kval *va = &k->vals[k->mm_a], *vb = &k->vals[k->mm_b];
+  const sm_kval *prod = &k->vals[k->accs[0].value];
+  smelt_dtype dt = (smelt_dtype)va->dtype;
+  if ((dt != SMELT_F32 && dt != SMELT_F64) || vb->dtype != dt || prod->dtype != dt ||
+      k->accs[0].dtype != dt)
+    return false;
+  if (va->kind != KV_LOAD || vb->kind != KV_LOAD || va->b >= 0 || vb->b >= 0) return false;
+  if (prod->kind != KV_ELEM || prod->op != OP_MUL ||
+      !((prod->a == k->mm_a && prod->b == k->mm_b) || (prod->a == k->mm_b && prod->b == k->mm_a)))
+    return false;
+  if (!affine_of(k, va->a, &p->aoff, p->acoef) || !affine_of(k, vb->a, &p->boff, p->bcoef))
+    return false;
+  if (p->acoef[mn] || p->bcoef[mm]) return false;
+  int nouter = 0, last = -1;
+  for (int i = 0; i < k->nstores; i++) {
+    if (!k->stores[i].outer) return false; /* every point of D: not a matmul */
+    if (k->stores[i].accumulate) return false;
+    nouter++, last = i;
+  }
+  p->dt = dt;
+  /* C: the output itself when the only store writes the product's layout
+   * (n contiguous) and nothing reads it back; else the scratch. */
+  p->carg = -1;
+  if (nouter == 1) {
+    const sm_kstore *s = &k->stores[last];
+    const sm_karg *ca = &k->args[s->arg];
+    if (ca->dtype == dt && ca->role == KA_OUT && s->arg != va->arg && s->arg != vb->arg &&
+        !reads_arg(k, s->arg) && affine_of(k, s->index, &p->coff, p->ccoef) &&
+        p->ccoef[mn] == 1 && p->ccoef[mk] == 0) {
+      p->carg = s->arg;
+      const sm_kval *sv = &k->vals[s->value];
+      p->epilogue = !(sv->kind == KV_ACC && sv->acc == 0);
+    }
+  }
+  if (p->carg < 0) {
+    int sc = k->accs[0].scratch;
+    if (sc < 0 || k->args[sc].dtype != dt || sc == va->arg || sc == vb->arg) return false;
+    for (int d = 0; d < k->ndim; d++) p->ccoef[d] = k->reduce[d] ? 0 : e->sstride[d];
+    if (p->ccoef[mn] != 1) return false;
+    p->coff = 0;
+    p->carg = sc;
+    p->epilogue = true;
+  }
+  p->fn = sm_llvm_matmul_fn(e->m, e->tm, dt);
+  return p->fn != NULL;
+}
+
+static void emit_matmul(emitter *e, mm_plan *p) {
+  const sm_kernel *k = e->k;
+  int mm = k->mm_m, mn = k->mm_n, mk = k->mm_k;
+  /* batch loops in the kernel's order */
+  for (int i = 0; i < k->ndim; i++) {
+    int d = k->order[i];
+    if (d != mm && d != mn && d != mk) open_axis(e, d);
+  }
+  int64_t ac[MAXLOOPS], bc[MAXLOOPS], cc[MAXLOOPS];
+  for (int d = 0; d < k->ndim; d++) {
+    bool batch = d != mm && d != mn && d != mk;
+    ac[d] = batch ? p->acoef[d] : 0;
+    bc[d] = batch ? p->bcoef[d] : 0;
+    cc[d] = batch ? p->ccoef[d] : 0;
+  }
+  LLVMValueRef abase = emit_affine(e, p->aoff, ac);
+  LLVMValueRef bbase = emit_affine(e, p->boff, bc);
+  LLVMValueRef cbase = emit_affine(e, p->coff, cc);
+  position(e, e->depth);
+  LLVMTypeRef et = ty(e, p->dt);
+  const sm_kval *va = &k->vals[k->mm_a], *vb = &k->vals[k->mm_b];
+  LLVMValueRef pa = LLVMBuildGEP2(e->b, et, e->bufs[va->arg], &abase, 1, "");
+  LLVMValueRef pb = LLVMBuildGEP2(e->b, et, e->bufs[vb->arg], &bbase, 1, "");
+  LLVMValueRef pc = LLVMBuildGEP2(e->b, et, e->bufs[p->carg], &cbase, 1, "");
+  bool whole = k->par_axis < 0;
+  LLVMValueRef mb = whole ? ci64(e, 0) : e->begin, me = whole ? ci64(e, k->extent[mm]) : e->end;
+  LLVMValueRef args[13] = {pa, pb, pc,
+                           ci64(e, k->extent[mm]), ci64(e, k->extent[mn]), ci64(e, k->extent[mk]),
+                           ci64(e, p->acoef[mm]), ci64(e, p->acoef[mk]),
+                           ci64(e, p->bcoef[mk]), ci64(e, p->bcoef[mn]),
+                           ci64(e, p->ccoef[mm]), mb, me};
+  LLVMTypeRef ps[13] = {e->t_ptr, e->t_ptr, e->t_ptr};
+  for (int i = 3; i < 13; i++) ps[i] = e->t_i64;
+  LLVMBuildCall2(e->b, LLVMFunctionType(e->t_void, ps, 13, 0), p->fn, args, 13, "");
+  if (p->epilogue) {
+    /* the epilogue over the rows just produced, while they are in cache */
+    e->acc_mode = ACC_MM;
+    e->mm_c = e->bufs[p->carg];
+    e->mm_off = p->coff;
+    memcpy(e->mm_coef, p->ccoef, sizeof e->mm_coef);
+    int base = e->depth;
+    if (whole) open_loop(e, mm, ci64(e, 0), ci64(e, k->extent[mm]));
+    else open_loop(e, mm, e->begin, e->end);
+    open_axis(e, mn);
+    outer_body(e);
+    close_all(e, base);
+  }
+  close_all(e, 0);
+}
+
+/* -------------------------------------------------------------- kernel */
+
+static bool kernel_valid(const sm_kernel *k, char **why) {
+  if (k->oom) return *why = fmt_err("kernel %s: incomplete (out of memory while built)", k->name), false;
+  if (k->ndim < 0 || k->ndim > SMELT_MAX_RANK + 1)
+    return *why = fmt_err("kernel %s: bad rank %d", k->name, k->ndim), false;
+  bool seen[MAXLOOPS] = {0};
+  for (int i = 0; i < k->ndim; i++) {
+    int d = k->order[i];
+    if (d < 0 || d >= k->ndim || seen[d])
+      return *why = fmt_err("kernel %s: loop order is not a permutation", k->name), false;
+    seen[d] = true;
+    if (k->extent[d] < 0) return *why = fmt_err("kernel %s: negative extent", k->name), false;
+  }
+  if (k->par_axis >= k->ndim || (k->par_axis >= 0 && k->reduce[k->par_axis]))
+    return *why = fmt_err("kernel %s: bad parallel axis %d", k->name, k->par_axis), false;
+  for (int i = 0; i < k->naccs; i++) {
+    const sm_kacc *a = &k->accs[i];
+    if (a->value < 0 || a->value >= k->nvals || a->scratch >= k->nargs || a->scratch2 >= k->nargs)
+      return *why = fmt_err("kernel %s: bad accumulator a%d", k->name, i), false;
+    if (is_arg_op((sm_op)a->op) && (a->axis < 0 || a->axis >= k->ndim))
+      return *why = fmt_err("kernel %s: a%d: bad axis", k->name, i), false;
+  }
+  for (int i = 0; i < k->nstores; i++)
+    if (k->stores[i].accumulate && k->par_axis >= 0)
+      return *why = fmt_err("kernel %s: accumulating stores need a single-threaded kernel "
+                            "(parallel -1)",
+                            k->name),
+             false;
+  return true;
+}
+
+static void emit_body(emitter *e) {
+  const sm_kernel *k = e->k;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->cx, e->fn, "entry");
+  LLVMBasicBlockRef ret = LLVMAppendBasicBlockInContext(e->cx, e->fn, "ret");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->cx, e->fn, "body");
+  LLVMPositionBuilderAtEnd(e->b, ret);
+  LLVMBuildRetVoid(e->b);
+  LLVMPositionBuilderAtEnd(e->b, entry);
+  /* accumulating stores add into zeros */
+  for (int i = 0; i < k->nstores; i++) {
+    const sm_kstore *s = &k->stores[i];
+    const sm_karg *a = &k->args[s->arg];
+    bool first = true;
+    for (int j = 0; j < i; j++)
+      if (k->stores[j].accumulate && k->stores[j].arg == s->arg) first = false;
+    if (s->accumulate && first && a->numel > 0)
+      LLVMBuildMemSet(e->b, e->bufs[s->arg], LLVMConstInt(e->t_i8, 0, 0),
+                      ci64(e, a->numel * (int64_t)smelt_dtype_size((smelt_dtype)a->dtype)), 1);
+  }
+  bool empty = false, red_empty = false;
+  int nred = 0;
+  for (int d = 0; d < k->ndim; d++) {
+    if (k->extent[d] == 0 && k->reduce[d]) red_empty = true;
+    if (k->extent[d] == 0 && !k->reduce[d]) empty = true;
+    nred += k->reduce[d] != 0;
+  }
+  if (empty) {
+    LLVMBuildBr(e->b, ret);
+    LLVMDeleteBasicBlock(body);
+    return;
+  }
+  /* allocas of register accumulators, in the entry block */
+  for (int i = 0; i < k->naccs; i++) {
+    e->acc_val[i] = LLVMBuildAlloca(e->b, ty(e, (smelt_dtype)k->accs[i].acc_dtype), "acc");
+    e->acc_idx[i] = LLVMBuildAlloca(e->b, e->t_i64, "acc.idx");
+  }
+  if (k->par_axis >= 0)
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, e->begin, e->end, ""), ret, body);
+  else LLVMBuildBr(e->b, body);
+  e->hoist[0] = body;
+  e->depth = 0;
+
+  /* scratch strides: row-major over the non-reduced axes in axis order */
+  int64_t s = 1;
+  for (int d = k->ndim - 1; d >= 0; d--) {
+    e->sstride[d] = k->reduce[d] ? 0 : s;
+    if (!k->reduce[d]) s *= k->extent[d];
+  }
+
+  mm_plan plan;
+  memset(&plan, 0, sizeof plan);
+  if (!red_empty && mm_eligible(e, &plan)) {
+    emit_matmul(e, &plan);
+  } else {
+    /* registers when every reduced loop is inside every non-reduced one */
+    int nnr = k->ndim - nred;
+    bool regs = true;
+    for (int i = 0; i < nnr; i++)
+      if (k->reduce[k->order[i]]) regs = false;
+    if (regs) {
+      e->acc_mode = ACC_REG;
+      for (int i = 0; i < nnr; i++) open_axis(e, k->order[i]);
+      init_accs(e);
+      if (!red_empty) {
+        for (int i = nnr; i < k->ndim; i++) open_axis(e, k->order[i]);
+        update_accs(e);
+        stores(e, false);
+        close_all(e, nnr);
+      }
+      outer_body(e);
+      close_all(e, 0);
+    } else {
+      e->acc_mode = ACC_SCRATCH;
+      for (int i = 0; i < k->naccs; i++)
+        if (k->accs[i].scratch < 0 || (is_arg_op((sm_op)k->accs[i].op) && k->accs[i].scratch2 < 0))
+          set_err(e, fmt_err("kernel %s: accumulator a%d needs scratch (a reduced loop encloses "
+                             "a non-reduced one)",
+                             k->name, i));
+      if (e->err) return;
+      if (k->naccs) {
+        for (int i = 0; i < k->ndim; i++)
+          if (!k->reduce[k->order[i]]) open_axis(e, k->order[i]);
+        init_accs(e);
+        close_all(e, 0);
+      }
+      if (!red_empty) {
+        for (int i = 0; i < k->ndim; i++) open_axis(e, k->order[i]);
+        update_accs(e);
+        stores(e, false);
+        close_all(e, 0);
+      }
+      for (int i = 0; i < k->ndim; i++)
+        if (!k->reduce[k->order[i]]) open_axis(e, k->order[i]);
+      outer_body(e);
+      close_all(e, 0);
+    }
+  }
+  position(e, 0);
+  LLVMBuildBr(e->b, ret);
+}
+
+static int emit_kernel(LLVMModuleRef m, LLVMTargetMachineRef tm, const sm_kernel *k, char **err) {
+  if (!kernel_valid(k, err)) return -1;
+  emitter e;
+  memset(&e, 0, sizeof e);
+  e.m = m;
+  e.cx = LLVMGetModuleContext(m);
+  e.tm = tm;
+  e.k = k;
+  e.t_i1 = LLVMInt1TypeInContext(e.cx);
+  e.t_i8 = LLVMInt8TypeInContext(e.cx);
+  e.t_i32 = LLVMInt32TypeInContext(e.cx);
+  e.t_i64 = LLVMInt64TypeInContext(e.cx);
+  e.t_f32 = LLVMFloatTypeInContext(e.cx);
+  e.t_f64 = LLVMDoubleTypeInContext(e.cx);
+  e.t_ptr = LLVMPointerTypeInContext(e.cx, 0);
+  e.t_void = LLVMVoidTypeInContext(e.cx);
+  size_t nv = (size_t)k->nvals + 1, na = (size_t)k->nargs + 1, nacc = (size_t)k->naccs + 1;
+  e.bufs = sm_calloc(na, sizeof *e.bufs);
+  e.written = sm_calloc(na, sizeof *e.written);
+  e.cache = sm_calloc(nv, sizeof *e.cache);
+  e.cdepth = sm_calloc(nv, sizeof *e.cdepth);
+  e.lvl = sm_calloc(nv, sizeof *e.lvl);
+  e.lvl_epoch = sm_calloc(nv, sizeof *e.lvl_epoch);
+  e.acc_val = sm_calloc(nacc, sizeof *e.acc_val);
+  e.acc_idx = sm_calloc(nacc, sizeof *e.acc_idx);
+  int rc = -1;
+  if (!e.bufs || !e.written || !e.cache || !e.cdepth || !e.lvl || !e.lvl_epoch || !e.acc_val ||
+      !e.acc_idx) {
+    *err = fmt_err("kernel %s: out of memory", k->name);
+    goto done;
+  }
+  e.epoch = 1;
+  for (int i = 0; i < k->nstores; i++) e.written[k->stores[i].arg] = true;
+  for (int i = 0; i < k->naccs; i++) {
+    if (k->accs[i].scratch >= 0) e.written[k->accs[i].scratch] = true;
+    if (k->accs[i].scratch2 >= 0) e.written[k->accs[i].scratch2] = true;
+  }
+
+  /* inner: void NAME.body(ptr noalias b0, ..., i64 begin, i64 end, ptr ctx) */
+  int np = k->nargs + 3;
+  LLVMTypeRef *ps = sm_malloc(sizeof *ps * (size_t)np);
+  if (!ps) {
+    *err = fmt_err("kernel %s: out of memory", k->name);
+    goto done;
+  }
+  for (int i = 0; i < k->nargs; i++) ps[i] = e.t_ptr;
+  ps[k->nargs] = e.t_i64;
+  ps[k->nargs + 1] = e.t_i64;
+  ps[k->nargs + 2] = e.t_ptr;
+  LLVMTypeRef ift = LLVMFunctionType(e.t_void, ps, (unsigned)np, 0);
+  sm_free(ps);
+  char name[64];
+  snprintf(name, sizeof name, "%s.body", k->name);
+  e.fn = LLVMAddFunction(m, name, ift);
+  LLVMSetLinkage(e.fn, LLVMInternalLinkage);
+  add_attr(&e, e.fn, LLVMAttributeFunctionIndex, "alwaysinline");
+  add_attr(&e, e.fn, LLVMAttributeFunctionIndex, "nounwind");
+  for (int i = 0; i < k->nargs; i++) {
+    add_attr(&e, e.fn, (LLVMAttributeIndex)(i + 1), "noalias");
+    add_attr(&e, e.fn, (LLVMAttributeIndex)(i + 1), "nocapture");
+    e.bufs[i] = LLVMGetParam(e.fn, (unsigned)i);
+  }
+  e.begin = LLVMGetParam(e.fn, (unsigned)k->nargs);
+  e.end = LLVMGetParam(e.fn, (unsigned)k->nargs + 1);
+  e.ctx = LLVMGetParam(e.fn, (unsigned)k->nargs + 2);
+  e.b = LLVMCreateBuilderInContext(e.cx);
+  emit_body(&e);
+
+  /* entry: void NAME(ptr args, i64 begin, i64 end, ptr ctx) */
+  if (!e.err) {
+    LLVMTypeRef eps[4] = {e.t_ptr, e.t_i64, e.t_i64, e.t_ptr};
+    LLVMValueRef entry = LLVMAddFunction(m, k->name, LLVMFunctionType(e.t_void, eps, 4, 0));
+    add_attr(&e, entry, LLVMAttributeFunctionIndex, "nounwind");
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(e.cx, entry, "entry");
+    LLVMPositionBuilderAtEnd(e.b, bb);
+    LLVMValueRef *cargs = sm_malloc(sizeof *cargs * (size_t)np);
+    if (!cargs) {
+      *err = fmt_err("kernel %s: out of memory", k->name);
+    } else {
+      LLVMValueRef av = LLVMGetParam(entry, 0);
+      for (int i = 0; i < k->nargs; i++) {
+        LLVMValueRef p = LLVMBuildGEP2(e.b, e.t_ptr, av, (LLVMValueRef[]){ci64(&e, i)}, 1, "");
+        cargs[i] = LLVMBuildLoad2(e.b, e.t_ptr, p, "");
+      }
+      for (int i = 0; i < 3; i++) cargs[k->nargs + i] = LLVMGetParam(entry, (unsigned)i + 1);
+      LLVMBuildCall2(e.b, ift, e.fn, cargs, (unsigned)np, "");
+      LLVMBuildRetVoid(e.b);
+      sm_free(cargs);
+      rc = 0;
+    }
+  } else {
+    *err = e.err;
+    e.err = NULL;
+  }
+  LLVMDisposeBuilder(e.b);
+done:
+  sm_free(e.err);
+  sm_free(e.bufs);
+  sm_free(e.written);
+  sm_free(e.cache);
+  sm_free(e.cdepth);
+  sm_free(e.lvl);
+  sm_free(e.lvl_epoch);
+  sm_free(e.acc_val);
+  sm_free(e.acc_idx);
+  return rc;
+}
+
+int sm_llvm_emit(LLVMModuleRef m, LLVMTargetMachineRef tm, sm_kernel *const *kernels, size_t n,
+                 char **err) {
+  *err = NULL;
+  if (tm) {
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(m, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(m, td);
+    LLVMDisposeTargetData(td);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (LLVMGetNamedFunction(m, kernels[i]->name)) {
+      *err = fmt_err("kernel %s: name used twice", kernels[i]->name);
+      return -1;
+    }
+    if (emit_kernel(m, tm, kernels[i], err)) {
+      if (!*err) *err = sm_strdup("out of memory");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ passes */
+
+int sm_llvm_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char **err) {
+  *err = NULL;
+  if (opt_level < 0) opt_level = 0;
+  if (opt_level > 3) opt_level = 3;
+  char pipeline[32];
+  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt_level);
+  LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+  LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+  LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+  LLVMPassBuilderOptionsSetLoopInterleaving(po, 1);
+  LLVMPassBuilderOptionsSetLoopUnrolling(po, 1);
+  LLVMErrorRef e = LLVMRunPasses(m, pipeline, tm, po);
+  LLVMDisposePassBuilderOptions(po);
+  if (e) {
+    char *msg = LLVMGetErrorMessage(e);
+    *err = fmt_err("LLVM passes %s: %s", pipeline, msg);
+    LLVMDisposeErrorMessage(msg);
+    return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ targets */
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static void init_targets(void) {
+  /* every target LLVM was built with: the host, and AArch64 (and others)
+   * for cross-compiled AOT objects */
+  LLVMInitializeAllTargetInfos();
+  LLVMInitializeAllTargets();
+  LLVMInitializeAllTargetMCs();
+  LLVMInitializeAllAsmPrinters();
+  LLVMInitializeAllAsmParsers();
+}
+
+LLVMTargetMachineRef sm_llvm_target_machine(const char *triple, const char *cpu,
+                                            const char *features, int opt_level, char **err) {
+  *err = NULL;
+  pthread_once(&init_once, init_targets);
+  char *host_triple = NULL, *host_cpu = NULL, *host_feat = NULL;
+  if (!triple) triple = host_triple = LLVMGetDefaultTargetTriple();
+  if (!cpu) cpu = host_cpu = LLVMGetHostCPUName();
+  if (!features) features = host_feat = LLVMGetHostCPUFeatures();
+  LLVMTargetRef t = NULL;
+  char *msg = NULL;
+  LLVMTargetMachineRef tm = NULL;
+  if (LLVMGetTargetFromTriple(triple, &t, &msg)) {
+    *err = fmt_err("LLVM target %s: %s", triple, msg ? msg : "unknown");
+  } else {
+    LLVMCodeGenOptLevel lv = opt_level <= 0   ? LLVMCodeGenLevelNone
+                             : opt_level == 1 ? LLVMCodeGenLevelLess
+                             : opt_level == 2 ? LLVMCodeGenLevelDefault
+                                              : LLVMCodeGenLevelAggressive;
+    tm = LLVMCreateTargetMachine(t, triple, cpu, features, lv, LLVMRelocPIC,
+                                 LLVMCodeModelDefault);
+    if (!tm) *err = fmt_err("LLVM target machine for %s (cpu %s) could not be created", triple, cpu);
+  }
+  if (msg) LLVMDisposeMessage(msg);
+  if (host_triple) LLVMDisposeMessage(host_triple);
+  if (host_cpu) LLVMDisposeMessage(host_cpu);
+  if (host_feat) LLVMDisposeMessage(host_feat);
+  return tm;
+}

@@ -26,4 +26,10 @@ int sm_llvm_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, ch
 LLVMTargetMachineRef sm_llvm_target_machine(const char *triple, const char *cpu,
                                             const char *features, int opt_level, char **err);
 
+/* Whether eligible matmul kernels use the blocked kernel of
+ * codegen/llvm_matmul.c: true unless $SMELT_LLVM_MATMUL is "generic" (tests
+ * and comparisons run the generic reduce loops that way). Part of the
+ * disk cache's key. */
+bool sm_llvm_use_blocked_matmul(void);
+
 #endif

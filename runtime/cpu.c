@@ -246,8 +246,11 @@ sm_cpu_program *sm_cpu_compile(const smelt_graph *g, size_t nroots, const uint32
   to_orig = sm_malloc(sizeof *to_orig * (c->opt->nnodes ? c->opt->nnodes : 1));
   if (!c->roots || !to_orig) goto oom;
   for (size_t k = 0; k < nroots; k++) c->roots[k] = map[want[k]] - 1;
+  /* Inputs and params find their storage by their node in g (other nodes
+   * of g may map onto them too: a rewrite of mul(w, 1) is w). */
   for (size_t i = 0; i < g->nnodes; i++)
-    if (map[i]) to_orig[map[i] - 1] = (uint32_t)i;
+    if (map[i] && (g->nodes[i].op == OP_INPUT || g->nodes[i].op == OP_PARAM))
+      to_orig[map[i] - 1] = (uint32_t)i;
   c->fusion = sm_fuse(c->opt, nroots, c->roots, err);
   if (!c->fusion) goto fail;
   if (sm_dump_wants(&dump, SM_DUMP_FUSION)) {
