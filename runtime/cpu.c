@@ -221,6 +221,7 @@ static int assign_buffers(sm_cpu_program *c, const uint32_t *to_orig, char **err
 sm_cpu_program *sm_cpu_compile(const smelt_graph *g, size_t nroots, const uint32_t *roots,
                                size_t nout, const smelt_compile_options *o, char **err) {
   double t0 = now_ms();
+  (void)nout; /* an output that is an assign yields its new value, as an update */
   *err = NULL;
   sm_dump dump;
   if (sm_dump_init(&dump, o->dump, o->dump_dir, err)) return NULL;
@@ -234,7 +235,7 @@ sm_cpu_program *sm_cpu_compile(const smelt_graph *g, size_t nroots, const uint32
   c->nthreads = o->num_threads > 0 ? o->num_threads : sm_default_threads();
   /* An update's root is its assign; the value it writes is what we compute. */
   for (size_t k = 0; k < nroots; k++)
-    want[k] = k < nout ? roots[k] : g->nodes[roots[k]].inputs[1];
+    want[k] = g->nodes[roots[k]].op == OP_ASSIGN ? g->nodes[roots[k]].inputs[1] : roots[k];
   if (sm_dump_wants(&dump, SM_DUMP_GRAPH)) {
     char *t = smelt_graph_print(g);
     sm_dump_write(&dump, SM_DUMP_GRAPH, NULL, t);

@@ -522,22 +522,30 @@ static void emit(fz *z, sm_fusion *f) {
     sm_group *gr = &f->groups[f->ngroups++];
     gr->kind = (sm_group_kind)z->kind[u];
     collect(z, u);
-    /* stored: roots and heads read outside the group */
-    vec outs = {0};
-    for (uint32_t h = z->hfirst[u]; h != NONE; h = z->hnext[h]) {
-      bool out = z->root[h];
-      for (uint32_t c = z->cstart[h]; c < z->cstart[h + 1] && !out; c++)
-        out = !in_unit(z, z->cons[c]);
-      if (out) push(z, &outs, h);
-    }
+    /* the unit's heads (stored candidates), kept in outputs for now */
+    vec heads = {0};
+    for (uint32_t h = z->hfirst[u]; h != NONE; h = z->hnext[h]) push(z, &heads, h);
     gr->members = copy_vec(z, &z->members, &gr->nmembers);
     gr->inputs = copy_vec(z, &z->inputs, &gr->ninputs);
-    gr->outputs = copy_vec(z, &outs, &gr->noutputs);
-    sm_free(outs.v);
+    gr->outputs = copy_vec(z, &heads, &gr->noutputs);
+    sm_free(heads.v);
     if (z->oom) goto out;
-    for (size_t k2 = 0; k2 < gr->noutputs; k2++) f->stored_by[gr->outputs[k2]] = (int32_t)(f->ngroups - 1);
     for (size_t k2 = 0; k2 < gr->ninputs; k2++) f->materialized[gr->inputs[k2]] = true;
-    gr->anchor = z->anchor[u] != NONE ? z->anchor[u] : gr->noutputs ? gr->outputs[0] : u;
+    gr->anchor = z->anchor[u];
+  }
+  /* Stored: the heads that are roots or that another kernel reads. A
+   * consumer's membership is not enough to tell: an inlined node may be
+   * recomputed in several kernels, each of which then reads its inputs. */
+  for (size_t k = 0; k < f->ngroups; k++) {
+    sm_group *gr = &f->groups[k];
+    size_t n = 0;
+    for (size_t j = 0; j < gr->noutputs; j++) {
+      uint32_t h = gr->outputs[j];
+      if (z->root[h] || f->materialized[h]) gr->outputs[n++] = h;
+    }
+    gr->noutputs = n;
+    for (size_t j = 0; j < n; j++) f->stored_by[gr->outputs[j]] = (int32_t)k;
+    if (gr->anchor == NONE) gr->anchor = n ? gr->outputs[0] : gr->members[0];
   }
 out:
   sm_free(indeg);
