@@ -791,6 +791,33 @@ static int build_concat(lw *L, uint32_t ni, const lin *co, int valid) {
   return result;
 }
 
+/* True when value v uses value target (a DFS over the operands). */
+static bool uses_value(const sm_kernel *k, int v, int target, uint8_t *seen) {
+  if (v < 0 || seen[v]) return false;
+  if (v == target) return true;
+  seen[v] = 1;
+  const sm_kval *x = &k->vals[v];
+  return uses_value(k, x->a, target, seen) || uses_value(k, x->b, target, seen) ||
+         uses_value(k, x->c, target, seen);
+}
+
+/* A gather whose value does not depend on the index (x broadcast along
+ * the axis) must still report a bad index: tie the check to the value. */
+static int keep_check(lw *L, int v, int chk) {
+  if (v < 0 || chk < 0) return v;
+  uint8_t *seen = sm_calloc((size_t)L->k->nvals, 1);
+  if (!seen) {
+    L->oom = true;
+    return -1;
+  }
+  bool used = uses_value(L->k, v, chk, seen);
+  sm_free(seen);
+  if (used) return v;
+  smelt_dtype dt = (smelt_dtype)L->k->vals[v].dtype;
+  int ok = sm_kv_elem(L->k, OP_GE, SMELT_BOOL, chk, cst_i64(L, 0), -1);
+  return sm_kv_elem(L->k, OP_WHERE, dt, ok, v, v);
+}
+
 static int build_gather(lw *L, uint32_t ni, const lin *co, int valid) {
   const sm_node *n = node(L, ni);
   int axis = (int)n->iattr[0];
@@ -804,7 +831,8 @@ static int build_gather(lw *L, uint32_t ni, const lin *co, int valid) {
   lin xc[SMELT_MAX_RANK];
   memcpy(xc, co, sizeof(lin) * (size_t)n->rank);
   xc[axis] = lin_val(chk, 0, len > 0 ? len - 1 : 0);
-  return cast_to(L, build(L, n->inputs[0], xc, valid), (smelt_dtype)n->dtype);
+  int v = cast_to(L, build(L, n->inputs[0], xc, valid), (smelt_dtype)n->dtype);
+  return keep_check(L, v, chk);
 }
 
 /* ----------------------------------------------------------- reductions */

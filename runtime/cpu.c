@@ -4,6 +4,7 @@
 #include "cpu.h"
 
 #include "../codegen/lower.h"
+#include "../src/passes/fusion.h"
 #include "../src/dump.h"
 #include "../src/passes/passes.h"
 #include "jit.h"
@@ -391,9 +392,17 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
       sm_parallel_for(c->nthreads, ext, ck->grain, ck->align, run_range, &l);
     }
     if (__atomic_load_n(&ctx.error, __ATOMIC_RELAXED)) {
-      *err = fmt_err("kernel %s: index %" PRId64 " is out of range for a dimension of size %" PRId64
-                     " (a gather or scatter_add index)",
-                     k->name, ctx.bad_index, ctx.bad_bound);
+      /* name the op as the interpreter does (the kernel knows only its checks) */
+      const sm_group *gr = &c->fusion->groups[s];
+      const char *op = NULL;
+      for (size_t m = 0; m < gr->nmembers; m++) {
+        uint16_t o = g->nodes[gr->members[m]].op;
+        if (o != OP_GATHER && o != OP_SCATTER_ADD) continue;
+        op = !op || strcmp(op, sm_ops[o].name) == 0 ? sm_ops[o].name : "gather or scatter_add";
+      }
+      *err = fmt_err("%s: index %" PRId64 " is out of range for a dimension of size %" PRId64
+                     " (kernel %s)",
+                     op ? op : "index check", ctx.bad_index, ctx.bad_bound, k->name);
       sm_free(args);
       return -1;
     }
