@@ -127,8 +127,15 @@ static void add_attr(emitter *e, LLVMValueRef fn, LLVMAttributeIndex idx, const 
   LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(e->cx, kind, 0));
 }
 
+/* f32 arithmetic may contract a*b+c into an FMA (one rounding instead of
+ * two: within the f32 tolerance, and faster); f64 arithmetic stays exact
+ * IEEE, so f64 values (and f32 values computed in f64, such as iota's
+ * start + i*step) match the interpreter bit for bit. */
 static LLVMValueRef fcontract(LLVMValueRef v) {
-  if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v))
+  LLVMTypeRef t = LLVMTypeOf(v);
+  if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) t = LLVMGetElementType(t);
+  if (LLVMGetTypeKind(t) == LLVMFloatTypeKind && LLVMIsAInstruction(v) &&
+      LLVMCanValueUseFastMathFlags(v))
     LLVMSetFastMathFlags(v, LLVMFastMathAllowContract);
   return v;
 }

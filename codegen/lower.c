@@ -787,6 +787,8 @@ static int build_concat(lw *L, uint32_t ni, const lin *co, int valid) {
     if (v < 0) return -1;
     result = result < 0 || lt < 0 ? v : sm_kv_elem(L->k, OP_WHERE, dt, lt, v, result);
   }
+  /* an empty result (every input empty) is never computed: any value does */
+  if (result < 0 && sm_numel(n->rank, n->shape) == 0) return sm_kv_const_f(L->k, dt, 0);
   if (result < 0) return fail(L, "concat: no input covers the coordinates");
   return result;
 }
