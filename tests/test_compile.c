@@ -1,0 +1,392 @@
+/* Compiled programs through the public API: targets, options, stats
+ * (kernels, arena), dumps, the disk cache, threads. The cpu cases skip
+ * (with a message) when libsmelt was built without LLVM. */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool have_cpu(void) {
+  smelt_graph *g = smelt_graph_new();
+  smelt_node x = smelt_input(g, "x", SMELT_F32, 0, NULL);
+  smelt_output(g, "y", smelt_neg(g, x));
+  smelt_params *p = smelt_params_new(g);
+  smelt_compile_options o = smelt_compile_defaults();
+  o.target = SMELT_TARGET_CPU;
+  o.cache_dir = NULL;
+  smelt_program *pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  bool ok = pr && !smelt_program_error(pr);
+  smelt_program_free(pr);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+  return ok;
+}
+
+#define NEED_CPU()                                                                      \
+  do {                                                                                   \
+    if (!have_cpu()) {                                                                   \
+      fprintf(stderr, "skipped %s: this libsmelt has no cpu target (built without LLVM)\n", \
+              __func__);                                                                 \
+      return;                                                                            \
+    }                                                                                    \
+  } while (0)
+
+static smelt_compile_options cpu_options(void) {
+  smelt_compile_options o = smelt_compile_defaults();
+  o.target = SMELT_TARGET_CPU;
+  o.cache_dir = NULL;
+  o.dump = NULL;
+  o.dump_dir = NULL;
+  return o;
+}
+
+/* A temporary directory (removed with rm_tree). */
+static char *temp_dir(void) {
+  char *d = strdup("/tmp/smelt-test-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(d));
+  return d;
+}
+
+static void rm_tree(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      char p[4096];
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      struct stat st;
+      if (!lstat(p, &st) && S_ISDIR(st.st_mode)) rm_tree(p);
+      else unlink(p);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
+}
+
+static int count_files(const char *dir, const char *suffix) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  if (!d) return 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t l = strlen(e->d_name), s = strlen(suffix);
+    if (l >= s && strcmp(e->d_name + l - s, suffix) == 0) n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/* image[2,256,256,3] * scale[2,1,1,3]: one kernel that stores only its
+ * output (no intermediate buffer: the arena is empty). */
+START_TEST(broadcast_scale_allocates_only_output) {
+  NEED_CPU();
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = smelt_input(g, "x", SMELT_F32, 4, (int64_t[]){2, 256, 256, 3});
+  smelt_node s = smelt_input(g, "s", SMELT_F32, 4, (int64_t[]){2, 1, 1, 3});
+  smelt_output(g, "y", smelt_mul(g, x, s));
+  TU_ASSERT_OK(g);
+  smelt_params *p = smelt_params_new(g);
+  smelt_compile_options o = cpu_options();
+  smelt_program *pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  ck_assert_ptr_null(smelt_program_error(pr));
+  smelt_program_stats st;
+  ck_assert_int_eq(smelt_program_get_stats(pr, &st), 0);
+  ck_assert_int_eq(st.target, SMELT_TARGET_CPU);
+  ck_assert_int_eq(st.kernels, 1);
+  ck_assert_int_eq(st.buffers, 0);
+  ck_assert_uint_eq(st.arena_bytes, 0);
+  size_t n = 2 * 256 * 256 * 3;
+  float *xd = malloc(n * sizeof *xd), *yd = malloc(n * sizeof *yd);
+  float sd[6] = {1, 2, 3, -1, -2, -3};
+  for (size_t i = 0; i < n; i++) xd[i] = (float)(i % 97) * 0.25f;
+  ck_assert_int_eq(smelt_program_bind(pr, "x", SMELT_F32, 4, (int64_t[]){2, 256, 256, 3}, xd,
+                                      n * sizeof *xd), 0);
+  ck_assert_int_eq(smelt_program_bind(pr, "s", SMELT_F32, 4, (int64_t[]){2, 1, 1, 3}, sd,
+                                      sizeof sd), 0);
+  ck_assert_int_eq(smelt_program_run(pr), 0);
+  ck_assert_int_eq(smelt_program_read(pr, "y", SMELT_F32, yd, n * sizeof *yd), 0);
+  for (size_t i = 0; i < n; i++) {
+    float want = xd[i] * sd[(i / (256 * 256 * 3)) * 3 + i % 3];
+    if (yd[i] != want) ck_abort_msg("y[%zu] = %g, want %g", i, yd[i], want);
+  }
+  free(xd);
+  free(yd);
+  smelt_program_free(pr);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+/* An MLP training step: the kernel and arena figures are printed (the
+ * fusion suite locks the partition itself) and the arena reuses memory. */
+START_TEST(mlp_step_stats) {
+  NEED_CPU();
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = smelt_input(g, "x", SMELT_F32, 2, (int64_t[]){64, 784});
+  smelt_node y = smelt_input(g, "y", SMELT_I64, 1, (int64_t[]){64});
+  smelt_node w1 = smelt_param(g, "w1", SMELT_F32, 2, (int64_t[]){784, 256}, smelt_init_normal(0, 0.05, 1));
+  smelt_node b1 = smelt_param(g, "b1", SMELT_F32, 1, (int64_t[]){256}, smelt_init_zeros());
+  smelt_node w2 = smelt_param(g, "w2", SMELT_F32, 2, (int64_t[]){256, 10}, smelt_init_normal(0, 0.05, 2));
+  smelt_node b2 = smelt_param(g, "b2", SMELT_F32, 1, (int64_t[]){10}, smelt_init_zeros());
+  smelt_node h = smelt_relu(g, smelt_add(g, smelt_matmul(g, x, w1), b1));
+  smelt_node logits = smelt_add(g, smelt_matmul(g, h, w2), b2);
+  smelt_node loss = smelt_output(g, "loss", smelt_cross_entropy(g, logits, y));
+  smelt_node ps[4] = {w1, b1, w2, b2}, gs[4], ups[SMELT_OPTIM_MAX_UPDATES(4)];
+  smelt_grad(g, loss, 4, ps, gs);
+  smelt_sgd_options so = smelt_sgd_defaults(0.1);
+  int nu = smelt_sgd(g, NULL, 4, ps, gs, &so, ups);
+  TU_ASSERT_OK(g);
+  smelt_params *p = smelt_params_new(g);
+  smelt_compile_options o = cpu_options();
+  smelt_program *pr = smelt_program_compile(g, p, 1, (const char *[]){"loss"}, nu, ups, &o);
+  ck_assert_ptr_null(smelt_program_error(pr));
+  smelt_program_stats st;
+  ck_assert_int_eq(smelt_program_get_stats(pr, &st), 0);
+  fprintf(stderr,
+          "MLP 784-256-10 step (batch 64): %d kernels, %d arena buffers, arena %zu bytes "
+          "(%zu without reuse), compiled in %.1f ms\n",
+          st.kernels, st.buffers, st.arena_bytes, st.unplanned_bytes, st.compile_ms);
+  ck_assert_int_ge(st.kernels, 4);
+  ck_assert_int_le(st.kernels, 16);
+  ck_assert_uint_le(st.arena_bytes, st.unplanned_bytes);
+  ck_assert_uint_gt(st.arena_bytes, 0);
+  /* and it trains: the loss of a fixed batch falls */
+  float *xd = malloc(64 * 784 * sizeof *xd);
+  int64_t yd[64];
+  for (int i = 0; i < 64 * 784; i++) xd[i] = (float)(((long long)i * 7919) % 1000) / 1000.0f;
+  for (int i = 0; i < 64; i++) yd[i] = i % 10;
+  ck_assert_int_eq(smelt_program_bind(pr, "x", SMELT_F32, 2, (int64_t[]){64, 784}, xd,
+                                      64 * 784 * sizeof *xd), 0);
+  ck_assert_int_eq(smelt_program_bind(pr, "y", SMELT_I64, 1, (int64_t[]){64}, yd, sizeof yd), 0);
+  float first = 0, last = 0;
+  for (int it = 0; it < 20; it++) {
+    ck_assert_int_eq(smelt_program_run(pr), 0);
+    ck_assert_int_eq(smelt_program_read(pr, "loss", SMELT_F32, &last, sizeof last), 0);
+    if (it == 0) first = last;
+  }
+  ck_assert_msg(last < first, "loss did not fall: %g -> %g", first, last);
+  free(xd);
+  smelt_program_free(pr);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+static smelt_graph *small_graph(void) {
+  smelt_graph *g = smelt_graph_new();
+  smelt_node a = smelt_input(g, "a", SMELT_F32, 1, (int64_t[]){1000});
+  smelt_node e = smelt_exp(g, smelt_neg(g, a));
+  smelt_output(g, "y", smelt_add(g, smelt_mul(g, smelt_relu(g, a), smelt_scalar(g, 0.5)), e));
+  smelt_output(g, "s", smelt_sum(g, e, 0, NULL, false));
+  return g;
+}
+
+START_TEST(dumps_every_stage) {
+  NEED_CPU();
+  char *dir = temp_dir();
+  smelt_graph *g = small_graph();
+  smelt_params *p = smelt_params_new(g);
+  smelt_compile_options o = cpu_options();
+  o.dump = "all";
+  o.dump_dir = dir;
+  smelt_program *pr = smelt_program_compile(g, p, 2, (const char *[]){"y", "s"}, 0, NULL, &o);
+  ck_assert_ptr_null(smelt_program_error(pr));
+  ck_assert_int_ge(count_files(dir, ".graph.txt"), 1);
+  ck_assert_int_ge(count_files(dir, ".passes.simplify.txt"), 1);
+  ck_assert_int_ge(count_files(dir, ".fusion.txt"), 1);
+  ck_assert_int_ge(count_files(dir, ".kernels.txt"), 1);
+  ck_assert_int_ge(count_files(dir, ".dot"), 1);
+  ck_assert_int_ge(count_files(dir, ".ll"), 2); /* before and after optimization */
+  ck_assert_int_ge(count_files(dir, ".s"), 1);
+  smelt_program_free(pr);
+  /* an unknown stage is an error that names it */
+  o.dump = "fusion,bogus";
+  pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  ck_assert_ptr_nonnull(smelt_program_error(pr));
+  ck_assert_msg(strstr(smelt_program_error(pr), "bogus") != NULL, "%s", smelt_program_error(pr));
+  smelt_program_free(pr);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+  rm_tree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(disk_cache_hits_and_survives_corruption) {
+  NEED_CPU();
+  char *dir = temp_dir();
+  smelt_graph *g = small_graph();
+  smelt_params *p = smelt_params_new(g);
+  smelt_compile_options o = cpu_options();
+  o.cache_dir = dir;
+  smelt_program_stats st;
+  float in[1000], y1[1000], y2[1000];
+  for (int i = 0; i < 1000; i++) in[i] = (float)i / 100.0f - 5.0f;
+  for (int round = 0; round < 3; round++) {
+    smelt_program *pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+    ck_assert_ptr_null(smelt_program_error(pr));
+    ck_assert_int_eq(smelt_program_get_stats(pr, &st), 0);
+    /* round 0: cold; 1: from the cache; 2: after corrupting every file */
+    ck_assert_int_eq(st.from_cache, round == 1);
+    ck_assert_int_eq(smelt_program_bind(pr, "a", SMELT_F32, 1, (int64_t[]){1000}, in, sizeof in), 0);
+    ck_assert_int_eq(smelt_program_run(pr), 0);
+    ck_assert_int_eq(smelt_program_read(pr, "y", SMELT_F32, round ? y2 : y1, sizeof y1), 0);
+    if (round) ck_assert(memcmp(y1, y2, sizeof y1) == 0);
+    smelt_program_free(pr);
+    if (round == 1) {
+      DIR *d = opendir(dir);
+      struct dirent *e;
+      int n = 0;
+      while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r+b");
+        if (!f) continue;
+        fseek(f, 40, SEEK_SET);
+        fputs("garbage garbage garbage", f);
+        fclose(f);
+        n++;
+      }
+      closedir(d);
+      ck_assert_int_ge(n, 1);
+    }
+  }
+  smelt_params_free(p);
+  smelt_graph_free(g);
+  rm_tree(dir);
+  free(dir);
+}
+END_TEST
+
+/* The same results with 1 and 2 threads (splits change nothing). */
+START_TEST(threads_do_not_change_results) {
+  NEED_CPU();
+  smelt_graph *g = smelt_graph_new();
+  smelt_node a = smelt_input(g, "a", SMELT_F32, 2, (int64_t[]){300, 1000});
+  smelt_output(g, "y", smelt_tanh(g, smelt_mul(g, a, a)));
+  smelt_output(g, "m", smelt_mean(g, a, 1, (int[]){0}, false));
+  smelt_output(g, "r", smelt_max(g, a, 1, (int[]){1}, false));
+  TU_ASSERT_OK(g);
+  smelt_params *p = smelt_params_new(g);
+  float *in = malloc(300000 * sizeof *in);
+  for (int i = 0; i < 300000; i++) in[i] = (float)(((long long)i * 7919) % 2001) / 1000.0f - 1.0f;
+  float *out[2][3];
+  for (int t = 0; t < 2; t++) {
+    smelt_compile_options o = cpu_options();
+    o.num_threads = t + 1;
+    smelt_program *pr = smelt_program_compile(g, p, 3, (const char *[]){"y", "m", "r"}, 0, NULL, &o);
+    ck_assert_ptr_null(smelt_program_error(pr));
+    ck_assert_int_eq(smelt_program_bind(pr, "a", SMELT_F32, 2, (int64_t[]){300, 1000}, in,
+                                        300000 * sizeof *in), 0);
+    ck_assert_int_eq(smelt_program_run(pr), 0);
+    size_t sizes[3] = {300000, 1000, 300};
+    const char *names[3] = {"y", "m", "r"};
+    for (int k = 0; k < 3; k++) {
+      out[t][k] = malloc(sizes[k] * sizeof(float));
+      ck_assert_int_eq(smelt_program_read(pr, names[k], SMELT_F32, out[t][k], sizes[k] * 4), 0);
+    }
+    smelt_program_free(pr);
+  }
+  size_t sizes[3] = {300000, 1000, 300};
+  for (int k = 0; k < 3; k++) {
+    ck_assert(memcmp(out[0][k], out[1][k], sizes[k] * sizeof(float)) == 0);
+    free(out[0][k]);
+    free(out[1][k]);
+  }
+  free(in);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+START_TEST(target_errors) {
+  smelt_graph *g = small_graph();
+  smelt_params *p = smelt_params_new(g);
+  smelt_compile_options o = smelt_compile_defaults();
+  o.target = SMELT_TARGET_CUDA;
+  smelt_program *pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  ck_assert_ptr_nonnull(smelt_program_error(pr));
+  ck_assert_msg(strstr(smelt_program_error(pr), "cuda") != NULL, "%s", smelt_program_error(pr));
+  ck_assert_int_eq(smelt_program_run(pr), -1);
+  smelt_program_free(pr);
+  o.target = (smelt_target)42;
+  pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  ck_assert_ptr_nonnull(smelt_program_error(pr));
+  smelt_program_free(pr);
+  setenv("SMELT_TARGET", "tpu", 1);
+  o.target = SMELT_TARGET_AUTO;
+  pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  ck_assert_ptr_nonnull(smelt_program_error(pr));
+  ck_assert_msg(strstr(smelt_program_error(pr), "tpu") != NULL, "%s", smelt_program_error(pr));
+  smelt_program_free(pr);
+  setenv("SMELT_TARGET", "interp", 1);
+  pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  ck_assert_ptr_null(smelt_program_error(pr));
+  smelt_program_stats st;
+  ck_assert_int_eq(smelt_program_get_stats(pr, &st), 0);
+  ck_assert_int_eq(st.target, SMELT_TARGET_INTERP);
+  smelt_program_free(pr);
+  unsetenv("SMELT_TARGET");
+  ck_assert_str_eq(smelt_target_name(SMELT_TARGET_CPU), "cpu");
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+/* An unbound input and a bad gather index fail cleanly on the cpu target. */
+START_TEST(run_errors) {
+  NEED_CPU();
+  smelt_graph *g = smelt_graph_new();
+  smelt_node x = smelt_input(g, "x", SMELT_F32, 1, (int64_t[]){4});
+  smelt_node i = smelt_input(g, "i", SMELT_I64, 1, (int64_t[]){2});
+  smelt_output(g, "y", smelt_gather(g, x, 0, i));
+  TU_ASSERT_OK(g);
+  smelt_params *p = smelt_params_new(g);
+  smelt_compile_options o = cpu_options();
+  smelt_program *pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  ck_assert_ptr_null(smelt_program_error(pr));
+  float xd[4] = {1, 2, 3, 4};
+  ck_assert_int_eq(smelt_program_bind(pr, "x", SMELT_F32, 1, (int64_t[]){4}, xd, sizeof xd), 0);
+  ck_assert_int_eq(smelt_program_run(pr), -1);
+  ck_assert_msg(strstr(smelt_program_error(pr), "input \"i\" is not bound") != NULL, "%s",
+                smelt_program_error(pr));
+  int64_t id[2] = {3, 4};
+  ck_assert_int_eq(smelt_program_bind(pr, "i", SMELT_I64, 1, (int64_t[]){2}, id, sizeof id), 0);
+  ck_assert_int_eq(smelt_program_run(pr), -1);
+  ck_assert_msg(strstr(smelt_program_error(pr), "gather: index 4 is out of range") != NULL, "%s",
+                smelt_program_error(pr));
+  id[1] = 0;
+  ck_assert_int_eq(smelt_program_run(pr), 0);
+  float yd[2];
+  ck_assert_int_eq(smelt_program_read(pr, "y", SMELT_F32, yd, sizeof yd), 0);
+  ck_assert(yd[0] == 4 && yd[1] == 1);
+  smelt_program_free(pr);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("compile");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, broadcast_scale_allocates_only_output);
+  tcase_add_test(tc, mlp_step_stats);
+  tcase_add_test(tc, dumps_every_stage);
+  tcase_add_test(tc, disk_cache_hits_and_survives_corruption);
+  tcase_add_test(tc, threads_do_not_change_results);
+  tcase_add_test(tc, target_errors);
+  tcase_add_test(tc, run_errors);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
