@@ -15,8 +15,9 @@
  * The first k-block starts its accumulators at zero, later ones at the C
  * tile they reload, so every C element is one FMA chain over k in increasing
  * order: the bits do not depend on the blocking or on the row range. Edge
- * tiles run the same kernel on zero-padded panels into a scratch tile and
- * copy the valid part. See docs/matmul.md for the sizes and measurements.
+ * tiles run masked variants of the kernel on the zero-padded panels; when B
+ * is a single micro-panel wide, A is read in place instead of packed. See
+ * docs/matmul.md for the sizes, the reasons and measurements.
  */
 #include "llvm_matmul.h"
 
@@ -61,7 +62,8 @@ static int feature_state(const char *features, const char *name) {
 
 static bool name_in(const char *s, const char *const *list) {
   for (; *list; list++)
-    if (strcmp(s, *list) == 0) return true;
+    if (strcmp(s, *list) == 0)
+      return true;
   return false;
 }
 
@@ -69,15 +71,30 @@ static bool name_in(const char *s, const char *const *list) {
  * the features, else from the CPU name (a target machine created with a
  * CPU and no feature string). */
 static void target_vectors(LLVMTargetMachineRef tm, int *bits, int *nregs) {
-  static const char *const avx512_cpus[] = {
-      "skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake-client",
-      "icelake-server", "tigerlake", "rocketlake", "sapphirerapids", "emeraldrapids",
-      "graniterapids", "graniterapids-d", "znver4", "znver5", "knl", "knm", "x86-64-v4", NULL};
+  static const char *const avx512_cpus[] = {"skylake-avx512",
+                                            "cascadelake",
+                                            "cooperlake",
+                                            "cannonlake",
+                                            "icelake-client",
+                                            "icelake-server",
+                                            "tigerlake",
+                                            "rocketlake",
+                                            "sapphirerapids",
+                                            "emeraldrapids",
+                                            "graniterapids",
+                                            "graniterapids-d",
+                                            "znver4",
+                                            "znver5",
+                                            "knl",
+                                            "knm",
+                                            "x86-64-v4",
+                                            NULL};
   static const char *const avx_cpus[] = {
-      "sandybridge", "ivybridge", "haswell", "broadwell", "skylake", "alderlake", "raptorlake",
-      "meteorlake", "arrowlake", "arrowlake-s", "lunarlake", "gracemont", "sierraforest",
-      "grandridge", "clearwaterforest", "pantherlake", "znver1", "znver2", "znver3", "bdver1",
-      "bdver2", "bdver3", "bdver4", "btver2", "x86-64-v3", NULL};
+      "sandybridge",  "ivybridge",  "haswell",          "broadwell",   "skylake",   "alderlake",
+      "raptorlake",   "meteorlake", "arrowlake",        "arrowlake-s", "lunarlake", "gracemont",
+      "sierraforest", "grandridge", "clearwaterforest", "pantherlake", "znver1",    "znver2",
+      "znver3",       "bdver1",     "bdver2",           "bdver3",      "bdver4",    "btver2",
+      "x86-64-v3",    NULL};
   char *triple = LLVMGetTargetMachineTriple(tm);
   char *cpu = LLVMGetTargetMachineCPU(tm);
   char *features = LLVMGetTargetMachineFeatureString(tm);
@@ -88,7 +105,8 @@ static void target_vectors(LLVMTargetMachineRef tm, int *bits, int *nregs) {
   if (x86) {
     char *host = NULL;
     const char *c = cpu;
-    if (strcmp(cpu, "native") == 0) c = host = LLVMGetHostCPUName();
+    if (strcmp(cpu, "native") == 0)
+      c = host = LLVMGetHostCPUName();
     int f512 = feature_state(features, "avx512f"), f256 = feature_state(features, "avx");
     if (f512 > 0 || (f512 == 0 && name_in(c, avx512_cpus))) {
       *bits = 512;
@@ -96,7 +114,8 @@ static void target_vectors(LLVMTargetMachineRef tm, int *bits, int *nregs) {
     } else if (f256 > 0 || (f256 == 0 && (name_in(c, avx_cpus) || name_in(c, avx512_cpus)))) {
       *bits = 256;
     }
-    if (host) LLVMDisposeMessage(host);
+    if (host)
+      LLVMDisposeMessage(host);
   } else if (strncmp(triple, "aarch64", 7) == 0 || strncmp(triple, "arm64", 5) == 0) {
     *nregs = 32;
   }
@@ -117,7 +136,8 @@ static mm_cfg choose_cfg(int bits, int nregs, unsigned el_size) {
   c.mr = nregs >= 32 ? 12 : 6;
   c.nr = c.nv * c.lanes;
   int kc = 12288 / (c.mr * (int)el_size);
-  if (kc > 256) kc = 256;
+  if (kc > 256)
+    kc = 256;
   c.kc = kc / 8 * 8;
   int nc = 262144 / (c.kc * (int)el_size);
   c.nc = nc / c.nr * c.nr;
@@ -127,11 +147,19 @@ static mm_cfg choose_cfg(int bits, int nregs, unsigned el_size) {
 
 /* --------------------------------------------------------------- helpers */
 
-static LLVMValueRef k64(mm_gen *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
+static LLVMValueRef k64(mm_gen *g, int64_t v) {
+  return LLVMConstInt(g->i64, (unsigned long long)v, 1);
+}
 
-static LLVMValueRef add(mm_gen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(g->b, a, b, ""); }
-static LLVMValueRef mul(mm_gen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildMul(g->b, a, b, ""); }
-static LLVMValueRef sub(mm_gen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSub(g->b, a, b, ""); }
+static LLVMValueRef add(mm_gen *g, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildAdd(g->b, a, b, "");
+}
+static LLVMValueRef mul(mm_gen *g, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildMul(g->b, a, b, "");
+}
+static LLVMValueRef sub(mm_gen *g, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSub(g->b, a, b, "");
+}
 
 static LLVMValueRef eq(mm_gen *g, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildICmp(g->b, LLVMIntEQ, a, b, "");
@@ -224,8 +252,9 @@ static LLVMValueRef begin_fn(mm_gen *g, const char *suffix, LLVMTypeRef *params,
   LLVMTypeRef ty = LLVMFunctionType(g->vvoid, params, n, 0);
   g->fn = LLVMAddFunction(g->m, name, ty);
   LLVMSetLinkage(g->fn, LLVMInternalLinkage);
-  LLVMAddAttributeAtIndex(g->fn, LLVMAttributeFunctionIndex,
-                          LLVMCreateEnumAttribute(g->cx, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
+  LLVMAddAttributeAtIndex(
+      g->fn, LLVMAttributeFunctionIndex,
+      LLVMCreateEnumAttribute(g->cx, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
   LLVMPositionBuilderAtEnd(g->b, block(g, "entry"));
   return g->fn;
 }
@@ -250,7 +279,8 @@ static LLVMValueRef call(mm_gen *g, LLVMValueRef fn, LLVMValueRef *args, unsigne
  * the last valid row so that nothing outside A is read. */
 static LLVMValueRef emit_kernel(mm_gen *g, LLVMValueRef fma, int nvk, bool masked, bool direct) {
   const mm_cfg *c = &g->c;
-  LLVMTypeRef ps[] = {g->ptr, g->ptr, g->i64, g->ptr, g->i64, g->i1, g->i64, g->i64, g->i64, g->i64};
+  LLVMTypeRef ps[] = {g->ptr, g->ptr, g->i64, g->ptr, g->i64,
+                      g->i1,  g->i64, g->i64, g->i64, g->i64};
   char suffix[32];
   snprintf(suffix, sizeof suffix, masked ? "edge%d%s" : "kernel", nvk, direct ? "_direct" : "");
   LLVMValueRef fn = begin_fn(g, suffix, ps, direct ? 10 : masked ? 8 : 6);
@@ -272,25 +302,32 @@ static LLVMValueRef emit_kernel(mm_gen *g, LLVMValueRef fma, int nvk, bool maske
   if (masked) {
     /* lane j of vector v in row r is valid when j < (r < mr ? nr : 0) - v*lanes */
     LLVMTypeRef tys[] = {g->vec, g->ptr};
-    mload = LLVMGetIntrinsicDeclaration(g->m, LLVMLookupIntrinsicID("llvm.masked.load", 16), tys, 2);
-    mstore = LLVMGetIntrinsicDeclaration(g->m, LLVMLookupIntrinsicID("llvm.masked.store", 17), tys, 2);
+    mload =
+        LLVMGetIntrinsicDeclaration(g->m, LLVMLookupIntrinsicID("llvm.masked.load", 16), tys, 2);
+    mstore =
+        LLVMGetIntrinsicDeclaration(g->m, LLVMLookupIntrinsicID("llvm.masked.store", 17), tys, 2);
     LLVMTypeRef ivec = LLVMVectorType(g->i64, (unsigned)c->lanes);
     LLVMValueRef iota[64];
-    for (int j = 0; j < c->lanes; j++) iota[j] = k64(g, j);
+    for (int j = 0; j < c->lanes; j++)
+      iota[j] = k64(g, j);
     LLVMValueRef lane = LLVMConstVector(iota, (unsigned)c->lanes);
     LLVMValueRef mr = LLVMGetParam(fn, 6), nr = LLVMGetParam(fn, 7);
     for (int r = 0; r < c->mr; r++) {
-      LLVMValueRef lim = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, k64(g, r), mr, ""), nr, z64, "");
+      LLVMValueRef lim =
+          LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, k64(g, r), mr, ""), nr, z64, "");
       for (int v = 0; v < nvk; v++) {
         LLVMValueRef l = sub(g, lim, k64(g, v * c->lanes));
         LLVMValueRef l1 = LLVMBuildInsertElement(g->b, LLVMGetPoison(ivec), l, z64, "");
-        LLVMValueRef ls = LLVMBuildShuffleVector(g->b, l1, LLVMGetPoison(ivec), LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(g->cx), (unsigned)c->lanes)), "");
+        LLVMValueRef ls = LLVMBuildShuffleVector(
+            g->b, l1, LLVMGetPoison(ivec),
+            LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(g->cx), (unsigned)c->lanes)), "");
         mask[r * nvk + v] = LLVMBuildICmp(g->b, LLVMIntSLT, lane, ls, "");
       }
     }
   }
   LLVMValueRef arow_off[64];
-  for (int r = 0; r < c->mr; r++) arow_off[r] = k64(g, r);
+  for (int r = 0; r < c->mr; r++)
+    arow_off[r] = k64(g, r);
   if (direct) {
     LLVMValueRef mr = LLVMGetParam(fn, 6), ars = LLVMGetParam(fn, 8);
     for (int r = 0; r < c->mr; r++) {
@@ -330,10 +367,12 @@ static LLVMValueRef emit_kernel(mm_gen *g, LLVMValueRef fma, int nvk, bool maske
   LLVMPositionBuilderAtEnd(g->b, body);
   LLVMValueRef bv[8];
   LLVMValueRef brow = elp(g, bp, mul(g, k, k64(g, c->nr)), true);
-  for (int v = 0; v < nvk; v++) bv[v] = load(g, g->vec, elp(g, brow, k64(g, v * c->lanes), true), valign);
+  for (int v = 0; v < nvk; v++)
+    bv[v] = load(g, g->vec, elp(g, brow, k64(g, v * c->lanes), true), valign);
   LLVMValueRef arow = direct ? elp(g, ap, mul(g, k, LLVMGetParam(fn, 9)), false)
-                            : elp(g, ap, mul(g, k, k64(g, c->mr)), true);
-  LLVMValueRef splat_mask = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(g->cx), (unsigned)c->lanes));
+                             : elp(g, ap, mul(g, k, k64(g, c->mr)), true);
+  LLVMValueRef splat_mask =
+      LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(g->cx), (unsigned)c->lanes));
   LLVMTypeRef fma_ty = LLVMGlobalGetValueType(fma);
   for (int r = 0; r < c->mr; r++) {
     LLVMValueRef a = load(g, g->el, elp(g, arow, arow_off[r], !direct), g->el_size);
@@ -346,7 +385,8 @@ static LLVMValueRef emit_kernel(mm_gen *g, LLVMValueRef fma, int nvk, bool maske
   }
   LLVMValueRef k1 = LLVMBuildNSWAdd(g->b, k, k64(g, 1), "");
   LLVMAddIncoming(k, &k1, &body, 1);
-  for (int i = 0; i < nacc; i++) LLVMAddIncoming(acc[i], &next[i], &body, 1);
+  for (int i = 0; i < nacc; i++)
+    LLVMAddIncoming(acc[i], &next[i], &body, 1);
   LLVMBuildBr(g->b, head);
 
   LLVMPositionBuilderAtEnd(g->b, out);
@@ -439,15 +479,17 @@ static LLVMValueRef emit_pack_a(mm_gen *g) {
     for (int pass = 0; pass < 2; pass++) {
       LLVMValueRef src = elp(g, A, mul(g, p.iv, sam), false);
       LLVMValueRef rowoff[64];
-      for (int i = 0; i < c->mr; i++) rowoff[i] = pass == 0 ? k64(g, i) : mul(g, k64(g, i), sam);
+      for (int i = 0; i < c->mr; i++)
+        rowoff[i] = pass == 0 ? k64(g, i) : mul(g, k64(g, i), sam);
       loop_open(g, &k, k64(g, 0), kc, "k");
       LLVMValueRef s = elp(g, src, mul(g, k.iv, sak), false);
       LLVMValueRef d = elp(g, dst, mul(g, k.iv, MR), true);
       for (int i = 0; i < c->mr; i++)
-        store(g, load(g, g->el, elp(g, s, rowoff[i], false), g->el_size), elp(g, d, k64(g, i), true),
-              g->el_size);
+        store(g, load(g, g->el, elp(g, s, rowoff[i], false), g->el_size),
+              elp(g, d, k64(g, i), true), g->el_size);
       loop_close(g, &k, k64(g, 1));
-      if (pass == 0) if_else(g, &unit);
+      if (pass == 0)
+        if_else(g, &unit);
     }
     if_close(g, &unit);
   }
@@ -482,7 +524,8 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
                                 LLVMValueRef pack_b) {
   const mm_cfg *c = &g->c;
   LLVMTypeRef ps[13] = {g->ptr, g->ptr, g->ptr};
-  for (int i = 3; i < 13; i++) ps[i] = g->i64;
+  for (int i = 3; i < 13; i++)
+    ps[i] = g->i64;
   LLVMTypeRef ty = LLVMFunctionType(g->vvoid, ps, 13, 0);
   LLVMValueRef fn = g->fn = LLVMAddFunction(g->m, g->name, ty);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
@@ -493,6 +536,9 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
   }
   add_attr(g, fn, 1, "readonly");
   add_attr(g, fn, 2, "readonly");
+  /* a frame of a few hundred KiB: probe it page by page so that an
+   * overflow hits the guard page instead of jumping past it */
+  LLVMAddTargetDependentFunctionAttr(fn, "probe-stack", "inline-asm");
   LLVMValueRef A = LLVMGetParam(fn, 0), B = LLVMGetParam(fn, 1), C = LLVMGetParam(fn, 2);
   LLVMValueRef N = LLVMGetParam(fn, 4), K = LLVMGetParam(fn, 5);
   LLVMValueRef sam = LLVMGetParam(fn, 6), sak = LLVMGetParam(fn, 7), sbk = LLVMGetParam(fn, 8);
@@ -502,13 +548,16 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
 
   LLVMPositionBuilderAtEnd(g->b, block(g, "entry"));
   /* fixed-size packing buffers, aligned for vector loads */
-  LLVMValueRef Bp = LLVMBuildAlloca(g->b, LLVMArrayType2(g->el, (uint64_t)c->kc * (uint64_t)c->nc), "Bp");
-  LLVMValueRef Ap = LLVMBuildAlloca(g->b, LLVMArrayType2(g->el, (uint64_t)c->mc * (uint64_t)c->kc), "Ap");
+  LLVMValueRef Bp =
+      LLVMBuildAlloca(g->b, LLVMArrayType2(g->el, (uint64_t)c->kc * (uint64_t)c->nc), "Bp");
+  LLVMValueRef Ap =
+      LLVMBuildAlloca(g->b, LLVMArrayType2(g->el, (uint64_t)c->mc * (uint64_t)c->kc), "Ap");
   LLVMSetAlignment(Bp, 64);
   LLVMSetAlignment(Ap, 64);
 
   LLVMBasicBlockRef ret = LLVMCreateBasicBlockInContext(g->cx, "ret");
-  LLVMBasicBlockRef work = block(g, "work"), kzero = block(g, "kzero"), blocked = block(g, "blocked");
+  LLVMBasicBlockRef work = block(g, "work"), kzero = block(g, "kzero"),
+                    blocked = block(g, "blocked");
   LLVMValueRef empty = LLVMBuildOr(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, m_begin, m_end, ""),
                                    LLVMBuildICmp(g->b, LLVMIntSLE, N, zero, ""), "");
   LLVMBuildCondBr(g->b, empty, ret, work);
@@ -575,7 +624,8 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
       if_else(g, &narrow[v]);
     }
     call(g, direct[c->nv], args, 10);
-    for (int v = c->nv - 1; v >= 1; v--) if_close(g, &narrow[v]);
+    for (int v = c->nv - 1; v >= 1; v--)
+      if_close(g, &narrow[v]);
   }
   if_else(g, &in_place);
   if_open(g, &full, LLVMBuildAnd(g->b, eq(g, mr, MR), eq(g, nr, NR), ""));
@@ -591,7 +641,8 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
       if_else(g, &narrow[v]);
     }
     call(g, edge[c->nv], args, 8);
-    for (int v = c->nv - 1; v >= 1; v--) if_close(g, &narrow[v]);
+    for (int v = c->nv - 1; v >= 1; v--)
+      if_close(g, &narrow[v]);
   }
   if_close(g, &full);
   if_close(g, &in_place);
@@ -609,11 +660,13 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
 }
 
 LLVMValueRef sm_llvm_matmul_fn(LLVMModuleRef m, LLVMTargetMachineRef tm, smelt_dtype dt) {
-  if (dt != SMELT_F32 && dt != SMELT_F64) return NULL;
+  if (dt != SMELT_F32 && dt != SMELT_F64)
+    return NULL;
   mm_gen g = {0};
   snprintf(g.name, sizeof g.name, "smelt_mm_%s", dt == SMELT_F32 ? "f32" : "f64");
   LLVMValueRef fn = LLVMGetNamedFunction(m, g.name);
-  if (fn) return fn;
+  if (fn)
+    return fn;
 
   g.m = m;
   g.cx = LLVMGetModuleContext(m);
