@@ -208,6 +208,9 @@ static void grow(int want) {
   atomic_store(&spinners, cores > 1 ? (int)(cores > MAX_THREADS ? MAX_WORKERS : cores - 1) : 0);
   pthread_attr_t attr;
   if (pthread_attr_init(&attr)) return;
+  /* Kernels keep their scratch on the stack (the blocked matmul packs
+   * ~300 KiB of panels there): do not inherit a small RLIMIT_STACK. */
+  pthread_attr_setstacksize(&attr, (size_t)8 << 20);
   /* Workers take no signals: handlers run on the application's threads. */
   sigset_t all, old;
   sigfillset(&all);
