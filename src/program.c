@@ -600,11 +600,13 @@ int smelt_program_bind(smelt_program *pr, const char *name, smelt_dtype dt, int 
 }
 
 /* Commits the new values of the updated params (computed into upd_data). */
-static void apply_updates(smelt_program *pr) {
+static void apply_updates(smelt_program *pr, bool keep) {
   for (size_t k = 0; k < pr->nupd; k++) {
     memcpy(pr->targets[k]->data, pr->upd_data[k], pr->targets[k]->nbytes);
-    sm_free(pr->upd_data[k]);
-    pr->upd_data[k] = NULL;
+    if (!keep) {
+      sm_free(pr->upd_data[k]);
+      pr->upd_data[k] = NULL;
+    }
   }
   pr->have_run = true;
 }
@@ -621,13 +623,13 @@ static int run_compiled(smelt_program *pr, const void **pdata) {
   for (size_t i = 0; i < g->nnodes && !rc; i++)
     if (g->nodes[i].op == OP_INPUT) inputs[i] = sm_interp_bound(pr->it, (uint32_t)i);
   for (size_t k = 0; k < nroots && !rc; k++) {
-    const sm_node *n = &g->nodes[pr->roots[k]];
-    size_t nb = node_bytes(n);
-    void *buf = sm_malloc(nb ? nb : 1);
-    if (!buf) rc = prfail(pr, "out of memory");
-    else if (k < pr->nout) pr->out_data[k] = buf;
-    else pr->upd_data[k - pr->nout] = buf;
-    results[k] = buf;
+    void **slot = k < pr->nout ? &pr->out_data[k] : &pr->upd_data[k - pr->nout];
+    if (!*slot) {
+      size_t nb = node_bytes(&g->nodes[pr->roots[k]]);
+      *slot = sm_malloc(nb ? nb : 1);
+    }
+    if (!*slot) rc = prfail(pr, "out of memory");
+    results[k] = *slot;
   }
   if (!rc) {
     char *err = NULL;
@@ -637,17 +639,17 @@ static int run_compiled(smelt_program *pr, const void **pdata) {
   }
   sm_free(inputs);
   sm_free(results);
-  if (rc) {
-    free_run_data(pr);
-    return rc;
-  }
-  apply_updates(pr);
+  if (rc) return rc; /* have_run stays false; the buffers are reused */
+  apply_updates(pr, true);
   return 0;
 }
 
 int smelt_program_run(smelt_program *pr) {
   if (!pr || check_program(pr)) return -1;
-  free_run_data(pr);
+  /* compiled programs keep their result buffers from run to run (fresh
+   * pages on every run would cost more than small kernels) */
+  if (pr->cpu) pr->have_run = false;
+  else free_run_data(pr);
   smelt_params *p = pr->params;
   const smelt_graph *g = pr->g;
   if (sync_params(p)) return prfail(pr, "%s", p->error);
@@ -686,7 +688,7 @@ int smelt_program_run(smelt_program *pr) {
     if (k < pr->nout) pr->out_data[k] = buf;
     else pr->upd_data[k - pr->nout] = buf;
   }
-  apply_updates(pr);
+  apply_updates(pr, false);
   return 0;
 }
 
