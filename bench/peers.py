@@ -375,7 +375,8 @@ def main():
     print("Ratios are the peer's median time over smelt's: above 1, smelt is faster. "
           "`copy (smelt)` is the program `y = x` (compared with the peers' copies into a "
           "preallocated buffer); smelt's times are those of `smelt_program_run`, which "
-          "writes outputs into fresh buffers. Rates count logical bytes read and written "
+          "writes into the program's own output buffers (reused from run to run; "
+          "`smelt_program_read` copies out). Rates count logical bytes read and written "
           "(or 2mnk flops for matmul, 3x the forward flops for the training step).")
     print()
 
