@@ -162,8 +162,9 @@ static int plan_arena(sm_cpu_program *c, char **err) {
       ck->scratch_off[a] = r++; /* request index for now */
     }
   }
+  /* without reuse: every buffer at its own 64-byte aligned place */
   c->unplanned_bytes = 0;
-  for (size_t i = 0; i < r; i++) c->unplanned_bytes += reqs[i].bytes;
+  for (size_t i = 0; i < r; i++) c->unplanned_bytes += (reqs[i].bytes + 63) & ~(size_t)63;
   c->nbuffers = (int)r;
   size_t size = sm_plan_memory(reqs, r, 64);
   if (size == (size_t)-1) goto oom;

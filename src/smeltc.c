@@ -1,11 +1,15 @@
 /* smeltc: the command-line tool.
  *
  *   smeltc run FILE [--input NAME=FILE.npy ...] [--output-dir DIR] [--quiet]
+ *              [--target T] [--threads N] [--stats] ...
+ *   smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu] ...
  *   smeltc dump FILE [--dot]
  *
- * run parses a graph in the text format, binds its inputs from .npy files,
- * runs the reference interpreter and prints its outputs (and writes them as
- * DIR/NAME.npy). dump prints the canonical text or Graphviz DOT.
+ * run parses a graph in the text format, compiles its outputs as a program
+ * for a target (cpu by default, or the reference interpreter), binds its
+ * inputs from .npy files, runs it and prints its outputs (and writes them
+ * as DIR/NAME.npy). compile writes the text of compiler stages (the dumps
+ * of SMELT_DUMP, captured). dump prints the canonical text or Graphviz DOT.
  *
  * Every problem is one message on stderr starting with "smeltc: ", and the
  * exit status is 1 (an error in the input) or 2 (a command-line usage
@@ -23,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "dump.h"
 #include "npy.h"
 #include "smelt/smelt.h"
 
@@ -51,13 +56,18 @@ static void msg(const char *fmt, ...) {
 static const char usage_main[] =
     "usage: smeltc <command> [options]\n"
     "\n"
-    "smelt's command-line tool: runs and prints tensor graphs written in the\n"
-    "smelt text format (docs/text-format.md).\n"
+    "smelt's command-line tool: runs, compiles and prints tensor graphs\n"
+    "written in the smelt text format (docs/text-format.md).\n"
     "\n"
     "commands:\n"
     "  run FILE [--input NAME=FILE.npy ...] [--output-dir DIR]\n"
-    "                 run the graph with the reference interpreter and print\n"
-    "                 its outputs\n"
+    "                 compile the graph's outputs for a target (cpu by default,\n"
+    "                 or the reference interpreter with --target interp), run\n"
+    "                 them and print them\n"
+    "  compile FILE --emit STAGE [-o PATH]\n"
+    "                 compile the graph's outputs and write a stage of the\n"
+    "                 compiler as text: graph, passes, fusion, kernels, llvm,\n"
+    "                 asm or dot\n"
     "  dump FILE [--dot]\n"
     "                 print the graph in canonical text form, or as Graphviz DOT\n"
     "  help [COMMAND] show this help, or a command's\n"
@@ -67,15 +77,34 @@ static const char usage_main[] =
     "  --version      show the version\n"
     "\n"
     "FILE may be '-' for standard input. Exit status: 0 on success, 1 on an\n"
-    "error in the input, 2 on a command-line usage error.\n";
+    "error in the input, 2 on a command-line usage error.\n"
+    "\n"
+    "environment:\n"
+    "  SMELT_TARGET=cpu|interp\n"
+    "                 the target of 'run' without --target (default: cpu when\n"
+    "                 libsmelt was built with LLVM, else interp)\n"
+    "  SMELT_NUM_THREADS=N\n"
+    "                 threads of the cpu target without --threads (default:\n"
+    "                 every core)\n"
+    "  SMELT_DUMP=STAGE,...\n"
+    "                 print these stages of every compilation on stderr: graph,\n"
+    "                 passes, fusion, kernels, llvm, asm, dot, or all ('compile\n"
+    "                 --emit' writes its own stages instead)\n"
+    "  SMELT_DUMP_DIR=DIR\n"
+    "                 write the SMELT_DUMP stages to files in DIR instead\n"
+    "  SMELT_CACHE_DIR=DIR\n"
+    "                 the disk cache of compiled code (default:\n"
+    "                 $XDG_CACHE_HOME/smelt, else ~/.cache/smelt)\n"
+    "  SMELT_CACHE=0  do not use the disk cache (as --no-cache)\n";
 
 static const char usage_run[] =
     "usage: smeltc run FILE [--input NAME=FILE.npy ...] [--output-dir DIR] [--quiet]\n"
+    "                  [--target cpu|interp] [--threads N] [--stats]\n"
     "\n"
-    "Parses the graph in FILE ('-' for standard input), binds each of its\n"
-    "inputs from a NumPy .npy file, runs it with the reference interpreter\n"
-    "and prints every output: in full up to 100 elements, otherwise as a\n"
-    "summary (the first and last values, min, max and mean).\n"
+    "Parses the graph in FILE ('-' for standard input), compiles its outputs\n"
+    "as a program for the target, binds each of its inputs from a NumPy .npy\n"
+    "file, runs it and prints every output: in full up to 100 elements,\n"
+    "otherwise as a summary (the first and last values, min, max and mean).\n"
     "\n"
     "options:\n"
     "  -i, --input NAME=FILE.npy\n"
@@ -87,10 +116,74 @@ static const char usage_run[] =
     "                 also write each output as DIR/NAME.npy (DIR is created\n"
     "                 when missing)\n"
     "  -q, --quiet    do not print the outputs\n"
+    "  --target TARGET\n"
+    "                 where the program runs: cpu (code generated with LLVM)\n"
+    "                 or interp (the reference interpreter). Default:\n"
+    "                 $SMELT_TARGET, else cpu when libsmelt was built with\n"
+    "                 LLVM, else interp.\n"
+    "  --threads N    run the cpu target's kernels on N threads (default:\n"
+    "                 $SMELT_NUM_THREADS, else every core)\n"
+    "  --opt-level N  LLVM optimization level, 0 to 3 (default 3)\n"
+    "  --reassociate  let float reductions be reordered (vectorized); by\n"
+    "                 default sums follow a fixed order\n"
+    "  --no-cache     neither read nor write the disk cache of compiled code\n"
+    "  --stats        print what the program is made of on stderr: target,\n"
+    "                 kernels, buffers, arena bytes, compile time, cache hit\n"
     "  -h, --help     show this help\n"
     "\n"
-    "example:\n"
-    "  smeltc run model.smelt --input x=x.npy --output-dir out\n";
+    "examples:\n"
+    "  smeltc run model.smelt --input x=x.npy --output-dir out\n"
+    "  smeltc run model.smelt --input x=x.npy --target interp\n";
+
+static const char usage_compile[] =
+    "usage: smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu]\n"
+    "                      [--threads N] [--opt-level N] [--reassociate]\n"
+    "                      [--no-cache] [--stats]\n"
+    "\n"
+    "Compiles the outputs of the graph in FILE ('-' for standard input) as\n"
+    "one program, as 'smeltc run' would, and writes the text of stages of the\n"
+    "compiler to standard output or PATH. No inputs are needed: only their\n"
+    "declared types matter. The graph must have at least one output.\n"
+    "\n"
+    "stages:\n"
+    "  graph          the graph as given, in the text format\n"
+    "  passes         the graph after the optimization passes\n"
+    "  fusion         the optimized graph partitioned into kernels\n"
+    "  kernels        the kernel IR: loops, loads, scalar expressions, stores\n"
+    "  llvm           the kernels' LLVM IR, before and after optimization\n"
+    "  asm            the kernels' machine code as assembly\n"
+    "  dot            the fused graph as Graphviz DOT, a cluster per kernel\n"
+    "  all            every stage above, in this order\n"
+    "\n"
+    "options:\n"
+    "  -e, --emit STAGE[,STAGE...]\n"
+    "                 the stages to write, in the order given; may be given\n"
+    "                 several times. With more than one stage, each starts\n"
+    "                 with a line '=== STAGE ==='.\n"
+    "  -o, --output PATH\n"
+    "                 write to PATH instead of standard output ('-': standard\n"
+    "                 output); nothing is written when compilation fails\n"
+    "  --target cpu   the target to compile for: cpu, the default (the interp\n"
+    "                 target runs the graph as it is and compiles nothing)\n"
+    "  --threads N    split the kernels for N threads (default:\n"
+    "                 $SMELT_NUM_THREADS, else every core)\n"
+    "  --opt-level N  LLVM optimization level, 0 to 3 (default 3)\n"
+    "  --reassociate  let float reductions be reordered (vectorized); by\n"
+    "                 default sums follow a fixed order\n"
+    "  --no-cache     neither read nor write the disk cache of compiled code\n"
+    "                 (the llvm and asm stages are always generated afresh)\n"
+    "  --stats        print what the program is made of on stderr: target,\n"
+    "                 kernels, buffers, arena bytes, compile time, cache hit\n"
+    "                 (with --stats alone, --emit may be left out)\n"
+    "  -h, --help     show this help\n"
+    "\n"
+    "Each stage is compiled on its own; SMELT_DUMP and SMELT_DUMP_DIR are not\n"
+    "used.\n"
+    "\n"
+    "examples:\n"
+    "  smeltc compile model.smelt --emit=kernels\n"
+    "  smeltc compile model.smelt --emit=fusion,llvm -o model.txt\n"
+    "  smeltc compile model.smelt --emit=dot | dot -Tsvg >model.svg\n";
 
 static const char usage_dump[] =
     "usage: smeltc dump FILE [--dot]\n"
@@ -100,7 +193,10 @@ static const char usage_dump[] =
     "\n"
     "options:\n"
     "  --dot          print Graphviz DOT instead (smeltc dump g.smelt --dot | dot -Tsvg)\n"
-    "  -h, --help     show this help\n";
+    "  -h, --help     show this help\n"
+    "\n"
+    "'smeltc compile FILE --emit=dot' prints the graph as compiled instead:\n"
+    "optimized, with a cluster per kernel.\n";
 
 static int usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -487,6 +583,132 @@ static const char *opt_value(int argc, char **argv, int *i, const char *lng, con
 
 static bool is_help(const char *a) { return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0; }
 
+/* --------------------------------------------------- compile options */
+
+/* The options run and compile share: how the program is compiled. */
+typedef struct compile_args {
+  smelt_compile_options o; /* from smelt_compile_defaults() */
+  bool target_given;
+  bool stats;
+} compile_args;
+
+static const char target_list[] = "cpu, interp, cuda, auto";
+
+/* A whole number in [lo, hi]; false when v is anything else. */
+static bool parse_int(const char *v, long lo, long hi, int *out) {
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (!v[0] || *end || errno || n < lo || n > hi) return false;
+  *out = (int)n;
+  return true;
+}
+
+/* Takes argv[*i] when it is a compile option. Returns 1 when it was one,
+ * 0 when not, and -1 after printing a usage error. */
+static int compile_option(const char *cmd, int argc, char **argv, int *i, compile_args *c) {
+  const char *a = argv[*i], *v;
+  bool missing;
+  if ((v = opt_value(argc, argv, i, "--target", NULL, &missing)) || missing) {
+    if (missing) {
+      usage_error(cmd, "%s: --target needs a value (targets: %s)", cmd, target_list);
+      return -1;
+    }
+    smelt_target t = SMELT_TARGET_AUTO;
+    while (t <= SMELT_TARGET_CUDA && strcmp(smelt_target_name(t), v) != 0) t++;
+    if (t > SMELT_TARGET_CUDA) {
+      usage_error(cmd, "%s: unknown target '%s' (targets: %s)", cmd, v, target_list);
+      return -1;
+    }
+    c->o.target = t;
+    c->target_given = true;
+  } else if ((v = opt_value(argc, argv, i, "--threads", NULL, &missing)) || missing) {
+    if (missing || !parse_int(v, 1, 4096, &c->o.num_threads)) {
+      usage_error(cmd, "%s: --threads needs a number of threads from 1 to 4096%s%s%s", cmd,
+                  v ? ", not '" : "", v ? v : "", v ? "'" : "");
+      return -1;
+    }
+  } else if ((v = opt_value(argc, argv, i, "--opt-level", NULL, &missing)) || missing) {
+    if (missing || !parse_int(v, 0, 3, &c->o.opt_level)) {
+      usage_error(cmd, "%s: --opt-level needs 0, 1, 2 or 3%s%s%s", cmd, v ? ", not '" : "",
+                  v ? v : "", v ? "'" : "");
+      return -1;
+    }
+  } else if (strcmp(a, "--reassociate") == 0) {
+    c->o.reassociate = true;
+  } else if (strcmp(a, "--no-cache") == 0) {
+    c->o.cache_dir = NULL;
+  } else if (strcmp(a, "--stats") == 0) {
+    c->stats = true;
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+/* Prints smelt_program_get_stats on stderr, one "stats: " line a field. */
+static void print_stats(const smelt_program *pr) {
+  smelt_program_stats st;
+  if (smelt_program_get_stats(pr, &st)) return;
+  fprintf(stderr,
+          "stats: target      %s\n"
+          "stats: kernels     %d\n"
+          "stats: buffers     %d\n"
+          "stats: arena bytes %zu (%zu without reuse)\n"
+          "stats: compile ms  %.3f\n"
+          "stats: cache hit   %s\n",
+          smelt_target_name(st.target), st.kernels, st.buffers, st.arena_bytes,
+          st.unplanned_bytes, st.compile_ms, st.from_cache ? "yes" : "no");
+}
+
+/* The names of the graph's outputs (*n of them) in a malloc'ed array;
+ * NULL when out of memory (after printing that). */
+static const char **output_names(const smelt_graph *g, size_t *n) {
+  *n = smelt_graph_output_count(g);
+  const char **names = malloc((*n ? *n : 1) * sizeof *names);
+  if (!names) {
+    msg("out of memory");
+    return NULL;
+  }
+  for (size_t i = 0; i < *n; i++) smelt_graph_output(g, i, &names[i]);
+  return names;
+}
+
+/* New params for g; NULL after printing an error. */
+static smelt_params *new_params(const smelt_graph *g, const char *display) {
+  smelt_params *p = smelt_params_new(g);
+  if (!p) {
+    msg("out of memory");
+    return NULL;
+  }
+  if (smelt_params_error(p)) {
+    msg("%s: params: %s", display, smelt_params_error(p));
+    smelt_params_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* Compiles the outputs of g; NULL after printing the program's error. */
+static smelt_program *compile_outputs(smelt_graph *g, smelt_params *params, const char *display,
+                                      const smelt_compile_options *o) {
+  size_t n = 0;
+  const char **names = output_names(g, &n);
+  if (!names) return NULL;
+  smelt_program *pr = smelt_program_compile(g, params, (int)n, names, 0, NULL, o);
+  free(names);
+  if (!pr) {
+    msg("out of memory");
+    return NULL;
+  }
+  if (smelt_program_error(pr)) {
+    msg("%s: %s", display, smelt_program_error(pr));
+    smelt_program_free(pr);
+    return NULL;
+  }
+  return pr;
+}
+
 /* Lists the graph's input nodes (by index) into idx; returns the count. */
 static size_t graph_inputs(const smelt_graph *g, size_t **idx) {
   size_t n = smelt_graph_node_count(g), count = 0;
@@ -506,10 +728,12 @@ static void node_type(const smelt_graph *g, smelt_node n, char *dst, size_t cap)
   type_str(dst, cap, smelt_node_dtype(g, n), rank, dims);
 }
 
-static int run_graph(const char *file, input_arg *ins, int nin, const char *outdir, bool quiet) {
+static int run_graph(const char *file, input_arg *ins, int nin, const char *outdir, bool quiet,
+                     const compile_args *ca) {
   int rc = EXIT_ERR;
   smelt_graph *g = NULL;
-  smelt_interp *it = NULL;
+  smelt_params *params = NULL;
+  smelt_program *pr = NULL;
   size_t *inputs = NULL;
   void *buf = NULL;
   const char *display = strcmp(file, "-") == 0 ? "<stdin>" : file;
@@ -563,15 +787,7 @@ static int run_graph(const char *file, input_arg *ins, int nin, const char *outd
   }
   if (missing) goto done;
 
-  it = smelt_interp_new(g);
-  if (!it) {
-    msg("out of memory");
-    goto done;
-  }
-  if (smelt_interp_error(it)) {
-    msg("%s: %s", display, smelt_interp_error(it));
-    goto done;
-  }
+  /* Read and check every input before compiling (which takes a while). */
   for (int k = 0; k < nin; k++) {
     char err[1024];
     input_arg *in = &ins[k];
@@ -599,23 +815,35 @@ static int run_graph(const char *file, input_arg *ins, int nin, const char *outd
           want, hint);
       goto done;
     }
-    if (smelt_interp_bind(it, in->name, in->array.dtype, in->array.rank, in->array.dims,
-                          in->array.data, in->array.nbytes)) {
-      const char *e = smelt_interp_error(it);
+  }
+
+  size_t nout = smelt_graph_output_count(g);
+  if (nout == 0) {
+    msg("note: %s has no outputs", display);
+    rc = EXIT_OK;
+    goto done;
+  }
+  params = new_params(g, display);
+  if (!params) goto done;
+  pr = compile_outputs(g, params, display, &ca->o);
+  if (!pr) goto done;
+  if (ca->stats) print_stats(pr);
+  for (int k = 0; k < nin; k++) {
+    input_arg *in = &ins[k];
+    if (smelt_program_bind(pr, in->name, in->array.dtype, in->array.rank, in->array.dims,
+                           in->array.data, in->array.nbytes)) {
+      const char *e = smelt_program_error(pr);
       msg("input '%s': %s", in->name, e ? e : "cannot bind");
       goto done;
     }
   }
-
-  if (smelt_interp_run(it)) {
-    const char *e = smelt_interp_error(it);
+  if (smelt_program_run(pr)) {
+    const char *e = smelt_program_error(pr);
     msg("%s: %s", display, e ? e : "run failed");
     goto done;
   }
 
-  size_t nout = smelt_graph_output_count(g);
-  if (nout == 0) msg("note: %s has no outputs", display);
-  if (outdir && nout && make_dirs(outdir)) goto done;
+  if (outdir && make_dirs(outdir)) goto done;
   for (size_t i = 0; i < nout; i++) {
     const char *name = NULL;
     smelt_node nd = smelt_graph_output(g, i, &name);
@@ -629,8 +857,8 @@ static int run_graph(const char *file, input_arg *ins, int nin, const char *outd
       msg("output '%s': out of memory (%zu bytes)", name, nbytes);
       goto done;
     }
-    if (smelt_interp_read(it, name, dt, buf, nbytes)) {
-      const char *e = smelt_interp_error(it);
+    if (smelt_program_read(pr, name, dt, buf, nbytes)) {
+      const char *e = smelt_program_error(pr);
       msg("output '%s': %s", name, e ? e : "cannot read");
       goto done;
     }
@@ -662,7 +890,8 @@ static int run_graph(const char *file, input_arg *ins, int nin, const char *outd
 done:
   free(buf);
   free(inputs);
-  smelt_interp_free(it);
+  smelt_program_free(pr);
+  smelt_params_free(params);
   smelt_graph_free(g);
   return rc;
 }
@@ -670,6 +899,8 @@ done:
 static int cmd_run(int argc, char **argv) {
   const char *file = NULL, *outdir = NULL;
   bool quiet = false, options_done = false;
+  compile_args ca = {smelt_compile_defaults(), false, false};
+  int known;
   input_arg *ins = calloc((size_t)argc + 1, sizeof *ins);
   int nin = 0, rc = EXIT_USAGE;
   if (!ins) {
@@ -712,6 +943,8 @@ static int cmd_run(int argc, char **argv) {
         goto done;
       }
       outdir = v;
+    } else if ((known = compile_option("run", argc, argv, &i, &ca)) != 0) {
+      if (known < 0) goto done;
     } else {
       rc = usage_error("run", "run: unknown option '%s'", a);
       goto done;
@@ -721,7 +954,7 @@ static int cmd_run(int argc, char **argv) {
     rc = usage_error("run", "run: missing FILE (the graph to run)");
     goto done;
   }
-  rc = run_graph(file, ins, nin, outdir, quiet);
+  rc = run_graph(file, ins, nin, outdir, quiet, &ca);
 done:
   for (int k = 0; k < nin; k++) {
     free(ins[k].name);
@@ -729,6 +962,179 @@ done:
   }
   free(ins);
   return rc;
+}
+
+/* -------------------------------------------------------------- compile */
+
+/* The stages of --emit, in pipeline order (as "all" lists them). */
+static const struct {
+  const char *name;
+  unsigned bit;
+} stage_table[] = {
+    {"graph", SM_DUMP_GRAPH},     {"passes", SM_DUMP_PASSES}, {"fusion", SM_DUMP_FUSION},
+    {"kernels", SM_DUMP_KERNELS}, {"llvm", SM_DUMP_LLVM},     {"asm", SM_DUMP_ASM},
+    {"dot", SM_DUMP_DOT},
+};
+enum { NSTAGES = sizeof stage_table / sizeof stage_table[0] };
+static const char stage_list[] = "graph, passes, fusion, kernels, llvm, asm, dot, all";
+
+/* Adds the stages of a comma list to order[] (each once, in the order
+ * first given). Returns 0, or -1 after printing a usage error. */
+static int add_stages(const char *list, int *order, int *n) {
+  const char *p = list;
+  for (;;) {
+    size_t len = strcspn(p, ",");
+    int first = 0, last = -1;
+    if (len == 3 && strncmp(p, "all", 3) == 0) {
+      last = NSTAGES - 1;
+    } else {
+      for (int s = 0; s < NSTAGES && last < 0; s++)
+        if (strlen(stage_table[s].name) == len && strncmp(p, stage_table[s].name, len) == 0)
+          first = last = s;
+    }
+    if (last < 0) {
+      if (len == 0)
+        usage_error("compile", "compile: --emit '%s' has an empty stage (stages: %s)", list,
+                    stage_list);
+      else
+        usage_error("compile", "compile: unknown stage '%.*s' in --emit (stages: %s)", (int)len,
+                    p, stage_list);
+      return -1;
+    }
+    for (int s = first; s <= last; s++) {
+      bool seen = false;
+      for (int k = 0; k < *n && !seen; k++) seen = order[k] == s;
+      if (!seen) order[(*n)++] = s;
+    }
+    if (!p[len]) return 0;
+    p += len + 1;
+  }
+}
+
+/* Writes the captured stages to path ("-" or NULL: standard output), each
+ * after a header line when there are several. Returns 0, or -1 after
+ * printing an error. */
+static int write_stages(const char *path, const int *order, int n, char *const *texts) {
+  bool to_stdout = !path || strcmp(path, "-") == 0;
+  FILE *f = to_stdout ? stdout : fopen(path, "w");
+  if (!f) {
+    msg("-o %s: cannot open for writing: %s", path, strerror(errno));
+    return -1;
+  }
+  for (int k = 0; k < n; k++) {
+    if (n > 1) fprintf(f, "=== %s ===\n", stage_table[order[k]].name);
+    if (texts[k]) fputs(texts[k], f);
+  }
+  if (to_stdout) return 0; /* main checks the writes to stdout */
+  int bad = ferror(f);
+  if (fclose(f) != 0 || bad) {
+    msg("-o %s: error writing: %s", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static int compile_graph(const char *file, const int *order, int n, const char *outpath,
+                         const compile_args *ca) {
+  int rc = EXIT_ERR;
+  const char *display = strcmp(file, "-") == 0 ? "<stdin>" : file;
+  smelt_params *params = NULL;
+  smelt_program *pr = NULL;
+  char *texts[NSTAGES] = {0};
+  smelt_graph *g = load_graph(file);
+  if (!g) goto done;
+  if (smelt_graph_output_count(g) == 0) {
+    msg("%s: the graph has no outputs, so there is nothing to compile (declare one with "
+        "'output NAME = %%id')",
+        display);
+    goto done;
+  }
+  params = new_params(g, display);
+  if (!params) goto done;
+  /* One compilation per stage, its dump captured; the llvm and asm stages
+   * are generated afresh, never taken from the cache. */
+  smelt_compile_options o = ca->o;
+  o.dump = NULL;
+  o.dump_dir = NULL;
+  for (int k = 0; k < (n ? n : 1); k++) {
+    smelt_program_free(pr);
+    if (n) {
+      unsigned bit = stage_table[order[k]].bit;
+      o.dump = stage_table[order[k]].name;
+      o.cache_dir = bit & (SM_DUMP_LLVM | SM_DUMP_ASM) ? NULL : ca->o.cache_dir;
+      sm_dump_capture_begin(bit);
+    }
+    pr = compile_outputs(g, params, display, &o);
+    if (n) texts[k] = sm_dump_capture_end();
+    if (!pr) goto done;
+  }
+  smelt_program_stats st = {0};
+  if (smelt_program_get_stats(pr, &st) == 0 && st.target == SMELT_TARGET_INTERP && n) {
+    msg("%s: the program was made for the interp target, which compiles nothing (use --target "
+        "cpu)",
+        display);
+    goto done;
+  }
+  if (ca->stats) print_stats(pr);
+  for (int k = 0; k < n; k++)
+    if (!texts[k]) {
+      if (st.kernels == 0)
+        msg("note: the %s stage is empty: the program has no kernels",
+            stage_table[order[k]].name);
+      else
+        msg("note: the %s stage is empty", stage_table[order[k]].name);
+    }
+  if (n && write_stages(outpath, order, n, texts)) goto done;
+  rc = EXIT_OK;
+done:
+  for (int k = 0; k < n; k++) smelt_free(texts[k]);
+  smelt_program_free(pr);
+  smelt_params_free(params);
+  smelt_graph_free(g);
+  return rc;
+}
+
+static int cmd_compile(int argc, char **argv) {
+  const char *file = NULL, *outpath = NULL;
+  bool options_done = false;
+  compile_args ca = {smelt_compile_defaults(), false, false};
+  int order[NSTAGES], n = 0, known;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    bool missing;
+    const char *v;
+    if (options_done || a[0] != '-' || strcmp(a, "-") == 0) {
+      if (file)
+        return usage_error("compile", "compile: unexpected argument '%s' (FILE is already '%s')",
+                           a, file);
+      file = a;
+    } else if (strcmp(a, "--") == 0) {
+      options_done = true;
+    } else if (is_help(a)) {
+      fputs(usage_compile, stdout);
+      return EXIT_OK;
+    } else if ((v = opt_value(argc, argv, &i, "--emit", "-e", &missing)) || missing) {
+      if (missing)
+        return usage_error("compile", "compile: %s needs a stage (stages: %s)", a, stage_list);
+      if (add_stages(v, order, &n)) return EXIT_USAGE;
+    } else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing)) || missing) {
+      if (missing || !v[0]) return usage_error("compile", "compile: %s needs a file name", a);
+      outpath = v;
+    } else if ((known = compile_option("compile", argc, argv, &i, &ca)) != 0) {
+      if (known < 0) return EXIT_USAGE;
+    } else {
+      return usage_error("compile", "compile: unknown option '%s'", a);
+    }
+  }
+  if (!file) return usage_error("compile", "compile: missing FILE (the graph to compile)");
+  if (n == 0 && !ca.stats)
+    return usage_error("compile", "compile: missing --emit STAGE (stages: %s)", stage_list);
+  if (ca.o.target == SMELT_TARGET_INTERP)
+    return usage_error("compile",
+                       "compile: the interp target runs the graph as it is and compiles "
+                       "nothing (compile for --target cpu)");
+  if (!ca.target_given) ca.o.target = SMELT_TARGET_CPU;
+  return compile_graph(file, order, n, outpath, &ca);
 }
 
 /* ----------------------------------------------------------------- dump */
@@ -779,6 +1185,7 @@ static int help(int argc, char **argv) {
   }
   if (argc > 1) return usage_error(NULL, "help: too many arguments");
   if (strcmp(argv[0], "run") == 0) fputs(usage_run, stdout);
+  else if (strcmp(argv[0], "compile") == 0) fputs(usage_compile, stdout);
   else if (strcmp(argv[0], "dump") == 0) fputs(usage_dump, stdout);
   else if (strcmp(argv[0], "help") == 0) fputs(usage_main, stdout);
   else return usage_error(NULL, "help: unknown command '%s'", argv[0]);
@@ -802,6 +1209,8 @@ int main(int argc, char **argv) {
     rc = EXIT_OK;
   } else if (strcmp(cmd, "run") == 0)
     rc = cmd_run(argc - 2, argv + 2);
+  else if (strcmp(cmd, "compile") == 0)
+    rc = cmd_compile(argc - 2, argv + 2);
   else if (strcmp(cmd, "dump") == 0)
     rc = cmd_dump(argc - 2, argv + 2);
   else if (cmd[0] == '-')

@@ -22,6 +22,11 @@ G=$2/graphs_cli
 WRAP=${SMELTC_WRAPPER:-}
 T=$(mktemp -d "${TMPDIR:-/tmp}/smeltc-test.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
+# No dumps, every core and a cache of our own. SMELT_TARGET is kept: it
+# picks the target of the cases without --target (scripts/test sets it to
+# interp under valgrind).
+unset SMELT_DUMP SMELT_DUMP_DIR SMELT_NUM_THREADS SMELT_CACHE
+export SMELT_CACHE_DIR=$T/cache
 
 pass=0
 fail=0
@@ -84,6 +89,7 @@ run() {
 out_has() { grep -qF -- "$1" "$T/stdout" || { bad "stdout lacks: $1"; dump_io; }; }
 out_lacks() { ! grep -qF -- "$1" "$T/stdout" || { bad "stdout has: $1"; dump_io; }; }
 err_has() { grep -qF -- "$1" "$T/stderr" || { bad "stderr lacks: $1"; dump_io; }; }
+err_lacks() { ! grep -qF -- "$1" "$T/stderr" || { bad "stderr has: $1"; dump_io; }; }
 out_empty() { [ ! -s "$T/stdout" ] || { bad "stdout is not empty"; dump_io; }; }
 err_empty() { [ ! -s "$T/stderr" ] || { bad "stderr is not empty"; dump_io; }; }
 # The whole of stdout.
@@ -151,6 +157,11 @@ run 0 --help
 out_has "usage: smeltc <command> [options]"
 out_has "run FILE [--input NAME=FILE.npy ...] [--output-dir DIR]"
 out_has "dump FILE [--dot]"
+out_has "compile FILE --emit STAGE [-o PATH]"
+out_has "environment:"
+for v in SMELT_TARGET SMELT_NUM_THREADS SMELT_DUMP= SMELT_DUMP_DIR SMELT_CACHE_DIR SMELT_CACHE=0; do
+  out_has "  $v"
+done
 err_empty
 
 t "-h"
@@ -174,6 +185,37 @@ t "run --help"
 run 0 run --help
 out_has "usage: smeltc run FILE"
 out_has "--input NAME=FILE.npy"
+
+t "run --help: targets and compile options"
+run 0 run --help
+out_has "[--target cpu|interp] [--threads N] [--stats]"
+out_has "--target TARGET"
+out_has "--threads N"
+out_has "--opt-level N"
+out_has "--reassociate"
+out_has "--no-cache"
+out_has "--stats"
+
+t "compile --help"
+run 0 compile --help
+out_has "usage: smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu]"
+for st in graph passes fusion kernels llvm asm dot all; do
+  out_has "  $st "
+done
+out_has "-o, --output PATH"
+out_has "--opt-level N"
+out_has "--reassociate"
+out_has "--no-cache"
+out_has "--stats"
+err_empty
+
+t "help compile"
+run 0 help compile
+out_has "usage: smeltc compile FILE"
+
+t "compile -h after other arguments"
+run 0 compile "$G/double.smelt" --emit=kernels -h
+out_has "usage: smeltc compile FILE"
 
 t "run -h after other arguments"
 run 0 run "$G/double.smelt" -h
@@ -486,6 +528,327 @@ out_empty
 t "dump: missing file"
 run 1 dump "$T/nope.smelt" --dot
 err_has "smeltc: $T/nope.smelt: cannot open"
+
+
+# ------------------------------------------------------ run: targets
+
+t "run --target interp"
+run 0 run "$G/double.smelt" --input "x=$T/x.npy" --target interp
+out_is "y: f32[3] = [2, 4, 6]"
+err_empty
+
+t "run --target=interp: every dtype, as the default target"
+run 0 run "$G/broadcast.smelt" --target=interp
+cp "$T/stdout" "$T/bc_interp"
+out_has "sd: f64[] = 1.1086779"
+out_has "n: i32[2] = [ 7, -8]"
+
+t "run --target interp: large outputs"
+run 0 run "$G/large.smelt" --target interp
+out_has "r: i64[1000] = [0, 1, 2, 3, 4, 5, ..., 997, 998, 999]"
+
+t "run --target interp --stats"
+run 0 run "$G/double.smelt" -i "x=$T/x.npy" --target interp --stats
+out_is "y: f32[3] = [2, 4, 6]"
+err_has "stats: target      interp"
+err_has "stats: kernels     "
+err_has "stats: buffers     "
+err_has "stats: arena bytes "
+err_has "stats: compile ms  "
+err_has "stats: cache hit   no"
+
+t "run: compile options with the interp target"
+run 0 run "$G/broadcast.smelt" --target interp --threads 2 --opt-level 0 --reassociate --no-cache
+cmp -s "$T/bc_interp" "$T/stdout" || bad "results differ"
+
+t "run --target interp: a param"
+run 0 run "$G/param.smelt" --target interp
+out_is "y: f32[3] = [-3.6091137, -2.9512384, -0.3462107]"
+
+t "run: SMELT_TARGET=interp"
+SMELT_TARGET=interp run 0 run "$G/double.smelt" -i "x=$T/x.npy" --stats
+err_has "stats: target      interp"
+
+t "run: --target wins over SMELT_TARGET"
+SMELT_TARGET=bogus run 0 run "$G/double.smelt" -i "x=$T/x.npy" --target interp --stats
+err_has "stats: target      interp"
+
+t "run: a bad SMELT_TARGET"
+SMELT_TARGET=bogus run 1 run "$G/double.smelt" -i "x=$T/x.npy"
+err_has "smeltc: $G/double.smelt: SMELT_TARGET=\"bogus\" is not a target"
+out_empty
+
+t "run --target interp: an index out of range at run time"
+run 1 run "$G/index.smelt" --input "i=$T/i_bad.npy" --target interp
+err_has "smeltc: $G/index.smelt:"
+err_has "out of range"
+
+t "run: the cuda target"
+run 1 run "$G/double.smelt" -i "x=$T/x.npy" --target cuda
+err_has "smeltc: $G/double.smelt: the cuda target is not available"
+
+t "run: no outputs"
+run 0 run "$G/no_outputs.smelt" --target interp --stats
+err_has "smeltc: note: $G/no_outputs.smelt has no outputs"
+err_lacks "stats:"
+out_empty
+
+t "run: an unknown target"
+run 2 run "$G/double.smelt" --target gpu
+err_has "smeltc: run: unknown target 'gpu' (targets: cpu, interp, cuda, auto) (see 'smeltc run --help')"
+
+t "run: --target without a value"
+run 2 run "$G/double.smelt" --target
+err_has "smeltc: run: --target needs a value (targets: cpu, interp, cuda, auto)"
+
+t "run: --threads 0"
+run 2 run "$G/double.smelt" --threads 0
+err_has "smeltc: run: --threads needs a number of threads from 1 to 4096, not '0'"
+
+t "run: --threads not a number"
+run 2 run "$G/double.smelt" --threads=2x
+err_has "--threads needs a number of threads from 1 to 4096, not '2x'"
+
+t "run: --threads without a value"
+run 2 run "$G/double.smelt" --threads
+err_has "smeltc: run: --threads needs a number of threads from 1 to 4096 ("
+
+t "run: --opt-level 4"
+run 2 run "$G/double.smelt" --opt-level 4
+err_has "smeltc: run: --opt-level needs 0, 1, 2 or 3, not '4'"
+
+# ------------------------------------------------------- compile: usage
+
+t "compile: missing FILE"
+run 2 compile --emit=kernels
+err_has "smeltc: compile: missing FILE (the graph to compile) (see 'smeltc compile --help')"
+
+t "compile: missing --emit"
+run 2 compile "$G/double.smelt"
+err_has "smeltc: compile: missing --emit STAGE (stages: graph, passes, fusion, kernels, llvm, asm, dot, all)"
+
+t "compile: an unknown stage"
+run 2 compile "$G/double.smelt" --emit=kernel
+err_has "smeltc: compile: unknown stage 'kernel' in --emit (stages: graph, passes, fusion, kernels, llvm, asm, dot, all)"
+out_empty
+
+t "compile: an unknown stage in a list"
+run 2 compile "$G/double.smelt" --emit fusion,ir
+err_has "unknown stage 'ir' in --emit"
+
+t "compile: an empty stage"
+run 2 compile "$G/double.smelt" --emit=fusion,,kernels
+err_has "smeltc: compile: --emit 'fusion,,kernels' has an empty stage"
+
+t "compile: --emit without a value"
+run 2 compile "$G/double.smelt" --emit
+err_has "smeltc: compile: --emit needs a stage (stages: graph,"
+
+t "compile: -o without a value"
+run 2 compile "$G/double.smelt" --emit=kernels -o
+err_has "smeltc: compile: -o needs a file name"
+
+t "compile: the interp target"
+run 2 compile "$G/double.smelt" --emit=kernels --target interp
+err_has "smeltc: compile: the interp target runs the graph as it is and compiles nothing"
+
+t "compile: an unknown target"
+run 2 compile "$G/double.smelt" --emit=kernels --target=gpu
+err_has "smeltc: compile: unknown target 'gpu' (targets: cpu, interp, cuda, auto)"
+
+t "compile: an unknown option"
+run 2 compile "$G/double.smelt" --emit=kernels --fast
+err_has "smeltc: compile: unknown option '--fast' (see 'smeltc compile --help')"
+
+t "compile: two FILEs"
+run 2 compile "$G/double.smelt" "$G/add.smelt" --emit=kernels
+err_has "compile: unexpected argument"
+
+# ------------------------------------------------------ compile: input
+
+t "compile: missing graph file"
+run 1 compile "$T/nope.smelt" --emit=kernels
+err_has "smeltc: $T/nope.smelt: cannot open: No such file or directory"
+out_empty
+
+t "compile: parse error"
+run 1 compile "$G/bad_syntax.smelt" --emit=kernels
+err_has "smeltc: $G/bad_syntax.smelt:2:"
+out_empty
+
+t "compile: a graph without outputs"
+run 1 compile "$G/no_outputs.smelt" --emit=kernels
+err_has "smeltc: $G/no_outputs.smelt: the graph has no outputs, so there is nothing to compile"
+out_empty
+
+t "compile: the cuda target"
+run 1 compile "$G/double.smelt" --emit=kernels --target cuda -o "$T/cuda.txt"
+err_has "smeltc: $G/double.smelt: the cuda target is not available"
+[ ! -e "$T/cuda.txt" ] || bad "-o file written although compilation failed"
+
+# --------------------------------------- compile: stages (cpu target)
+
+# The stages need the cpu target (passes, fusion, lowering); llvm and asm
+# need LLVM too. Cases that cannot work in this build are skipped.
+have_compile=0
+have_cpu=0
+"$SMELTC" compile "$G/double.smelt" --emit=fusion >/dev/null 2>&1 && have_compile=1
+"$SMELTC" compile "$G/double.smelt" --emit=llvm 2>/dev/null | grep -q define && have_cpu=1
+[ $have_compile = 1 ] || echo "note: 'smeltc compile --emit=fusion' fails: skipping the compile stage tests"
+[ $have_cpu = 1 ] || echo "note: 'smeltc compile --emit=llvm' fails (no cpu target): skipping the cpu tests"
+
+if [ $have_compile = 1 ]; then
+  t "compile --emit=graph"
+  run 0 compile "$G/double.smelt" --emit=graph
+  out_has "input %x : f32[3]"
+  out_has "output y = %y"
+  err_empty
+
+  t "compile --emit=passes"
+  run 0 compile "$G/broadcast.smelt" --emit=passes
+  out_has "; passes simplify"
+  out_has "%sd = const 1.1086778913041726 : f64[]"
+
+  t "compile --emit=fusion"
+  run 0 compile "$G/double.smelt" --emit=fusion
+  out_has "kernel k0 pointwise"
+  out_has "1 kernel, 0 intermediate buffers"
+  out_lacks "==="
+
+  t "compile --emit=kernels"
+  run 0 compile "$G/double.smelt" --emit=kernels
+  out_has "kernel k0"
+
+  t "compile --emit=dot"
+  run 0 compile "$G/softmax.smelt" --emit=dot
+  out_has "digraph"
+  out_has "subgraph cluster_k0 {"
+  out_has "subgraph cluster_k1 {"
+
+  t "compile: a graph folded to constants has no kernels"
+  run 0 compile "$G/broadcast.smelt" --emit=fusion,kernels --stats
+  out_has "=== fusion ==="
+  out_has "0 kernels"
+  err_has "stats: kernels     0"
+  err_has "smeltc: note: the kernels stage is empty: the program has no kernels"
+
+  t "compile: several stages, in the order given, each once"
+  run 0 compile "$G/double.smelt" --emit=kernels,graph -e kernels --emit fusion
+  [ "$(grep -c '^=== ' "$T/stdout")" = 3 ] || bad "expected 3 headers"
+  [ "$(grep '^=== ' "$T/stdout" | tr '\n' ' ')" = "=== kernels === === graph === === fusion === " ] ||
+    bad "headers: $(grep '^=== ' "$T/stdout" | tr '\n' ' ')"
+  out_has "kernel k0"
+  out_has "output y = %y"
+
+  t "compile -o PATH"
+  run 0 compile "$G/double.smelt" --emit=kernels -o "$T/k.txt"
+  out_empty
+  grep -qF "kernel k0" "$T/k.txt" || bad "$T/k.txt lacks the kernels"
+
+  t "compile --output=PATH from stdin"
+  STDIN="$G/double.smelt" run 0 compile - --emit=graph --output="$T/g.txt"
+  grep -qF "output y = %y" "$T/g.txt" || bad "$T/g.txt lacks the graph"
+
+  t "compile -o -"
+  run 0 compile "$G/double.smelt" --emit=kernels -o -
+  out_has "kernel k0"
+
+  t "compile -o into a missing directory"
+  run 1 compile "$G/double.smelt" --emit=kernels -o "$T/no/such/k.txt"
+  err_has "smeltc: -o $T/no/such/k.txt: cannot open for writing: No such file or directory"
+
+  t "compile --stats"
+  run 0 compile "$G/double.smelt" --emit=kernels --stats
+  out_has "kernel k0"
+  err_has "stats: target      cpu"
+  err_has "stats: kernels     1"
+
+  t "compile --stats without --emit"
+  run 0 compile "$G/broadcast.smelt" --stats --threads 2 --opt-level 1 --reassociate --no-cache
+  out_empty
+  err_has "stats: target      cpu"
+  err_has "stats: cache hit   no"
+
+  t "compile does not use SMELT_DUMP"
+  SMELT_DUMP=all run 0 compile "$G/double.smelt" --emit=graph
+  err_empty
+  out_lacks "kernel k0"
+fi
+
+if [ $have_cpu = 1 ]; then
+  t "compile --emit=llvm"
+  run 0 compile "$G/double.smelt" --emit=llvm
+  out_has "define"
+
+  t "compile --emit=asm"
+  run 0 compile "$G/double.smelt" --emit=asm
+  out_has ".text"
+
+  t "compile --emit=all"
+  run 0 compile "$G/broadcast.smelt" --emit=all
+  [ "$(grep '^=== ' "$T/stdout" | tr '\n' ' ')" = "=== graph === === passes === === fusion === === kernels === === llvm === === asm === === dot === " ] ||
+    bad "headers: $(grep '^=== ' "$T/stdout" | tr '\n' ' ')"
+
+  t "run --target cpu"
+  run 0 run "$G/double.smelt" --input "x=$T/x.npy" --target cpu
+  out_is "y: f32[3] = [2, 4, 6]"
+  err_empty
+
+  t "run --target cpu --stats"
+  run 0 run "$G/double.smelt" --input "x=$T/x.npy" --target cpu --stats --no-cache
+  err_has "stats: target      cpu"
+  err_has "stats: kernels     1"
+  err_has "stats: cache hit   no"
+
+  # Every graph gives the same output on both targets.
+  for case in "broadcast" "large" "add -i a=$T/a.npy -i b=$T/b.npy" \
+    "matrix -i m=$T/m_fortran.npy" "index -i i=$T/i_ok.npy" "softmax -i x=$T/x2x2.npy" "param"; do
+    # shellcheck disable=SC2086
+    set -- $case
+    g=$1
+    shift
+    t "run $g: cpu as interp"
+    run 0 run "$G/$g.smelt" "$@" --target interp
+    cp "$T/stdout" "$T/want_interp"
+    run 0 run "$G/$g.smelt" "$@" --target cpu
+    cmp -s "$T/want_interp" "$T/stdout" || { bad "cpu and interp differ"; diff "$T/want_interp" "$T/stdout" | head; }
+    run 0 run "$G/$g.smelt" "$@" --target cpu --threads 1 --opt-level 0
+    cmp -s "$T/want_interp" "$T/stdout" || bad "cpu --threads 1 --opt-level 0 and interp differ"
+  done
+
+  t "run --target cpu: an index out of range at run time"
+  run 1 run "$G/index.smelt" --input "i=$T/i_bad.npy" --target cpu
+  err_has "smeltc: $G/index.smelt:"
+  err_has "out of range"
+
+  t "run: the disk cache"
+  SMELT_CACHE_DIR="$T/cache2" run 0 run "$G/softmax.smelt" -i "x=$T/x2x2.npy" --target cpu --stats
+  err_has "stats: cache hit   no"
+  SMELT_CACHE_DIR="$T/cache2" run 0 run "$G/softmax.smelt" -i "x=$T/x2x2.npy" --target cpu --stats
+  err_has "stats: cache hit   yes"
+  SMELT_CACHE_DIR="$T/cache2" run 0 run "$G/softmax.smelt" -i "x=$T/x2x2.npy" --target cpu --stats --no-cache
+  err_has "stats: cache hit   no"
+  SMELT_CACHE=0 SMELT_CACHE_DIR="$T/cache2" run 0 run "$G/softmax.smelt" -i "x=$T/x2x2.npy" --target cpu --stats
+  err_has "stats: cache hit   no"
+
+  t "run: SMELT_DUMP prints a stage on stderr"
+  SMELT_DUMP=kernels run 0 run "$G/double.smelt" -i "x=$T/x.npy" --target cpu
+  out_is "y: f32[3] = [2, 4, 6]"
+  err_has "=== smelt dump: program "
+  err_has "kernel k0"
+
+  t "run: SMELT_DUMP_DIR"
+  mkdir "$T/dumps"
+  SMELT_DUMP=kernels,llvm SMELT_DUMP_DIR="$T/dumps" run 0 run "$G/double.smelt" -i "x=$T/x.npy" \
+    --target cpu --no-cache
+  err_empty
+  set -- "$T"/dumps/p*.kernels.txt
+  [ -s "$1" ] || bad "no kernels dump file in $T/dumps: $(ls "$T/dumps")"
+else
+  t "without the cpu target, --emit=llvm fails cleanly"
+  run 1 compile "$G/double.smelt" --emit=llvm -o "$T/l.ll"
+  [ ! -e "$T/l.ll" ] || bad "-o file written although compilation failed"
+fi
 
 finish
 echo "$pass passed, $fail failed"
