@@ -24,15 +24,6 @@
 
 #define MAXLOOPS (SMELT_MAX_RANK + 2)
 
-static char *fmt_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt_err(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = sm_vfmt(fmt, ap);
-  va_end(ap);
-  return s;
-}
-
 bool sm_llvm_use_blocked_matmul(void) {
   const char *s = getenv("SMELT_LLVM_MATMUL");
   if (s && strcmp(s, "generic") == 0) return false;
@@ -279,7 +270,7 @@ static int axis_level(emitter *e, int axis) {
 static LLVMValueRef axis_value(emitter *e, int axis) {
   int l = axis_level(e, axis);
   if (l <= 0) {
-    if (l < 0) set_err(e, fmt_err("kernel %s: axis %d is used outside its loop", e->k->name, axis));
+    if (l < 0) set_err(e, sm_fmt("kernel %s: axis %d is used outside its loop", e->k->name, axis));
     return ci64(e, 0);
   }
   return e->loops[l - 1].iv;
@@ -338,7 +329,7 @@ static LLVMValueRef emit_affine(emitter *e, int64_t off, const int64_t *coef) {
   }
   for (int d = 0; d < e->k->ndim; d++)
     if (coef[d] && !done[d] && axis_level(e, d) < 0)
-      set_err(e, fmt_err("kernel %s: axis %d is used outside its loop", e->k->name, d));
+      set_err(e, sm_fmt("kernel %s: axis %d is used outside its loop", e->k->name, d));
   return acc;
 }
 
@@ -699,7 +690,7 @@ static LLVMValueRef emit(emitter *e, int v) {
   case KV_ELEM:
     r = emit_elem(e, x, a, b, c);
     if (!r)
-      set_err(e, fmt_err("kernel %s: %%%d: op %s is not elementwise", k->name, v,
+      set_err(e, sm_fmt("kernel %s: %%%d: op %s is not elementwise", k->name, v,
                          sm_ops[x->op].name));
     break;
   case KV_IDIV: r = LLVMBuildUDiv(e->b, a, b, ""); break; /* both >= 0 */
@@ -719,7 +710,7 @@ static LLVMValueRef emit(emitter *e, int v) {
   case KV_ACC: r = acc_result(e, x->acc); break;
   }
   if (!r) {
-    if (!e->err) set_err(e, fmt_err("kernel %s: %%%d: cannot emit this value", k->name, v));
+    if (!e->err) set_err(e, sm_fmt("kernel %s: %%%d: cannot emit this value", k->name, v));
     return NULL;
   }
   e->cache[v] = r;
@@ -906,7 +897,7 @@ static void update_accs(emitter *e) {
       continue;
     }
     if (!pi) {
-      set_err(e, fmt_err("kernel %s: arg-reduction a%d has no index scratch", k->name, i));
+      set_err(e, sm_fmt("kernel %s: arg-reduction a%d has no index scratch", k->name, i));
       return;
     }
     smelt_dtype idt = slot_dtype(e, i, true);
@@ -1128,29 +1119,29 @@ static void emit_matmul(emitter *e, mm_plan *p) {
 /* -------------------------------------------------------------- kernel */
 
 static bool kernel_valid(const sm_kernel *k, char **why) {
-  if (k->oom) return *why = fmt_err("kernel %s: incomplete (out of memory while built)", k->name), false;
+  if (k->oom) return *why = sm_fmt("kernel %s: incomplete (out of memory while built)", k->name), false;
   if (k->ndim < 0 || k->ndim > SMELT_MAX_RANK + 1)
-    return *why = fmt_err("kernel %s: bad rank %d", k->name, k->ndim), false;
+    return *why = sm_fmt("kernel %s: bad rank %d", k->name, k->ndim), false;
   bool seen[MAXLOOPS] = {0};
   for (int i = 0; i < k->ndim; i++) {
     int d = k->order[i];
     if (d < 0 || d >= k->ndim || seen[d])
-      return *why = fmt_err("kernel %s: loop order is not a permutation", k->name), false;
+      return *why = sm_fmt("kernel %s: loop order is not a permutation", k->name), false;
     seen[d] = true;
-    if (k->extent[d] < 0) return *why = fmt_err("kernel %s: negative extent", k->name), false;
+    if (k->extent[d] < 0) return *why = sm_fmt("kernel %s: negative extent", k->name), false;
   }
   if (k->par_axis >= k->ndim || (k->par_axis >= 0 && k->reduce[k->par_axis]))
-    return *why = fmt_err("kernel %s: bad parallel axis %d", k->name, k->par_axis), false;
+    return *why = sm_fmt("kernel %s: bad parallel axis %d", k->name, k->par_axis), false;
   for (int i = 0; i < k->naccs; i++) {
     const sm_kacc *a = &k->accs[i];
     if (a->value < 0 || a->value >= k->nvals || a->scratch >= k->nargs || a->scratch2 >= k->nargs)
-      return *why = fmt_err("kernel %s: bad accumulator a%d", k->name, i), false;
+      return *why = sm_fmt("kernel %s: bad accumulator a%d", k->name, i), false;
     if (is_arg_op((sm_op)a->op) && (a->axis < 0 || a->axis >= k->ndim))
-      return *why = fmt_err("kernel %s: a%d: bad axis", k->name, i), false;
+      return *why = sm_fmt("kernel %s: a%d: bad axis", k->name, i), false;
   }
   for (int i = 0; i < k->nstores; i++)
     if (k->stores[i].accumulate && k->par_axis >= 0)
-      return *why = fmt_err("kernel %s: accumulating stores need a single-threaded kernel "
+      return *why = sm_fmt("kernel %s: accumulating stores need a single-threaded kernel "
                             "(parallel -1)",
                             k->name),
              false;
@@ -1232,7 +1223,7 @@ static void emit_body(emitter *e) {
       e->acc_mode = ACC_SCRATCH;
       for (int i = 0; i < k->naccs; i++)
         if (k->accs[i].scratch < 0 || (is_arg_op((sm_op)k->accs[i].op) && k->accs[i].scratch2 < 0))
-          set_err(e, fmt_err("kernel %s: accumulator a%d needs scratch (a reduced loop encloses "
+          set_err(e, sm_fmt("kernel %s: accumulator a%d needs scratch (a reduced loop encloses "
                              "a non-reduced one)",
                              k->name, i));
       if (e->err) return;
@@ -1286,7 +1277,7 @@ static int emit_kernel(LLVMModuleRef m, LLVMTargetMachineRef tm, const sm_kernel
   int rc = -1;
   if (!e.bufs || !e.written || !e.cache || !e.cdepth || !e.lvl || !e.lvl_epoch || !e.acc_val ||
       !e.acc_idx) {
-    *err = fmt_err("kernel %s: out of memory", k->name);
+    *err = sm_fmt("kernel %s: out of memory", k->name);
     goto done;
   }
   e.epoch = 1;
@@ -1300,7 +1291,7 @@ static int emit_kernel(LLVMModuleRef m, LLVMTargetMachineRef tm, const sm_kernel
   int np = k->nargs + 3;
   LLVMTypeRef *ps = sm_malloc(sizeof *ps * (size_t)np);
   if (!ps) {
-    *err = fmt_err("kernel %s: out of memory", k->name);
+    *err = sm_fmt("kernel %s: out of memory", k->name);
     goto done;
   }
   for (int i = 0; i < k->nargs; i++) ps[i] = e.t_ptr;
@@ -1335,7 +1326,7 @@ static int emit_kernel(LLVMModuleRef m, LLVMTargetMachineRef tm, const sm_kernel
     LLVMPositionBuilderAtEnd(e.b, bb);
     LLVMValueRef *cargs = sm_malloc(sizeof *cargs * (size_t)np);
     if (!cargs) {
-      *err = fmt_err("kernel %s: out of memory", k->name);
+      *err = sm_fmt("kernel %s: out of memory", k->name);
     } else {
       LLVMValueRef av = LLVMGetParam(entry, 0);
       for (int i = 0; i < k->nargs; i++) {
@@ -1379,7 +1370,7 @@ int sm_llvm_emit(LLVMModuleRef m, LLVMTargetMachineRef tm, sm_kernel *const *ker
   }
   for (size_t i = 0; i < n; i++) {
     if (LLVMGetNamedFunction(m, kernels[i]->name)) {
-      *err = fmt_err("kernel %s: name used twice", kernels[i]->name);
+      *err = sm_fmt("kernel %s: name used twice", kernels[i]->name);
       return -1;
     }
     if (emit_kernel(m, tm, kernels[i], err)) {
@@ -1407,7 +1398,7 @@ int sm_llvm_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, ch
   LLVMDisposePassBuilderOptions(po);
   if (e) {
     char *msg = LLVMGetErrorMessage(e);
-    *err = fmt_err("LLVM passes %s: %s", pipeline, msg);
+    *err = sm_fmt("LLVM passes %s: %s", pipeline, msg);
     LLVMDisposeErrorMessage(msg);
     return -1;
   }
@@ -1439,7 +1430,7 @@ LLVMTargetMachineRef sm_llvm_target_machine(const char *triple, const char *cpu,
   char *msg = NULL;
   LLVMTargetMachineRef tm = NULL;
   if (LLVMGetTargetFromTriple(triple, &t, &msg)) {
-    *err = fmt_err("LLVM target %s: %s", triple, msg ? msg : "unknown");
+    *err = sm_fmt("LLVM target %s: %s", triple, msg ? msg : "unknown");
   } else {
     LLVMCodeGenOptLevel lv = opt_level <= 0   ? LLVMCodeGenLevelNone
                              : opt_level == 1 ? LLVMCodeGenLevelLess
@@ -1447,7 +1438,7 @@ LLVMTargetMachineRef sm_llvm_target_machine(const char *triple, const char *cpu,
                                               : LLVMCodeGenLevelAggressive;
     tm = LLVMCreateTargetMachine(t, triple, cpu, features, lv, LLVMRelocPIC,
                                  LLVMCodeModelDefault);
-    if (!tm) *err = fmt_err("LLVM target machine for %s (cpu %s) could not be created", triple, cpu);
+    if (!tm) *err = sm_fmt("LLVM target machine for %s (cpu %s) could not be created", triple, cpu);
   }
   if (msg) LLVMDisposeMessage(msg);
   if (host_triple) LLVMDisposeMessage(host_triple);

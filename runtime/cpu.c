@@ -61,15 +61,6 @@ struct sm_cpu_program {
 /* Threads pay off above this many domain points per piece. */
 enum { PAR_MIN_POINTS = 1 << 15 };
 
-static char *fmt_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt_err(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = sm_vfmt(fmt, ap);
-  va_end(ap);
-  return s;
-}
-
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -191,7 +182,7 @@ oom:
   sm_free(last);
   sm_free(reqs);
   sm_free(req_of_node);
-  *err = fmt_err("out of memory planning the arena");
+  *err = sm_fmt("out of memory planning the arena");
   return -1;
 }
 
@@ -302,7 +293,7 @@ sm_cpu_program *sm_cpu_compile(const smelt_graph *g, size_t nroots, const uint32
     for (size_t i = 0; i < c->nkernels; i++) {
       c->kernels[i].fn = sm_jit_lookup(c->jit, c->kernels[i].k->name);
       if (!c->kernels[i].fn) {
-        *err = fmt_err("compiled code has no kernel %s", c->kernels[i].k->name);
+        *err = sm_fmt("compiled code has no kernel %s", c->kernels[i].k->name);
         goto fail;
       }
     }
@@ -358,7 +349,7 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
       for (size_t k = 0; k < c->nroots; k++)
         if (c->roots[k] == i) used = true;
       if (used) {
-        *err = fmt_err("input \"%s\" is not bound", g->nodes[i].name);
+        *err = sm_fmt("input \"%s\" is not bound", g->nodes[i].name);
         sm_free(args);
         return -1;
       }
@@ -401,7 +392,7 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
         if (o != OP_GATHER && o != OP_SCATTER_ADD) continue;
         op = !op || strcmp(op, sm_ops[o].name) == 0 ? sm_ops[o].name : "gather or scatter_add";
       }
-      *err = fmt_err("%s: index %" PRId64 " is out of range for a dimension of size %" PRId64
+      *err = sm_fmt("%s: index %" PRId64 " is out of range for a dimension of size %" PRId64
                      " (kernel %s)",
                      op ? op : "index check", ctx.bad_index, ctx.bad_bound, k->name);
       sm_free(args);

@@ -38,19 +38,10 @@ struct sm_jit {
   bool from_cache;
 };
 
-static char *fmt_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt_err(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = sm_vfmt(fmt, ap);
-  va_end(ap);
-  return s;
-}
-
 /* "what: LLVM's message", consuming the error. */
 static char *llvm_err(const char *what, LLVMErrorRef e) {
   char *msg = LLVMGetErrorMessage(e);
-  char *s = fmt_err("%s: %s", what, msg);
+  char *s = sm_fmt("%s: %s", what, msg);
   LLVMDisposeErrorMessage(msg);
   return s;
 }
@@ -281,7 +272,7 @@ static LLVMMemoryBufferRef compile_object(sm_kernel *const *kernels, size_t n,
   if (sm_llvm_emit(m, tm, kernels, n, err)) goto out;
   dump_module(dump, "before", m);
   if (LLVMVerifyModule(m, LLVMReturnStatusAction, &msg)) {
-    *err = fmt_err("LLVM IR of the kernels is invalid (a backend bug): %s", msg);
+    *err = sm_fmt("LLVM IR of the kernels is invalid (a backend bug): %s", msg);
     goto out;
   }
   if (sm_llvm_optimize(m, tm, opt_level, err)) goto out;
@@ -290,7 +281,7 @@ static LLVMMemoryBufferRef compile_object(sm_kernel *const *kernels, size_t n,
   if (msg) LLVMDisposeMessage(msg);
   msg = NULL;
   if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, &buf)) {
-    *err = fmt_err("LLVM object emission: %s", msg ? msg : "failed");
+    *err = sm_fmt("LLVM object emission: %s", msg ? msg : "failed");
     buf = NULL;
   }
 out:

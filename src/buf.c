@@ -126,3 +126,11 @@ void sm_buf_number(sm_buf *b, double v, bool as_f32) {
   }
   sm_buf_puts(b, tmp);
 }
+
+char *sm_fmt(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = sm_vfmt(fmt, ap);
+  va_end(ap);
+  return s;
+}

@@ -40,6 +40,7 @@ char *sm_buf_take(sm_buf *b);
 void sm_buf_free(sm_buf *b);
 /* A formatted string from sm_malloc, NULL when out of memory. */
 char *sm_vfmt(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+char *sm_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Appends "[3,4]" */
 void sm_buf_shape(sm_buf *b, int rank, const int64_t *dims);
 /* Appends a double so that it parses back to the same value ("nan",

@@ -21,6 +21,11 @@ enum { SM_REBUILD_MAX_INPUTS = 16 };
 smelt_graph *sm_rebuild(const smelt_graph *src, size_t nroots, const uint32_t *roots,
                         sm_rewrite_fn rewrite, void *ctx, uint32_t *map);
 
+/* A rewrite pass: sm_rebuild with the rewrite, then again without it to
+ * drop what the rewrites left dead. map as sm_rebuild's. */
+smelt_graph *sm_rewrite_pass(const smelt_graph *src, size_t nroots, const uint32_t *roots,
+                             sm_rewrite_fn rewrite, void *ctx, uint32_t *map);
+
 /* Dead-code elimination and CSE: sm_rebuild without a rewrite. */
 smelt_graph *sm_pass_dce(const smelt_graph *src, size_t nroots, const uint32_t *roots,
                          uint32_t *map);

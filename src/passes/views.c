@@ -108,27 +108,7 @@ static smelt_node views_rule(smelt_graph *g, const sm_node_desc *d, void *ctx) {
 
 smelt_graph *sm_pass_views(const smelt_graph *src, size_t nroots, const uint32_t *roots,
                            uint32_t *map) {
-  size_t nn = src->nnodes;
-  uint32_t *m1 = sm_calloc(nn ? nn : 1, sizeof *m1);
-  if (!m1) return NULL;
-  smelt_graph *mid = sm_rebuild(src, nroots, roots, views_rule, NULL, m1);
-  smelt_graph *out = NULL;
-  if (mid) {
-    /* The collapsed chains leave their inner views dead: drop them. */
-    uint32_t *r2 = sm_malloc(sizeof *r2 * (nroots ? nroots : 1));
-    uint32_t *m2 = sm_calloc(mid->nnodes ? mid->nnodes : 1, sizeof *m2);
-    if (r2 && m2) {
-      for (size_t k = 0; k < nroots; k++) r2[k] = m1[roots[k]] - 1;
-      out = sm_rebuild(mid, nroots, r2, NULL, NULL, m2);
-      if (out && map)
-        for (size_t i = 0; i < nn; i++) map[i] = m1[i] ? m2[m1[i] - 1] : 0;
-    }
-    sm_free(r2);
-    sm_free(m2);
-    smelt_graph_free(mid);
-  }
-  sm_free(m1);
-  return out;
+  return sm_rewrite_pass(src, nroots, roots, views_rule, NULL, map);
 }
 
 /* ------------------------------------------------------------ sm_optimize */
