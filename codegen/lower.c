@@ -238,12 +238,14 @@ static lin lin_div(lw *L, const lin *e, int64_t s) {
   if (rlo >= 0 && rhi < s) {
     out = q;
   } else if (rlo >= 0) {
-    lin t = lin_val(sm_kv_idiv(L->k, lin_emit(L, &r), cst_i64(L, s)), rlo / s, rhi / s);
+    int num = lin_emit(L, &r), den = cst_i64(L, s); /* in this order on every compiler */
+    lin t = lin_val(sm_kv_idiv(L->k, num, den), rlo / s, rhi / s);
     out = q;
     lin_addmul(L, &out, &t, 1);
   } else {
     int64_t l0 = lo < 0 ? 0 : lo;
-    return lin_val(sm_kv_idiv(L->k, lin_emit(L, e), cst_i64(L, s)), l0 / s, hi < 0 ? 0 : hi / s);
+    int num = lin_emit(L, e), den = cst_i64(L, s);
+    return lin_val(sm_kv_idiv(L->k, num, den), l0 / s, hi < 0 ? 0 : hi / s);
   }
   out.has_a = true;
   out.alo = lo < 0 ? 0 : lo / s;
@@ -264,7 +266,8 @@ static lin lin_mod(lw *L, const lin *e, int64_t n) {
   if (rlo >= 0 && rhi < n) return r;
   const lin *x = rlo >= 0 ? &r : e;
   int64_t xhi = rlo >= 0 ? rhi : hi;
-  return lin_val(sm_kv_imod(L->k, lin_emit(L, x), cst_i64(L, n)), 0, xhi < n - 1 ? xhi : n - 1);
+  int num = lin_emit(L, x), den = cst_i64(L, n); /* value ids must not depend on the compiler */
+  return lin_val(sm_kv_imod(L->k, num, den), 0, xhi < n - 1 ? xhi : n - 1);
 }
 
 /* Row-major offset of coordinates co in shape (rank dims). */

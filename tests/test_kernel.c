@@ -143,15 +143,15 @@ static _Alignas(16) unsigned char data_x[BUFN * 8], data_y[BUFN * 8], data_z[BUF
   "kernel k0 pointwise domain [6] order [0] parallel 0\n" \
   "  b0: in f32[6] node 0\n" \
   "  b1: out f32[6] node 2\n" \
-  "  %0 = const i64 2\n" \
-  "  %1 = idx 0\n" \
-  "  %2 = idiv %1, %0\n" \
-  "  %3 = imod %1, %0\n" \
+  "  %0 = idx 0\n" \
+  "  %1 = const i64 2\n" \
+  "  %2 = idiv %0, %1\n" \
+  "  %3 = imod %0, %1\n" \
   "  %4 = const i64 3\n" \
   "  %5 = mul i64 %3, %4\n" \
   "  %6 = add i64 %2, %5\n" \
   "  %7 = load f32 b0[%6]\n" \
-  "  store b1[%1] = %7\n"
+  "  store b1[%0] = %7\n"
 #define KERNEL_REDUCE_INNER \
   "kernel k0 reduce domain [4,8r] order [0,1] parallel 0\n" \
   "  b0: in f32[32] node 0\n" \
@@ -285,7 +285,7 @@ START_TEST(test_elementwise_dtypes) {
     smelt_node x = tu_input(g, "x", dt, 3, 2, 3, 5);
     smelt_node y = tu_input(g, "y", dt, 3, 2, 3, 5);
     smelt_node z = tu_input(g, "z", dt, 1, 5); /* broadcast */
-    smelt_node o[16];
+    smelt_node o[24];
     int n = 0;
     o[n++] = smelt_add(g, smelt_mul(g, x, y), z);
     o[n++] = smelt_sub(g, smelt_maximum(g, x, z), smelt_minimum(g, y, x));
