@@ -16,6 +16,8 @@ struct sm_chunk {
 static _Atomic uint32_t next_serial = 1;
 static const char oom_message[] = "out of memory";
 
+static void free_decl(struct sm_program_decl *p);
+
 #define SM_STR2(x) #x
 #define SM_STR(x) SM_STR2(x)
 const char *smelt_version(void) {
@@ -39,6 +41,8 @@ void smelt_graph_free(smelt_graph *g) {
   }
   for (size_t i = 0; i < g->noutputs; i++) sm_free(g->outputs[i].name);
   sm_free(g->outputs);
+  for (size_t i = 0; i < g->nprograms; i++) free_decl(&g->programs[i]);
+  sm_free(g->programs);
   sm_free(g->nodes);
   sm_free(g->table);
   sm_free(g->names);
@@ -438,4 +442,157 @@ smelt_node smelt_graph_output(const smelt_graph *g, size_t i, const char **name)
   }
   if (name) *name = g->outputs[i].name;
   return sm_handle(g, g->outputs[i].node);
+}
+
+/* -------------------------------------------------- program declarations */
+
+/* Appends the graph's output names ("a, b") for an error message. */
+static void list_outputs(sm_buf *b, const smelt_graph *g) {
+  if (!g->noutputs) sm_buf_puts(b, "the graph has no outputs");
+  for (size_t i = 0; i < g->noutputs; i++)
+    sm_buf_printf(b, "%s%s", i ? ", " : "the graph's outputs: ", g->outputs[i].name);
+}
+
+static void free_decl(struct sm_program_decl *p) {
+  for (int k = 0; p->outputs && k < p->noutputs; k++) sm_free(p->outputs[k]);
+  sm_free(p->outputs);
+  sm_free(p->updates);
+  sm_free(p->name);
+}
+
+/* The checks of smelt_program_new, done once when the program is declared. */
+static int check_program_decl(smelt_graph *g, const char *name, int noutputs,
+                              const char *const *outputs, int nupdates, const smelt_node *updates,
+                              bool eval, int *culprit) {
+  *culprit = -1;
+  if (!valid_name(name)) {
+    sm_fail(g, "program: invalid name \"%s\" (names are [A-Za-z_][A-Za-z0-9_.]*)",
+            name ? name : "(null)");
+    return -1;
+  }
+  for (size_t i = 0; i < g->nprograms; i++)
+    if (strcmp(g->programs[i].name, name) == 0) {
+      sm_fail(g, "program: the name \"%s\" is already a program", name);
+      return -1;
+    }
+  if (noutputs < 0 || nupdates < 0 || (noutputs && !outputs) || (nupdates && !updates)) {
+    sm_fail(g, "program \"%s\": bad output or update list", name);
+    return -1;
+  }
+  for (int k = 0; k < noutputs; k++) {
+    *culprit = k;
+    const char *o = outputs[k];
+    size_t j = 0;
+    while (o && j < g->noutputs && strcmp(g->outputs[j].name, o) != 0) j++;
+    if (!o || j == g->noutputs) {
+      sm_buf b = {0};
+      list_outputs(&b, g);
+      sm_fail(g, "program \"%s\": unknown output \"%s\" (%s)", name, o ? o : "(null)",
+              b.oom || !b.data ? "?" : b.data);
+      sm_buf_free(&b);
+      return -1;
+    }
+    for (int m = 0; m < k; m++)
+      if (strcmp(outputs[m], o) == 0) {
+        sm_fail(g, "program \"%s\": output \"%s\" is listed twice", name, o);
+        return -1;
+      }
+  }
+  if (eval && nupdates) {
+    *culprit = noutputs;
+    sm_fail(g, "program \"%s\": an evaluation program takes no updates", name);
+    return -1;
+  }
+  for (int k = 0; k < nupdates; k++) {
+    *culprit = noutputs + k;
+    const sm_node *u = sm_get(g, updates[k]);
+    if (!u) {
+      sm_fail(g, "program \"%s\": update %d is %s", name, k,
+              updates[k].index == 0 ? "an invalid handle" : "not a node of this graph");
+      return -1;
+    }
+    char id[128];
+    sm_node_id(g, u, id, sizeof id);
+    if (u->op != OP_ASSIGN) {
+      sm_fail(g, "program \"%s\": update %s is a %s node, not an assign", name, id,
+              sm_ops[u->op].name);
+      return -1;
+    }
+    for (int m = 0; m < k; m++)
+      if (g->nodes[updates[m].index - 1].inputs[0] == u->inputs[0]) {
+        sm_fail(g, "program \"%s\": param \"%s\" is updated twice", name,
+                g->nodes[u->inputs[0]].name);
+        return -1;
+      }
+  }
+  return 0;
+}
+
+int sm_graph_add_program(smelt_graph *g, const char *name, int noutputs,
+                         const char *const *outputs, int nupdates, const smelt_node *updates,
+                         bool eval, int *culprit) {
+  int dummy;
+  if (!culprit) culprit = &dummy;
+  *culprit = -1;
+  if (!g || g->error) return -1;
+  if (check_program_decl(g, name, noutputs, outputs, nupdates, updates, eval, culprit))
+    return -1;
+  *culprit = -1;
+  if (g->nprograms == g->programs_cap) {
+    size_t cap = g->programs_cap ? g->programs_cap * 2 : 4;
+    struct sm_program_decl *p = sm_realloc(g->programs, cap * sizeof *p);
+    if (!p) {
+      sm_fail_oom(g, "program");
+      return -1;
+    }
+    g->programs = p;
+    g->programs_cap = cap;
+  }
+  struct sm_program_decl d;
+  memset(&d, 0, sizeof d);
+  d.eval = eval;
+  d.name = sm_strdup(name);
+  d.outputs = sm_calloc(noutputs ? (size_t)noutputs : 1, sizeof *d.outputs);
+  d.updates = sm_malloc(sizeof *d.updates * (nupdates ? (size_t)nupdates : 1));
+  bool ok = d.name && d.outputs && d.updates;
+  for (int k = 0; ok && k < noutputs; k++) {
+    ok = (d.outputs[k] = sm_strdup(outputs[k])) != NULL;
+    d.noutputs = k + 1;
+  }
+  if (!ok) {
+    free_decl(&d);
+    sm_fail_oom(g, "program");
+    return -1;
+  }
+  d.noutputs = noutputs;
+  d.nupdates = nupdates;
+  if (nupdates) memcpy(d.updates, updates, sizeof *d.updates * (size_t)nupdates);
+  g->programs[g->nprograms++] = d;
+  return 0;
+}
+
+int smelt_graph_add_program(smelt_graph *g, const char *name, int noutputs,
+                            const char *const *outputs, int nupdates, const smelt_node *updates,
+                            bool eval) {
+  return sm_graph_add_program(g, name, noutputs, outputs, nupdates, updates, eval, NULL);
+}
+
+size_t smelt_graph_program_count(const smelt_graph *g) { return g ? g->nprograms : 0; }
+
+int smelt_graph_program(const smelt_graph *g, size_t i, smelt_program_decl *decl) {
+  if (!g || !decl || i >= g->nprograms) return -1;
+  const struct sm_program_decl *p = &g->programs[i];
+  decl->name = p->name;
+  decl->eval = p->eval;
+  decl->noutputs = p->noutputs;
+  decl->outputs = (const char *const *)p->outputs;
+  decl->nupdates = p->nupdates;
+  decl->updates = p->updates;
+  return 0;
+}
+
+long smelt_graph_find_program(const smelt_graph *g, const char *name) {
+  for (size_t i = 0; g && name && i < g->nprograms; i++)
+    if (strcmp(g->programs[i].name, name) == 0) return (long)i;
+  return -1;
 }

@@ -188,6 +188,15 @@ struct smelt_graph {
     uint32_t node;
   } *outputs;
   size_t noutputs, outputs_cap;
+  /* declared programs (smelt_graph_add_program) */
+  struct sm_program_decl {
+    char *name;
+    bool eval;
+    int noutputs, nupdates;
+    char **outputs;       /* output names */
+    smelt_node *updates;  /* assign nodes */
+  } *programs;
+  size_t nprograms, programs_cap;
   char *error;
   int grad_depth; /* > 0 while smelt_vjp builds: new nodes get SM_NODE_GRAD */
   /* arena for node payloads: a list of chunks */
@@ -224,6 +233,13 @@ smelt_node sm_fail_oom(smelt_graph *g, const char *op);
 void sm_buf_describe(sm_buf *b, const smelt_graph *g, const sm_node *n);
 /* Node's printable id: its name or its index, written to out. */
 void sm_node_id(const smelt_graph *g, const sm_node *n, char *out, size_t outlen);
+
+/* smelt_graph_add_program that also tells which part failed: *culprit is
+ * -1 for the program itself (its name), k < noutputs for output k, and
+ * noutputs + k for update k (the text parser points at that token). */
+int sm_graph_add_program(smelt_graph *g, const char *name, int noutputs,
+                         const char *const *outputs, int nupdates, const smelt_node *updates,
+                         bool eval, int *culprit);
 
 /* Arena memory owned by the graph (freed with it). NULL on OOM. */
 void *sm_arena_alloc(smelt_graph *g, size_t n);

@@ -712,3 +712,42 @@ int smelt_program_read(smelt_program *pr, const char *name, smelt_dtype dt, void
   if (nb) memcpy(data, pr->out_data[k], nb);
   return 0;
 }
+
+/* ------------------------------------------------------ declared programs */
+
+smelt_program *smelt_program_compile_named(smelt_graph *g, smelt_params *params,
+                                           const char *name,
+                                           const smelt_compile_options *options) {
+  long i = smelt_graph_find_program(g, name);
+  if (i < 0) {
+    /* a program that only reports why it could not be made */
+    smelt_program *pr = sm_calloc(1, sizeof *pr);
+    if (!pr) return NULL;
+    pr->g = g;
+    pr->params = params;
+    if (!g) {
+      prfail(pr, "the graph is NULL");
+      return pr;
+    }
+    sm_buf b = {0};
+    for (size_t k = 0; k < g->nprograms; k++)
+      sm_buf_printf(&b, "%s%s", k ? ", " : "declared: ", g->programs[k].name);
+    if (!g->nprograms) sm_buf_puts(&b, "the graph declares no programs");
+    prfail(pr, "no program named \"%s\" (%s)", name ? name : "(null)",
+           b.oom || !b.data ? "?" : b.data);
+    sm_buf_free(&b);
+    return pr;
+  }
+  smelt_program_decl d;
+  smelt_graph_program(g, (size_t)i, &d);
+  smelt_program *pr =
+      d.eval ? smelt_program_compile_eval(g, params, d.noutputs, d.outputs, options)
+             : smelt_program_compile(g, params, d.noutputs, d.outputs, d.nupdates, d.updates,
+                                     options);
+  /* name the program in its error */
+  if (pr && pr->error && pr->error != oom_msg) {
+    char *m = sm_fmt("program \"%s\": %s", d.name, pr->error);
+    if (m) set_error(&pr->error, m);
+  }
+  return pr;
+}

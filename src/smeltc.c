@@ -1,15 +1,17 @@
 /* smeltc: the command-line tool.
  *
  *   smeltc run FILE [--input NAME=FILE.npy ...] [--output-dir DIR] [--quiet]
- *              [--target T] [--threads N] [--stats] ...
+ *              [--program NAME] [--steps N] [--target T] [--threads N] [--stats] ...
  *   smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu] ...
  *   smeltc dump FILE [--dot]
  *
  * run parses a graph in the text format, compiles its outputs as a program
  * for a target (cpu by default, or the reference interpreter), binds its
  * inputs from .npy files, runs it and prints its outputs (and writes them
- * as DIR/NAME.npy). compile writes the text of compiler stages (the dumps
- * of SMELT_DUMP, captured). dump prints the canonical text or Graphviz DOT.
+ * as DIR/NAME.npy); with --program, a program the graph declares, run
+ * --steps times with its updates applied in memory. compile writes the
+ * text of compiler stages (the dumps of SMELT_DUMP, captured). dump
+ * prints the canonical text or Graphviz DOT.
  *
  * Every problem is one message on stderr starting with "smeltc: ", and the
  * exit status is 1 (an error in the input) or 2 (a command-line usage
@@ -99,14 +101,25 @@ static const char usage_main[] =
 
 static const char usage_run[] =
     "usage: smeltc run FILE [--input NAME=FILE.npy ...] [--output-dir DIR] [--quiet]\n"
+    "                  [--program NAME] [--steps N]\n"
     "                  [--target cpu|interp] [--threads N] [--stats]\n"
     "\n"
     "Parses the graph in FILE ('-' for standard input), compiles its outputs\n"
     "as a program for the target, binds each of its inputs from a NumPy .npy\n"
     "file, runs it and prints every output: in full up to 100 elements,\n"
     "otherwise as a summary (the first and last values, min, max and mean).\n"
+    "With --program it compiles a program the graph declares instead (a\n"
+    "'program' line of the text format) and prints that program's outputs;\n"
+    "its updates change the params, which start from their initializers and\n"
+    "live in memory for the whole command (nothing is written back).\n"
     "\n"
     "options:\n"
+    "  -p, --program NAME\n"
+    "                 run the program the graph declares as NAME (outputs and\n"
+    "                 updates) instead of every output\n"
+    "  --steps N      run the program N times (default 1), each run seeing the\n"
+    "                 params the one before updated; prints the outputs of\n"
+    "                 the last run\n"
     "  -i, --input NAME=FILE.npy\n"
     "                 bind graph input NAME to the array in FILE.npy; its dtype\n"
     "                 ('<f4' f32, '<f8' f64, '<i4' i32, '<i8' i64, '|b1' bool)\n"
@@ -133,7 +146,8 @@ static const char usage_run[] =
     "\n"
     "examples:\n"
     "  smeltc run model.smelt --input x=x.npy --output-dir out\n"
-    "  smeltc run model.smelt --input x=x.npy --target interp\n";
+    "  smeltc run model.smelt --input x=x.npy --target interp\n"
+    "  smeltc run train.smelt --program train_step --steps 100 --input x=x.npy\n";
 
 static const char usage_compile[] =
     "usage: smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu]\n"
@@ -728,8 +742,25 @@ static void node_type(const smelt_graph *g, smelt_node n, char *dst, size_t cap)
   type_str(dst, cap, smelt_node_dtype(g, n), rank, dims);
 }
 
+/* The node of output `name` (invalid when there is none). */
+static smelt_node find_output(const smelt_graph *g, const char *name) {
+  for (size_t j = 0; j < smelt_graph_output_count(g); j++) {
+    const char *oname = NULL;
+    smelt_node n = smelt_graph_output(g, j, &oname);
+    if (strcmp(oname, name) == 0) return n;
+  }
+  return SMELT_INVALID;
+}
+
+/* What run does besides compiling: a declared program (NULL: every
+ * output), and how many times it runs. */
+typedef struct run_args {
+  const char *program;
+  long steps;
+} run_args;
+
 static int run_graph(const char *file, input_arg *ins, int nin, const char *outdir, bool quiet,
-                     const compile_args *ca) {
+                     const compile_args *ca, const run_args *ra) {
   int rc = EXIT_ERR;
   smelt_graph *g = NULL;
   smelt_params *params = NULL;
@@ -817,15 +848,31 @@ static int run_graph(const char *file, input_arg *ins, int nin, const char *outd
     }
   }
 
-  size_t nout = smelt_graph_output_count(g);
-  if (nout == 0) {
+  /* The outputs to print: the declared program's, or every output. */
+  smelt_program_decl decl = {0};
+  long pi = ra->program ? smelt_graph_find_program(g, ra->program) : -1;
+  if (pi >= 0) smelt_graph_program(g, (size_t)pi, &decl);
+  size_t nout = ra->program ? (size_t)decl.noutputs : smelt_graph_output_count(g);
+  if (nout == 0 && !ra->program) {
     msg("note: %s has no outputs", display);
     rc = EXIT_OK;
     goto done;
   }
   params = new_params(g, display);
   if (!params) goto done;
-  pr = compile_outputs(g, params, display, &ca->o);
+  if (ra->program) {
+    pr = smelt_program_compile_named(g, params, ra->program, &ca->o);
+    if (!pr) {
+      msg("out of memory");
+      goto done;
+    }
+    if (smelt_program_error(pr)) {
+      msg("%s: %s", display, smelt_program_error(pr));
+      goto done;
+    }
+  } else {
+    pr = compile_outputs(g, params, display, &ca->o);
+  }
   if (!pr) goto done;
   if (ca->stats) print_stats(pr);
   for (int k = 0; k < nin; k++) {
@@ -837,16 +884,20 @@ static int run_graph(const char *file, input_arg *ins, int nin, const char *outd
       goto done;
     }
   }
-  if (smelt_program_run(pr)) {
-    const char *e = smelt_program_error(pr);
-    msg("%s: %s", display, e ? e : "run failed");
-    goto done;
-  }
+  /* Params live in memory for this process: each run sees the updates of
+   * the one before. */
+  for (long step = 1; step <= ra->steps; step++)
+    if (smelt_program_run(pr)) {
+      const char *e = smelt_program_error(pr);
+      if (ra->steps > 1) msg("%s: run %ld: %s", display, step, e ? e : "run failed");
+      else msg("%s: %s", display, e ? e : "run failed");
+      goto done;
+    }
 
   if (outdir && make_dirs(outdir)) goto done;
   for (size_t i = 0; i < nout; i++) {
-    const char *name = NULL;
-    smelt_node nd = smelt_graph_output(g, i, &name);
+    const char *name = ra->program ? decl.outputs[i] : NULL;
+    smelt_node nd = ra->program ? find_output(g, name) : smelt_graph_output(g, i, &name);
     int rank = 0;
     const int64_t *dims = smelt_node_shape(g, nd, &rank);
     smelt_dtype dt = smelt_node_dtype(g, nd);
@@ -900,6 +951,7 @@ static int cmd_run(int argc, char **argv) {
   const char *file = NULL, *outdir = NULL;
   bool quiet = false, options_done = false;
   compile_args ca = {smelt_compile_defaults(), false, false};
+  run_args ra = {NULL, 1};
   int known;
   input_arg *ins = calloc((size_t)argc + 1, sizeof *ins);
   int nin = 0, rc = EXIT_USAGE;
@@ -943,6 +995,20 @@ static int cmd_run(int argc, char **argv) {
         goto done;
       }
       outdir = v;
+    } else if ((v = opt_value(argc, argv, &i, "--program", "-p", &missing)) || missing) {
+      if (missing || !v[0]) {
+        rc = usage_error("run", "run: %s needs the name of a program the graph declares", a);
+        goto done;
+      }
+      ra.program = v;
+    } else if ((v = opt_value(argc, argv, &i, "--steps", NULL, &missing)) || missing) {
+      int n = 0;
+      if (missing || !parse_int(v, 1, 1000000000, &n)) {
+        rc = usage_error("run", "run: --steps needs a number of runs from 1 to 1000000000%s%s%s",
+                         v ? ", not '" : "", v ? v : "", v ? "'" : "");
+        goto done;
+      }
+      ra.steps = n;
     } else if ((known = compile_option("run", argc, argv, &i, &ca)) != 0) {
       if (known < 0) goto done;
     } else {
@@ -954,7 +1020,7 @@ static int cmd_run(int argc, char **argv) {
     rc = usage_error("run", "run: missing FILE (the graph to run)");
     goto done;
   }
-  rc = run_graph(file, ins, nin, outdir, quiet, &ca);
+  rc = run_graph(file, ins, nin, outdir, quiet, &ca, &ra);
 done:
   for (int k = 0; k < nin; k++) {
     free(ins[k].name);

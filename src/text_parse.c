@@ -1857,6 +1857,112 @@ static bool parse_output(parser *P) {
   return true;
 }
 
+/* '[' items ']' after a program's outputs= or updates=: output names, or
+ * %ids when ids is true. The tokens are appended to *items. */
+static bool parse_program_list(parser *P, bool ids, tok **items, size_t *n, size_t *cap) {
+  size_t open = P->cur.pos;
+  if (P->cur.kind != T_LBRACK)
+    return expected(P, ids ? "'[' and a list of %ids" : "'[' and a list of output names");
+  if (!next(P)) return false;
+  if (P->cur.kind == T_RBRACK) return next(P);
+  for (;;) {
+    if (at_line_end(P)) return fail_at(P, open, "unterminated list (missing ']')");
+    if (P->cur.kind != (ids ? T_ID : T_IDENT))
+      return expected(P, ids ? "a %id (an assign node)" : "an output name");
+    if (*n >= INT_MAX / 2) return fail_at(P, P->cur.pos, "too many items in the list");
+    if (!grow((void **)items, cap, *n, sizeof **items)) return oom(P, P->cur.pos);
+    (*items)[(*n)++] = P->cur;
+    if (!next(P)) return false;
+    if (P->cur.kind == T_COMMA) {
+      if (!next(P)) return false;
+      continue;
+    }
+    if (P->cur.kind == T_RBRACK) return next(P);
+    if (at_line_end(P)) return fail_at(P, open, "unterminated list (missing ']')");
+    return expected(P, "',' or ']' in the list");
+  }
+}
+
+/* [eval] program NAME [outputs=[a, b]] [updates=[%7, %9]] */
+static bool parse_program(parser *P) {
+  bool eval = tok_is(P, P->cur, "eval");
+  size_t kw = P->cur.pos;
+  if (eval) {
+    if (!next(P)) return false;
+    if (!tok_is(P, P->cur, "program")) return expected(P, "'program' after 'eval'");
+  }
+  if (!next(P)) return false;
+  if (P->cur.kind != T_IDENT) return expected(P, "a program name");
+  if (P->peek.kind == T_EQ)
+    return fail_at(P, P->cur.pos, "expected a program name before '%.*s='", (int)P->cur.len,
+                   P->src + P->cur.pos);
+  tok name_tok = P->cur;
+  if (!next(P)) return false;
+  tok *outs = NULL, *upds = NULL;
+  size_t nout = 0, out_cap = 0, nupd = 0, upd_cap = 0;
+  bool have_out = false, have_upd = false, ok = true;
+  while (ok && P->cur.kind == T_IDENT) {
+    tok key = P->cur;
+    bool is_out = tok_is(P, key, "outputs");
+    if (!is_out && !tok_is(P, key, "updates")) {
+      ok = fail_at(P, key.pos, "program has no attribute '%.*s' (outputs=[...], updates=[...])",
+                   (int)key.len, P->src + key.pos);
+      break;
+    }
+    if (is_out ? have_out : have_upd) {
+      ok = fail_at(P, key.pos, "duplicate attribute '%.*s'", (int)key.len, P->src + key.pos);
+      break;
+    }
+    *(is_out ? &have_out : &have_upd) = true;
+    ok = next(P) && (P->cur.kind == T_EQ || expected(P, "'=' after the attribute name")) &&
+         next(P) &&
+         (is_out ? parse_program_list(P, false, &outs, &nout, &out_cap)
+                 : parse_program_list(P, true, &upds, &nupd, &upd_cap));
+  }
+  ok = ok && expect_end(P);
+  char **names = ok ? sm_calloc(nout ? nout : 1, sizeof *names) : NULL;
+  smelt_node *nodes = ok ? sm_malloc(sizeof *nodes * (nupd ? nupd : 1)) : NULL;
+  if (ok && (!names || !nodes)) ok = oom(P, kw);
+  for (size_t k = 0; ok && k < nout; k++) {
+    if (!(names[k] = sm_malloc((size_t)outs[k].len + 1))) {
+      ok = oom(P, outs[k].pos);
+      break;
+    }
+    memcpy(names[k], P->src + outs[k].pos, outs[k].len);
+    names[k][outs[k].len] = 0;
+  }
+  for (size_t k = 0; ok && k < nupd; k++) {
+    idslot *slot = id_find(P, upds[k]);
+    if (!slot)
+      ok = fail_at(P, tok_start(upds[k]), "unknown id %%%.*s", (int)upds[k].len,
+                   P->src + upds[k].pos);
+    else
+      nodes[k] = slot->h;
+  }
+  if (ok) {
+    char name[MAX_TOKEN + 1];
+    memcpy(name, P->src + name_tok.pos, name_tok.len);
+    name[name_tok.len] = 0;
+    int culprit = -1;
+    if (sm_graph_add_program(P->g, name, (int)nout, (const char *const *)names, (int)nupd, nodes,
+                             eval, &culprit)) {
+      /* the message at the token it is about */
+      size_t pos = name_tok.pos;
+      if (culprit >= 0 && (size_t)culprit < nout) pos = outs[culprit].pos;
+      else if (culprit >= 0 && (size_t)culprit - nout < nupd)
+        pos = tok_start(upds[(size_t)culprit - nout]);
+      const char *err = smelt_graph_error(P->g);
+      ok = fail_at(P, pos, "%s", err ? err : "program: cannot be declared");
+    }
+  }
+  for (size_t k = 0; names && k < nout; k++) sm_free(names[k]);
+  sm_free(names);
+  sm_free(nodes);
+  sm_free(outs);
+  sm_free(upds);
+  return ok;
+}
+
 static bool parse_statement(parser *P) {
   switch (P->cur.kind) {
   case T_NL: return next(P);
@@ -1864,12 +1970,14 @@ static bool parse_statement(parser *P) {
   case T_IDENT:
     if (tok_is(P, P->cur, "input") || tok_is(P, P->cur, "param")) return parse_decl(P);
     if (tok_is(P, P->cur, "output")) return parse_output(P);
+    if (tok_is(P, P->cur, "program") || (tok_is(P, P->cur, "eval") && P->peek.kind == T_IDENT))
+      return parse_program(P);
     if (P->peek.kind == T_EQ)
       return fail_at(P, P->cur.pos, "expected a node id: ids start with '%%' (%%%.*s)",
                      (int)P->cur.len, P->src + P->cur.pos);
     /* fall through */
   default:
-    return expected(P, "a node ('%id = op ...'), 'input', 'param' or 'output'");
+    return expected(P, "a node ('%id = op ...'), 'input', 'param', 'output' or 'program'");
   }
 }
 

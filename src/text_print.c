@@ -2,10 +2,11 @@
  * src/text_parse.c reads back, and Graphviz DOT.
  *
  * Canonical text: every node in index order, one a line, with its dtype and
- * shape; then the outputs. A node's id is %name when it has a name, else
- * %<index> (names never start with a digit, so the two never collide). How
- * a node's attributes are written follows its op's row in sm_ops (the
- * ATF_* format), so that printer and parser agree on one description. */
+ * shape; then the outputs; then the declared programs. A node's id is
+ * %name when it has a name, else %<index> (names never start with a
+ * digit, so the two never collide). How a node's attributes are written
+ * follows its op's row in sm_ops (the ATF_* format), so that printer and
+ * parser agree on one description. */
 #include "internal.h"
 
 #include <inttypes.h>
@@ -221,6 +222,21 @@ char *smelt_graph_print(const smelt_graph *g) {
   for (size_t i = 0; i < g->noutputs; i++) {
     sm_buf_printf(&b, "output %s = ", g->outputs[i].name);
     put_id(&b, g, g->outputs[i].node);
+    sm_buf_puts(&b, "\n");
+  }
+  for (size_t i = 0; i < g->nprograms; i++) {
+    const struct sm_program_decl *p = &g->programs[i];
+    sm_buf_printf(&b, "%sprogram %s outputs=[", p->eval ? "eval " : "", p->name);
+    for (int k = 0; k < p->noutputs; k++) sm_buf_printf(&b, k ? ", %s" : "%s", p->outputs[k]);
+    sm_buf_puts(&b, "]");
+    if (p->nupdates) {
+      sm_buf_puts(&b, " updates=[");
+      for (int k = 0; k < p->nupdates; k++) {
+        if (k) sm_buf_puts(&b, ", ");
+        put_id(&b, g, p->updates[k].index - 1);
+      }
+      sm_buf_puts(&b, "]");
+    }
     sm_buf_puts(&b, "\n");
   }
   return sm_buf_take(&b);

@@ -688,6 +688,67 @@ err_has "smeltc: $G/double.smelt: the cuda target is not available"
 
 # --------------------------------------- compile: stages (cpu target)
 
+# ----------------------------------------------------- declared programs
+
+# The thermometer data of docs/text-format.md (t_c, t_u: 11 f32 each).
+mknpy "$T/t_c.npy" '<f4' '(11,)' \
+  0000003f00006041000070410000e041000030410000004100004040000080c00000c040000050410000a841
+mknpy "$T/t_u.npy" '<f4' '(11,)' \
+  cdcc0e429a995f42cdcc6842cdcca342333361429a9943429a9907426666ae419a9941429a997142cdcc8842
+TH=("$G/thermometer.smelt" -i "t_u=$T/t_u.npy" -i "t_c=$T/t_c.npy")
+# loss_of: the value of "loss: f32[] = V" on stdout
+loss_of() { sed -n 's/^loss: f32\[\] = //p' "$T/stdout"; }
+
+t "run --program: a declared training step, the loss falls"
+run 0 run "${TH[@]}" --program train_step
+out_has "loss: f32[] = 80.364"
+out_lacks "t_p"
+first=$(loss_of)
+run 0 run "${TH[@]}" --program train_step --steps 100
+out_lacks "t_p"
+last=$(loss_of)
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b > 0 && b < a / 3) }' ||
+  bad "the loss did not fall: $first after 1 step, $last after 100"
+run 0 run "${TH[@]}" --program train_step --steps 5000 --target interp
+out_has "loss: f32[] = 2.927"
+
+t "run --program: an evaluation program prints its outputs only"
+run 0 run "${TH[@]}" -p predict
+out_has "t_p: f32[11] = [3.5700002,"
+out_lacks "loss"
+
+t "run without --program: every output, as before"
+run 0 run "${TH[@]}"
+out_has "loss: f32[] = 80.364"
+out_has "t_p: f32[11]"
+
+t "run --program: an unknown program lists the declared ones"
+run 1 run "${TH[@]}" --program trian
+err_has "smeltc: $G/thermometer.smelt: no program named \"trian\" (declared: train_step, predict)"
+run 1 run "$G/double.smelt" -i "x=$T/x.npy" --program p
+err_has "no program named \"p\" (the graph declares no programs)"
+
+t "run --program / --steps: usage errors"
+run 2 run "${TH[@]}" --program
+err_has "run: --program needs the name of a program the graph declares"
+run 2 run "${TH[@]}" --steps 0
+err_has "run: --steps needs a number of runs from 1 to 1000000000, not '0'"
+run 2 run "${TH[@]}" --steps
+err_has "run: --steps needs a number of runs"
+
+t "run --help documents --program and --steps"
+run 0 run --help
+out_has "--program NAME"
+out_has "--steps N"
+
+t "dump: program lines print canonically and round-trip"
+run 0 dump "$G/thermometer.smelt"
+out_has "program train_step outputs=[loss] updates=[%update_w, %update_b]"
+out_has "eval program predict outputs=[t_p]"
+cp "$T/stdout" "$T/th.smelt"
+run 0 dump "$T/th.smelt"
+cmp -s "$T/th.smelt" "$T/stdout" || bad "the canonical text does not print back the same"
+
 # The stages need the cpu target (passes, fusion, lowering); llvm and asm
 # need LLVM too. Cases that cannot work in this build are skipped.
 have_compile=0

@@ -308,6 +308,30 @@ static smelt_graph *g_updates(void) {
   return g;
 }
 
+/* Declared programs: a train step (outputs and updates) and an eval one. */
+static smelt_graph *g_programs(void) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node w = smelt_param(g, "w", SMELT_F32, 1, TU_DIMS(3), smelt_init_constant(0.5));
+  smelt_node x = tu_input(g, "x", SMELT_F32, 2, 4, 3);
+  smelt_node y = tu_input(g, "y", SMELT_F32, 1, 4);
+  smelt_node pred = smelt_matmul(g, x, w);
+  smelt_node loss = smelt_mse_loss(g, pred, y), grad, upd[SMELT_OPTIM_MAX_UPDATES(1)];
+  smelt_output(g, "loss", loss);
+  smelt_output(g, "pred", pred);
+  smelt_grad(g, loss, 1, &w, &grad);
+  smelt_sgd_options o = smelt_sgd_defaults(0.1);
+  o.momentum = 0.9;
+  int n = smelt_sgd(g, NULL, 1, &w, &grad, &o, upd);
+  ck_assert_int_gt(n, 1);
+  ck_assert_int_eq(
+      smelt_graph_add_program(g, "train", 1, (const char *[]){"loss"}, n, upd, false), 0);
+  ck_assert_int_eq(smelt_graph_add_program(g, "predict", 2, (const char *[]){"pred", "loss"}, 0,
+                                           NULL, true),
+                   0);
+  ck_assert_int_eq(smelt_graph_add_program(g, "nothing", 0, NULL, 0, NULL, false), 0);
+  return g;
+}
+
 /* Random bit patterns: every finite float and double must survive. */
 static smelt_graph *g_random_consts(void) {
   smelt_graph *g = TU_GRAPH();
@@ -350,6 +374,7 @@ static const struct {
     {"indexing", g_indexing},       {"nn", g_nn},
     {"sources", g_sources},         {"updates", g_updates},
     {"random_consts", g_random_consts}, {"empty", g_empty},
+    {"programs", g_programs},
 };
 #define N_API_GRAPHS ((int)(sizeof api_graphs / sizeof api_graphs[0]))
 
@@ -626,8 +651,8 @@ static const struct {
     {"%y neg %x\n", "t.smelt:1:4: expected '=' after the id but found 'neg'"},
     {"%y = \n", "t.smelt:1:6: expected an op name but found end of line"},
     {"y = neg %x\n", "t.smelt:1:1: expected a node id: ids start with '%' (%y)"},
-    {"42\n", "t.smelt:1:1: expected a node ('%id = op ...'), 'input', 'param' or 'output' but "
-             "found '42'"},
+    {"42\n", "t.smelt:1:1: expected a node ('%id = op ...'), 'input', 'param', 'output' or "
+             "'program' but found '42'"},
     {"input %x : f32[2] ]\n", "t.smelt:1:19: expected the end of the line but found ']'"},
     {"input %x : f32[2]\n%y = neg %x : f32[2] 7\n",
      "t.smelt:2:22: expected the end of the line but found '7'"},
@@ -697,6 +722,35 @@ static const struct {
      "t.smelt:2:14: integer out of range for an integer literal"},
     {"input %x : f32[2]\n%y = add %x, [1,2]\n",
      "t.smelt:2:14: add: an array literal is not an operand (write it as a const line)"},
+    /* programs */
+#define PG "param %w : f32[2]\ninput %x : f32[2]\n%u = assign %w, %x\n%v = neg %x\noutput v = %v\n"
+    {PG "program p outputs=[nope]\n",
+     "t.smelt:6:20: program \"p\": unknown output \"nope\" (the graph's outputs: v)"},
+    {PG "program p outputs=[v, v]\n", "t.smelt:6:23: program \"p\": output \"v\" is listed twice"},
+    {PG "program p updates=[%u, %v]\n",
+     "t.smelt:6:24: program \"p\": update %v is a neg node, not an assign"},
+    {PG "%u2 = assign %w, %v\nprogram p updates=[%u, %u2]\n",
+     "t.smelt:7:24: program \"p\": param \"w\" is updated twice"},
+    {PG "program p\nprogram p outputs=[v]\n",
+     "t.smelt:7:9: program: the name \"p\" is already a program"},
+    {PG "eval program p outputs=[v] updates=[%u]\n",
+     "t.smelt:6:37: program \"p\": an evaluation program takes no updates"},
+    {PG "program p updates=[%q]\n", "t.smelt:6:20: unknown id %q"},
+    {PG "program p outputs=[v] outputs=[v]\n", "t.smelt:6:23: duplicate attribute 'outputs'"},
+    {PG "program p inputs=[x]\n",
+     "t.smelt:6:11: program has no attribute 'inputs' (outputs=[...], updates=[...])"},
+    {PG "program p outputs=[v\n", "t.smelt:6:19: unterminated list (missing ']')"},
+    {PG "program p outputs=[%v]\n", "t.smelt:6:20: expected an output name but found '%v'"},
+    {PG "program p updates=[u]\n",
+     "t.smelt:6:20: expected a %id (an assign node) but found 'u'"},
+    {PG "program p outputs=v\n",
+     "t.smelt:6:19: expected '[' and a list of output names but found 'v'"},
+    {PG "program outputs=[v]\n", "t.smelt:6:9: expected a program name before 'outputs='"},
+    {PG "program\n", "t.smelt:6:8: expected a program name but found end of line"},
+    {PG "eval p\n", "t.smelt:6:6: expected 'program' after 'eval' but found 'p'"},
+    {PG "program p outputs=[v] v\n",
+     "t.smelt:6:23: program has no attribute 'v' (outputs=[...], updates=[...])"},
+#undef PG
     /* attributes and operands */
     {"input %x : f32[2]\n%y = neg %x foo=1\n", "t.smelt:2:13: neg has no attribute 'foo'"},
     {"input %x : f32[2]\n%y = neg %x fast\n", "t.smelt:2:13: neg has no attribute 'fast'"},
@@ -824,7 +878,9 @@ static const char *oom_text =
     "%s = slice %x start=[0,1] stop=[4,3] step=[2,1] : f32[2,2]\n"
     "%u = assign %b, %b\n"
     "output loss = %loss\n"
-    "output s = %s\n";
+    "output s = %s\n"
+    "program step outputs=[loss] updates=[%u]\n"
+    "eval program look outputs=[s, loss]\n";
 
 START_TEST(parse_oom) {
   char err[512];
@@ -976,6 +1032,59 @@ START_TEST(fuzz_mutations) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ programs */
+
+/* Program lines print after the outputs, in declaration order, with
+ * updates=[...] only when there are updates; either order of the lists and
+ * any spacing parse. */
+START_TEST(print_programs_exact) {
+  static const char text[] =
+      "param %w : f32[2]\n"
+      "input %x : f32[2]\n"
+      "%u = assign %w, %x\n"
+      "%v = neg %x\n"
+      "output v = %v\n"
+      "output w = %w\n"
+      "eval program look   outputs=[ v,w ]\n"
+      "program step updates=[%u] outputs=[v]\n"
+      "program empty\n";
+  static const char want[] =
+      "# smelt graph\n"
+      "param %w : f32[2] init=zeros\n"
+      "input %x : f32[2]\n"
+      "%u = assign %w, %x : f32[2]\n"
+      "%v = neg %x : f32[2]\n"
+      "output v = %v\n"
+      "output w = %w\n"
+      "eval program look outputs=[v, w]\n"
+      "program step outputs=[v] updates=[%u]\n"
+      "program empty outputs=[]\n";
+  char err[512];
+  smelt_graph *g = parse_str(text, err, sizeof err);
+  ck_assert_msg(g, "%s", err);
+  char *t = smelt_graph_print(g);
+  ck_assert_str_eq(t, want);
+  smelt_free(t);
+  ck_assert_uint_eq(smelt_graph_program_count(g), 3);
+  smelt_program_decl d;
+  ck_assert_int_eq(smelt_graph_program(g, 1, &d), 0);
+  ck_assert_str_eq(d.name, "step");
+  ck_assert(!d.eval);
+  ck_assert_int_eq(d.noutputs, 1);
+  ck_assert_str_eq(d.outputs[0], "v");
+  ck_assert_int_eq(d.nupdates, 1);
+  ck_assert_str_eq(smelt_node_op(g, d.updates[0]), "assign");
+  ck_assert_int_eq(smelt_graph_program(g, 0, &d), 0);
+  ck_assert(d.eval);
+  ck_assert_int_eq(d.nupdates, 0);
+  ck_assert_int_eq(smelt_graph_program(g, 3, &d), -1);
+  ck_assert_int_eq(smelt_graph_find_program(g, "empty"), 2);
+  ck_assert_int_eq(smelt_graph_find_program(g, "nope"), -1);
+  check_round_trip(g, "programs");
+  smelt_graph_free(g);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- main */
 
 static Suite *text_suite(void) {
@@ -992,6 +1101,7 @@ static Suite *text_suite(void) {
   tcase_add_test(tc, parse_sugar_exact);
   tcase_add_test(tc, parse_names_and_literals);
   tcase_add_test(tc, print_dot_exact);
+  tcase_add_test(tc, print_programs_exact);
   tcase_add_loop_test(tc, print_dot_all, 0, N_API_GRAPHS);
   suite_add_tcase(s, tc);
 

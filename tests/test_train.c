@@ -294,6 +294,160 @@ START_TEST(params_survive_allocation_failures) {
 }
 END_TEST
 
+/* A declared program is the program smelt_program_new builds from the same
+ * lists: the same losses and weights, run after run. */
+START_TEST(declared_programs) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node w = smelt_param(g, "w", SMELT_F32, 1, (int64_t[]){3}, smelt_init_constant(0.5));
+  smelt_node loss = sq_loss(g, w, "x", "y", 6), grad, upd[SMELT_OPTIM_MAX_UPDATES(1)];
+  smelt_node pred = smelt_matmul(g, smelt_find(g, "x"), w);
+  smelt_output(g, "loss", loss);
+  smelt_output(g, "pred", pred);
+  smelt_grad(g, loss, 1, &w, &grad);
+  smelt_output(g, "grad", grad);
+  smelt_adam_options o = smelt_adam_defaults();
+  int n = smelt_adam(g, NULL, 1, &w, &grad, &o, upd);
+  ck_assert_int_gt(n, 1);
+  const char *outs[] = {"loss", "pred"};
+  ck_assert_int_eq(smelt_graph_add_program(g, "train", 2, outs, n, upd, false), 0);
+  ck_assert_int_eq(smelt_graph_add_program(g, "predict", 1, (const char *[]){"pred"}, 0, NULL,
+                                           true),
+                   0);
+  ck_assert_int_eq(smelt_graph_add_program(g, "peek", 1, (const char *[]){"grad"}, 0, NULL, true),
+                   0);
+  TU_ASSERT_OK(g);
+  ck_assert_uint_eq(smelt_graph_program_count(g), 3);
+
+  smelt_params *pa = smelt_params_new(g), *pb = smelt_params_new(g);
+  smelt_program *named = smelt_program_compile_named(g, pa, "train", NULL);
+  smelt_program *plain = smelt_program_new(g, pb, 2, outs, n, upd);
+  smelt_program *npred = smelt_program_compile_named(g, pa, "predict", NULL);
+  smelt_program *ppred = smelt_program_new_eval(g, pb, 1, (const char *[]){"pred"});
+  ck_assert_ptr_null(smelt_program_error(named));
+  ck_assert_ptr_null(smelt_program_error(plain));
+  ck_assert_ptr_null(smelt_program_error(npred));
+  smelt_program *progs[4] = {named, plain, npred, ppred};
+  for (int k = 0; k < 4; k++) {
+    ck_assert_int_eq(
+        smelt_program_bind(progs[k], "x", SMELT_F32, 2, (int64_t[]){6, 3}, X, sizeof X), 0);
+    if (k < 2)
+      ck_assert_int_eq(smelt_program_bind(progs[k], "y", SMELT_F32, 1, (int64_t[]){6}, Y, sizeof Y),
+                       0);
+  }
+  for (int step = 0; step < 5; step++) {
+    float la, lb, wa[3], wb[3], qa[6], qb[6];
+    ck_assert_int_eq(smelt_program_run(named), 0);
+    ck_assert_int_eq(smelt_program_run(plain), 0);
+    ck_assert_int_eq(smelt_program_read(named, "loss", SMELT_F32, &la, sizeof la), 0);
+    ck_assert_int_eq(smelt_program_read(plain, "loss", SMELT_F32, &lb, sizeof lb), 0);
+    ck_assert(memcmp(&la, &lb, sizeof la) == 0);
+    ck_assert_int_eq(smelt_params_read(pa, "w", SMELT_F32, wa, sizeof wa), 0);
+    ck_assert_int_eq(smelt_params_read(pb, "w", SMELT_F32, wb, sizeof wb), 0);
+    ck_assert(memcmp(wa, wb, sizeof wa) == 0);
+    ck_assert_int_eq(smelt_program_run(npred), 0);
+    ck_assert_int_eq(smelt_program_run(ppred), 0);
+    ck_assert_int_eq(smelt_program_read(npred, "pred", SMELT_F32, qa, sizeof qa), 0);
+    ck_assert_int_eq(smelt_program_read(ppred, "pred", SMELT_F32, qb, sizeof qb), 0);
+    ck_assert(memcmp(qa, qb, sizeof qa) == 0);
+  }
+  /* an eval program's checks still apply, naming the program */
+  smelt_program *peek = smelt_program_compile_named(g, pa, "peek", NULL);
+  ck_assert_ptr_nonnull(smelt_program_error(peek));
+  ck_assert_msg(strncmp(smelt_program_error(peek), "program \"peek\": evaluation program: output "
+                        "\"grad\" depends on",
+                        55) == 0,
+                "%s", smelt_program_error(peek));
+  ck_assert_int_eq(smelt_program_run(peek), -1);
+  /* an unknown name lists the declared ones */
+  smelt_program *none = smelt_program_compile_named(g, pa, "trian", NULL);
+  ck_assert_str_eq(smelt_program_error(none),
+                   "no program named \"trian\" (declared: train, predict, peek)");
+  ck_assert_int_eq(smelt_program_run(none), -1);
+  for (int k = 0; k < 4; k++) smelt_program_free(progs[k]);
+  smelt_program_free(peek);
+  smelt_program_free(none);
+  smelt_params_free(pa);
+  smelt_params_free(pb);
+  smelt_graph_free(g);
+
+  g = TU_GRAPH();
+  smelt_params *p = smelt_params_new(g);
+  none = smelt_program_compile_named(g, p, "train", NULL);
+  ck_assert_str_eq(smelt_program_error(none),
+                   "no program named \"train\" (the graph declares no programs)");
+  smelt_program_free(none);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+/* smelt_graph_add_program checks what smelt_program_new checks, and its
+ * errors are the graph's (sticky). */
+START_TEST(declared_program_errors) {
+  static const struct {
+    const char *want;
+  } cases[] = {
+      {"program \"p\": unknown output \"nope\" (the graph's outputs: y, z)"},
+      {"program \"p\": output \"y\" is listed twice"},
+      {"program \"p\": update %z is a mul node, not an assign"},
+      {"program \"p\": param \"w\" is updated twice"},
+      {"program \"p\": an evaluation program takes no updates"},
+      {"program: the name \"q\" is already a program"},
+      {"program: invalid name \"1p\" (names are [A-Za-z_][A-Za-z0-9_.]*)"},
+      {"program \"p\": update 0 is an invalid handle"},
+      {"program \"p\": bad output or update list"},
+  };
+  for (int c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
+    smelt_graph *g = TU_GRAPH();
+    smelt_node w = smelt_param(g, "w", SMELT_F32, 0, NULL, smelt_init_ones());
+    smelt_node y = smelt_output(g, "y", smelt_assign(g, w, smelt_scalar(g, 2.0)));
+    smelt_node z = smelt_set_name(g, smelt_mul(g, w, smelt_scalar(g, 3.0)), "z");
+    smelt_output(g, "z", z);
+    smelt_node u2 = smelt_assign(g, w, z);
+    ck_assert_int_eq(smelt_graph_add_program(g, "q", 1, (const char *[]){"z"}, 1, &y, false), 0);
+    int rc = 0;
+    switch (c) {
+    case 0: rc = smelt_graph_add_program(g, "p", 1, (const char *[]){"nope"}, 0, NULL, 0); break;
+    case 1: rc = smelt_graph_add_program(g, "p", 2, (const char *[]){"y", "y"}, 0, NULL, 0); break;
+    case 2: rc = smelt_graph_add_program(g, "p", 0, NULL, 2, (smelt_node[]){y, z}, false); break;
+    case 3: rc = smelt_graph_add_program(g, "p", 0, NULL, 2, (smelt_node[]){y, u2}, false); break;
+    case 4: rc = smelt_graph_add_program(g, "p", 0, NULL, 1, &y, true); break;
+    case 5: rc = smelt_graph_add_program(g, "q", 0, NULL, 0, NULL, true); break;
+    case 6: rc = smelt_graph_add_program(g, "1p", 0, NULL, 0, NULL, true); break;
+    case 7: rc = smelt_graph_add_program(g, "p", 0, NULL, 1, &SMELT_INVALID, false); break;
+    default: rc = smelt_graph_add_program(g, "p", -1, NULL, 0, NULL, false); break;
+    }
+    ck_assert_int_eq(rc, -1);
+    ck_assert_str_eq(smelt_graph_error(g), cases[c].want);
+    /* sticky: nothing more is declared */
+    ck_assert_int_eq(smelt_graph_add_program(g, "r", 0, NULL, 0, NULL, false), -1);
+    ck_assert_str_eq(smelt_graph_error(g), cases[c].want);
+    ck_assert_uint_eq(smelt_graph_program_count(g), 1);
+    smelt_graph_free(g);
+  }
+  ck_assert_int_eq(smelt_graph_add_program(NULL, "p", 0, NULL, 0, NULL, false), -1);
+  ck_assert_uint_eq(smelt_graph_program_count(NULL), 0);
+  /* declarations survive allocation failures cleanly */
+  for (long n = 0;; n++) {
+    smelt_graph *g = TU_GRAPH();
+    smelt_node w = smelt_param(g, "w", SMELT_F32, 0, NULL, smelt_init_ones());
+    smelt_node y = smelt_output(g, "y", smelt_assign(g, w, smelt_scalar(g, 2.0)));
+    sm_alloc_fail_after(n);
+    int rc = smelt_graph_add_program(g, "p", 1, (const char *[]){"y"}, 1, &y, false);
+    sm_alloc_fail_after(-1);
+    if (rc == 0) {
+      ck_assert_uint_eq(smelt_graph_program_count(g), 1);
+      smelt_graph_free(g);
+      break;
+    }
+    ck_assert_str_eq(smelt_graph_error(g), "program: out of memory");
+    ck_assert_uint_eq(smelt_graph_program_count(g), 0);
+    smelt_graph_free(g);
+    ck_assert_int_lt(n, 100);
+  }
+}
+END_TEST
+
 static Suite *train_suite(void) {
   Suite *s = suite_create("train");
   TCase *tc = tcase_create("programs");
@@ -304,6 +458,8 @@ static Suite *train_suite(void) {
   tcase_add_test(tc, checkpoints);
   tcase_add_test(tc, eval_output_shared_with_backward);
   tcase_add_test(tc, params_survive_allocation_failures);
+  tcase_add_test(tc, declared_programs);
+  tcase_add_test(tc, declared_program_errors);
   suite_add_tcase(s, tc);
   return s;
 }

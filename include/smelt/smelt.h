@@ -126,6 +126,39 @@ size_t smelt_graph_output_count(const smelt_graph *g);
 /* The i-th output's node and name (NULL name when i is out of range). */
 smelt_node smelt_graph_output(const smelt_graph *g, size_t i, const char **name);
 
+/* ------------------------------------------------- program declarations */
+/* A graph may declare its programs by name (what smelt_program_new or
+ * smelt_program_new_eval would be given), so that the graph alone, or its
+ * text, says what to compile: `smeltc run --program NAME` and ahead-of-time
+ * compilation need nothing else. */
+
+/* Declares program `name` (names as node names, unique among the graph's
+ * programs): outputs by output name (registered with smelt_output), updates
+ * as smelt_assign nodes (at most one per param); eval declares an
+ * evaluation program (smelt_program_new_eval's meaning), which takes no
+ * updates. The lists are copied. Returns 0, or -1 with the error recorded
+ * on the graph (sticky, as a builder's). */
+int smelt_graph_add_program(smelt_graph *g, const char *name, int noutputs,
+                            const char *const *outputs, int nupdates, const smelt_node *updates,
+                            bool eval);
+size_t smelt_graph_program_count(const smelt_graph *g);
+
+/* A declared program, as given to smelt_graph_add_program. Its pointers
+ * live as long as the graph. */
+typedef struct smelt_program_decl {
+  const char *name;
+  bool eval;
+  int noutputs;
+  const char *const *outputs; /* output names */
+  int nupdates;
+  const smelt_node *updates;  /* assign nodes */
+} smelt_program_decl;
+/* Fills *decl with the i-th declared program (declaration order). Returns
+ * 0, or -1 when i is out of range (or g or decl is NULL). */
+int smelt_graph_program(const smelt_graph *g, size_t i, smelt_program_decl *decl);
+/* The index of the program declared as `name`, -1 when there is none. */
+long smelt_graph_find_program(const smelt_graph *g, const char *name);
+
 /* ------------------------------------------------------------- sources */
 
 /* A tensor bound at run time, by name. */
@@ -501,6 +534,13 @@ smelt_program *smelt_program_compile(smelt_graph *g, smelt_params *params, int n
 smelt_program *smelt_program_compile_eval(smelt_graph *g, smelt_params *params, int noutputs,
                                           const char *const *outputs,
                                           const smelt_compile_options *options);
+/* Compiles the program that g declares as `name` (smelt_graph_add_program,
+ * or a `program` line of the text format), as smelt_program_compile or
+ * smelt_program_compile_eval would; options NULL: the defaults. An unknown
+ * name gives a program whose error names it and lists the declared ones. */
+smelt_program *smelt_program_compile_named(smelt_graph *g, smelt_params *params,
+                                           const char *name,
+                                           const smelt_compile_options *options);
 
 /* What a compiled program is made of. */
 typedef struct smelt_program_stats {
