@@ -126,6 +126,26 @@ double *tu_to_double(smelt_dtype dt, const void *p, int64_t n) {
   return d;
 }
 
+/* The declared type of input `name`, to bind data to it. An unknown name
+ * gets a dummy type, so that the interpreter or program reports the
+ * name itself. */
+typedef struct bind_type {
+  smelt_dtype dt;
+  int rank;
+  const int64_t *dims;
+  size_t nbytes;
+} bind_type;
+
+static bind_type bind_type_of(const smelt_graph *g, const char *name) {
+  static const int64_t none[1] = {1};
+  smelt_node in = smelt_find(g, name);
+  bind_type t = {smelt_node_dtype(g, in), 0, NULL, 0};
+  if (!smelt_node_valid(in)) return (bind_type){t.dt, 1, none, 4};
+  t.dims = smelt_node_shape(g, in, &t.rank);
+  t.nbytes = (size_t)smelt_node_numel(g, in) * smelt_dtype_size(t.dt);
+  return t;
+}
+
 /* tu_run on a compiled target ($SMELT_TEST_TARGET, e.g. cpu): the graph's
  * outputs as a program (params from their initializers), so every suite
  * that evaluates through tu_run also tests that backend. */
@@ -149,18 +169,9 @@ static char *run_program(smelt_graph *g, const char *target, int nout, const sme
     goto done;
   }
   for (int i = 0; i < nbind; i++) {
-    smelt_node in = smelt_find(g, binds[i].name);
-    int rank = 0;
-    const int64_t *dims = smelt_node_shape(g, in, &rank);
-    smelt_dtype dt = smelt_node_dtype(g, in);
-    size_t nbytes = (size_t)smelt_node_numel(g, in) * smelt_dtype_size(dt);
-    if (!smelt_node_valid(in)) {
-      static const int64_t none[1] = {1};
-      dims = none;
-      rank = 1;
-      nbytes = 4;
-    }
-    if (smelt_program_bind(pr, binds[i].name, dt, rank, dims, binds[i].data, nbytes) != 0) {
+    bind_type t = bind_type_of(g, binds[i].name);
+    if (smelt_program_bind(pr, binds[i].name, t.dt, t.rank, t.dims, binds[i].data, t.nbytes) !=
+        0) {
       err = xasprintf("bind %s: %s", binds[i].name, smelt_program_error(pr));
       goto done;
     }
@@ -252,19 +263,8 @@ char *tu_run(smelt_graph *g, int nout, const smelt_node *outs, void **results, i
     goto done;
   }
   for (int i = 0; i < nbind; i++) {
-    smelt_node in = smelt_find(g, binds[i].name);
-    int rank = 0;
-    const int64_t *dims = smelt_node_shape(g, in, &rank);
-    smelt_dtype dt = smelt_node_dtype(g, in);
-    size_t nbytes = (size_t)smelt_node_numel(g, in) * smelt_dtype_size(dt);
-    if (!smelt_node_valid(in)) {
-      /* Let the interpreter report an unknown name itself. */
-      static const int64_t none[1] = {1};
-      dims = none;
-      rank = 1;
-      nbytes = 4;
-    }
-    if (smelt_interp_bind(it, binds[i].name, dt, rank, dims, binds[i].data, nbytes) != 0) {
+    bind_type t = bind_type_of(g, binds[i].name);
+    if (smelt_interp_bind(it, binds[i].name, t.dt, t.rank, t.dims, binds[i].data, t.nbytes) != 0) {
       const char *m = smelt_interp_error(it);
       err = xasprintf("bind %s: %s", binds[i].name, m ? m : "(no message)");
       goto done;
