@@ -1381,6 +1381,38 @@ int sm_llvm_emit(LLVMModuleRef m, LLVMTargetMachineRef tm, sm_kernel *const *ker
   return 0;
 }
 
+/* ------------------------------------------------------------- dumps */
+
+void sm_llvm_dump_module(sm_dump *dump, const char *part, LLVMModuleRef m) {
+  if (!sm_dump_wants(dump, SM_DUMP_LLVM)) return;
+  char *text = LLVMPrintModuleToString(m);
+  sm_dump_write(dump, SM_DUMP_LLVM, part, text);
+  LLVMDisposeMessage(text);
+}
+
+void sm_llvm_dump_asm(sm_dump *dump, LLVMTargetMachineRef tm, LLVMModuleRef m) {
+  if (!sm_dump_wants(dump, SM_DUMP_ASM)) return;
+  /* codegen changes the module it runs on: print a copy */
+  LLVMModuleRef copy = LLVMCloneModule(m);
+  char *msg = NULL;
+  LLVMMemoryBufferRef buf = NULL;
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, copy, LLVMAssemblyFile, &msg, &buf)) {
+    sm_dump_write(dump, SM_DUMP_ASM, NULL, msg ? msg : "assembly could not be printed");
+  } else {
+    size_t n = LLVMGetBufferSize(buf);
+    char *text = sm_malloc(n + 1);
+    if (text) {
+      memcpy(text, LLVMGetBufferStart(buf), n);
+      text[n] = 0;
+      sm_dump_write(dump, SM_DUMP_ASM, NULL, text);
+      sm_free(text);
+    }
+    LLVMDisposeMemoryBuffer(buf);
+  }
+  if (msg) LLVMDisposeMessage(msg);
+  LLVMDisposeModule(copy);
+}
+
 /* ------------------------------------------------------------ passes */
 
 int sm_llvm_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char **err) {

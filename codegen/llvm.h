@@ -5,6 +5,7 @@
 #ifndef SMELT_CODEGEN_LLVM_H
 #define SMELT_CODEGEN_LLVM_H
 
+#include "../src/dump.h"
 #include "kernel.h"
 
 #include <llvm-c/Core.h>
@@ -20,6 +21,11 @@ int sm_llvm_emit(LLVMModuleRef m, LLVMTargetMachineRef tm, sm_kernel *const *ker
 /* Runs the new pass manager pipeline default<O{opt_level}> over m (loop
  * and SLP vectorization on). Returns 0, or -1 with *err set. */
 int sm_llvm_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char **err);
+
+/* Writes the module's LLVM IR (stage "llvm", labelled part) and its
+ * assembly for tm (stage "asm") when dump wants them. */
+void sm_llvm_dump_module(sm_dump *dump, const char *part, LLVMModuleRef m);
+void sm_llvm_dump_asm(sm_dump *dump, LLVMTargetMachineRef tm, LLVMModuleRef m);
 
 /* A target machine for the host (or cpu/triple when not NULL), PIC,
  * optimization level opt_level. NULL with *err set. */

@@ -1,6 +1,7 @@
 /* The cpu target when libsmelt is built without LLVM: it reports that it
  * is missing (smelt_program_* then fall back to what the caller asks). */
 #include "cpu.h"
+#include "../src/aot.h"
 
 bool sm_cpu_available(void) { return false; }
 
@@ -19,5 +20,12 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
                bool training, uint64_t rng_step, void *const *results, char **err) {
   (void)c, (void)inputs, (void)params, (void)training, (void)rng_step, (void)results;
   *err = sm_strdup("the cpu target is not available");
+  return -1;
+}
+
+int sm_aot_object(const sm_aot_model *m, const smelt_aot_options *o, sm_dump *dump,
+                  char **target, char **err) {
+  (void)m, (void)o, (void)dump, (void)target;
+  *err = sm_strdup("ahead-of-time compilation needs LLVM, and this libsmelt was built without it");
   return -1;
 }

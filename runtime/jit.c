@@ -231,36 +231,6 @@ out:
 
 /* --------------------------------------------------------- compilation */
 
-static void dump_module(sm_dump *dump, const char *part, LLVMModuleRef m) {
-  if (!sm_dump_wants(dump, SM_DUMP_LLVM)) return;
-  char *text = LLVMPrintModuleToString(m);
-  sm_dump_write(dump, SM_DUMP_LLVM, part, text);
-  LLVMDisposeMessage(text);
-}
-
-static void dump_asm(sm_dump *dump, LLVMTargetMachineRef tm, LLVMModuleRef m) {
-  if (!sm_dump_wants(dump, SM_DUMP_ASM)) return;
-  /* codegen changes the module it runs on: print a copy */
-  LLVMModuleRef copy = LLVMCloneModule(m);
-  char *msg = NULL;
-  LLVMMemoryBufferRef buf = NULL;
-  if (LLVMTargetMachineEmitToMemoryBuffer(tm, copy, LLVMAssemblyFile, &msg, &buf)) {
-    sm_dump_write(dump, SM_DUMP_ASM, NULL, msg ? msg : "assembly could not be printed");
-  } else {
-    size_t n = LLVMGetBufferSize(buf);
-    char *text = sm_malloc(n + 1);
-    if (text) {
-      memcpy(text, LLVMGetBufferStart(buf), n);
-      text[n] = 0;
-      sm_dump_write(dump, SM_DUMP_ASM, NULL, text);
-      sm_free(text);
-    }
-    LLVMDisposeMemoryBuffer(buf);
-  }
-  if (msg) LLVMDisposeMessage(msg);
-  LLVMDisposeModule(copy);
-}
-
 /* Kernels to an object file in memory. NULL with *err set. */
 static LLVMMemoryBufferRef compile_object(sm_kernel *const *kernels, size_t n,
                                           LLVMTargetMachineRef tm, int opt_level,
@@ -270,14 +240,14 @@ static LLVMMemoryBufferRef compile_object(sm_kernel *const *kernels, size_t n,
   LLVMMemoryBufferRef buf = NULL;
   char *msg = NULL;
   if (sm_llvm_emit(m, tm, kernels, n, err)) goto out;
-  dump_module(dump, "before", m);
+  sm_llvm_dump_module(dump, "before", m);
   if (LLVMVerifyModule(m, LLVMReturnStatusAction, &msg)) {
     *err = sm_fmt("LLVM IR of the kernels is invalid (a backend bug): %s", msg);
     goto out;
   }
   if (sm_llvm_optimize(m, tm, opt_level, err)) goto out;
-  dump_module(dump, "after", m);
-  dump_asm(dump, tm, m);
+  sm_llvm_dump_module(dump, "after", m);
+  sm_llvm_dump_asm(dump, tm, m);
   if (msg) LLVMDisposeMessage(msg);
   msg = NULL;
   if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, &buf)) {

@@ -5,7 +5,11 @@
 
 #include <errno.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 FILE *sm_open_input(const char *path, bool *known, uint64_t *size, char *errbuf, size_t errlen) {
   *known = false;
@@ -71,3 +75,97 @@ int sm_read_bounded(FILE *f, size_t want, bool known, uint64_t avail, unsigned c
   return 0;
 }
 
+
+/* ------------------------------------------------------------ writing */
+
+/* write(2) until done; false with errno set on error. */
+bool sm_write_all(int fd, const void *buf, size_t n) {
+  const unsigned char *p = buf;
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (w == 0) {
+      errno = EIO;
+      return false;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return true;
+}
+
+/* A new temporary file next to path: its name in tmp (cap bytes). */
+int sm_create_temp(const char *path, char *tmp, size_t cap) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)tmp;
+  for (int attempt = 0; attempt < 100; attempt++) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    snprintf(tmp, cap, "%s.%ld.%06x.tmp", path, (long)getpid(), (unsigned)(x >> 40));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0 || errno != EEXIST) return fd;
+  }
+  return -1;
+}
+
+/* The directory part of path ("." when none) into dir (cap bytes). */
+static void dir_of(const char *path, char *dir, size_t cap) {
+  const char *slash = strrchr(path, '/');
+  if (!slash) {
+    snprintf(dir, cap, ".");
+  } else {
+    size_t dl = slash == path ? 1 : (size_t)(slash - path);
+    snprintf(dir, cap, "%.*s", (int)dl, path);
+  }
+}
+
+int sm_write_file_atomic(const char *path, const void *data, size_t len, char **err) {
+  *err = NULL;
+  size_t plen = strlen(path), tcap = plen + 48;
+  char *tmp = sm_malloc(tcap + plen + 2);
+  if (!tmp) return -1;
+  char *dir = tmp + tcap;
+  dir_of(path, dir, plen + 2);
+  errno = 0;
+  int fd = sm_create_temp(path, tmp, tcap);
+  if (fd < 0) {
+    *err = sm_fmt("%s: cannot create a temporary file next to it: %s", path,
+                  strerror(errno ? errno : EEXIST));
+    sm_free(tmp);
+    return -1;
+  }
+  const char *step = "write error";
+  bool ok = sm_write_all(fd, data, len);
+  if (ok) {
+    step = "fsync failed";
+    while (!(ok = fsync(fd) == 0) && errno == EINTR) {
+    }
+  }
+  int saved = errno;
+  if (close(fd) != 0 && ok) {
+    ok = false;
+    step = "write error";
+    saved = errno;
+  }
+  if (ok) {
+    step = "cannot rename the temporary file into place";
+    ok = rename(tmp, path) == 0;
+    saved = errno;
+  }
+  if (!ok) {
+    unlink(tmp);
+    *err = sm_fmt("%s: %s: %s", path, step, strerror(saved ? saved : EIO));
+    sm_free(tmp);
+    return -1;
+  }
+  int dfd = open(dir, O_RDONLY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)fsync(dfd);
+    close(dfd);
+  }
+  sm_free(tmp);
+  return 0;
+}

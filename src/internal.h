@@ -234,6 +234,10 @@ void sm_buf_describe(sm_buf *b, const smelt_graph *g, const sm_node *n);
 /* Node's printable id: its name or its index, written to out. */
 void sm_node_id(const smelt_graph *g, const sm_node *n, char *out, size_t outlen);
 
+/* 1 when root depends on a node of a backward graph (*culprit names it),
+ * 0 when not, -1 when out of memory (evaluation programs refuse such
+ * outputs). */
+int sm_uses_gradient(const smelt_graph *g, uint32_t root, uint32_t *culprit);
 /* smelt_graph_add_program that also tells which part failed: *culprit is
  * -1 for the program itself (its name), k < noutputs for output k, and
  * noutputs + k for update k (the text parser points at that token). */
@@ -322,6 +326,16 @@ FILE *sm_open_input(const char *path, bool *known, uint64_t *size, char *errbuf,
  * memory (*buf freed). Read errors show in ferror(f). */
 int sm_read_bounded(FILE *f, size_t want, bool known, uint64_t avail, unsigned char **buf,
                     size_t *got);
+/* write(2) until done; false with errno set on error. */
+bool sm_write_all(int fd, const void *buf, size_t n);
+/* Creates a new temporary file next to path (0666 less the umask) and
+ * opens it for writing; its name goes to tmp (cap bytes, at least
+ * strlen(path) + 48). Returns the descriptor, or -1 with errno set. */
+int sm_create_temp(const char *path, char *tmp, size_t cap);
+/* Writes a whole file atomically: a temporary file next to path, fsync'ed,
+ * renamed over path. Returns 0, or -1 with *err set ("path: why"; NULL
+ * when out of memory). */
+int sm_write_file_atomic(const char *path, const void *data, size_t len, char **err);
 
 /* ------------------------------------------------------- interpreter */
 /* How a run sees the program around it. Without options: params from

@@ -522,9 +522,7 @@ int smelt_program_get_stats(const smelt_program *pr, smelt_program_stats *stats)
   return 0;
 }
 
-/* 1 when root depends on a node of a backward graph (*culprit names it),
- * 0 when not, -1 when out of memory. */
-static int uses_gradient(const smelt_graph *g, uint32_t root, uint32_t *culprit) {
+int sm_uses_gradient(const smelt_graph *g, uint32_t root, uint32_t *culprit) {
   bool *seen = sm_calloc(root + 1, sizeof *seen);
   if (!seen) return -1;
   seen[root] = true;
@@ -558,7 +556,7 @@ smelt_program *smelt_program_compile_eval(smelt_graph *g, smelt_params *params, 
   if (setup(pr, noutputs, outputs, 0, NULL)) return pr;
   for (size_t k = 0; k < pr->nout; k++) {
     uint32_t culprit;
-    int used = uses_gradient(g, pr->roots[k], &culprit);
+    int used = sm_uses_gradient(g, pr->roots[k], &culprit);
     if (used < 0) {
       prfail(pr, "out of memory");
       smelt_interp_free(pr->it);

@@ -1245,48 +1245,15 @@ int sm_st_encode(const sm_st_tensor *tensors, size_t n, const sm_st_meta *meta, 
   return 0;
 }
 
-/* write(2) until done; false with errno set on error. */
-static bool write_all(int fd, const void *buf, size_t n) {
-  const unsigned char *p = buf;
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (w == 0) {
-      errno = EIO;
-      return false;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return true;
-}
-
 static bool write_tensor(int fd, const sm_st_tensor *t) {
-  if (!needs_transform(t)) return write_all(fd, t->data, t->nbytes);
+  if (!needs_transform(t)) return sm_write_all(fd, t->data, t->nbytes);
   unsigned char chunk[16384]; /* a multiple of every element size */
   for (size_t off = 0; off < t->nbytes; off += sizeof chunk) {
     size_t k = t->nbytes - off < sizeof chunk ? t->nbytes - off : sizeof chunk;
     transform(t, off, k, chunk);
-    if (!write_all(fd, chunk, k)) return false;
+    if (!sm_write_all(fd, chunk, k)) return false;
   }
   return true;
-}
-
-/* A new temporary file next to path: its name in tmp (cap bytes). */
-static int create_temp(const char *path, char *tmp, size_t cap) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)tmp;
-  for (int attempt = 0; attempt < 100; attempt++) {
-    x = x * 6364136223846793005u + 1442695040888963407u;
-    snprintf(tmp, cap, "%s.%ld.%06x.tmp", path, (long)getpid(), (unsigned)(x >> 40));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0 || errno != EEXIST) return fd;
-  }
-  return -1;
 }
 
 int sm_st_write_file(const char *path, const sm_st_tensor *tensors, size_t n,
@@ -1315,14 +1282,14 @@ int sm_st_write_file(const char *path, const sm_st_tensor *tensors, size_t n,
 
   int rc = -1;
   errno = 0;
-  int fd = create_temp(path, tmp, tcap);
+  int fd = sm_create_temp(path, tmp, tcap);
   if (fd < 0) {
     fail(errbuf, errlen, "%s: cannot create a temporary file next to it: %s", path,
          strerror(errno ? errno : EEXIST));
     goto done;
   }
   const char *step = "write error";
-  bool ok = write_all(fd, im.head, im.head_len);
+  bool ok = sm_write_all(fd, im.head, im.head_len);
   for (size_t i = 0; ok && i < im.n; i++) ok = write_tensor(fd, im.order[i]);
   if (ok) {
     step = "fsync failed";

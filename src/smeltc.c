@@ -2,6 +2,7 @@
  *
  *   smeltc run FILE [--input NAME=FILE.npy ...] [--output-dir DIR] [--quiet]
  *              [--program NAME] [--steps N] [--target T] [--threads N] [--stats] ...
+ *   smeltc compile FILE -o FILE.o [--header FILE.h] [--prefix NAME] ...
  *   smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu] ...
  *   smeltc dump FILE [--dot]
  *
@@ -9,14 +10,16 @@
  * for a target (cpu by default, or the reference interpreter), binds its
  * inputs from .npy files, runs it and prints its outputs (and writes them
  * as DIR/NAME.npy); with --program, a program the graph declares, run
- * --steps times with its updates applied in memory. compile writes the
- * text of compiler stages (the dumps of SMELT_DUMP, captured). dump
+ * --steps times with its updates applied in memory. compile writes an
+ * ahead-of-time object and header (smelt_aot_compile), or the text of
+ * compiler stages (the dumps of SMELT_DUMP, captured). dump
  * prints the canonical text or Graphviz DOT.
  *
  * Every problem is one message on stderr starting with "smeltc: ", and the
  * exit status is 1 (an error in the input) or 2 (a command-line usage
  * error). Everything allocated is freed before exit, errors included, so
  * that the tool runs clean under valgrind and ASan. */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -66,6 +69,9 @@ static const char usage_main[] =
     "                 compile the graph's outputs for a target (cpu by default,\n"
     "                 or the reference interpreter with --target interp), run\n"
     "                 them and print them\n"
+    "  compile FILE -o FILE.o [--header FILE.h]\n"
+    "                 compile the programs the graph declares ahead of time: an\n"
+    "                 object that needs libc and libm only, and its C header\n"
     "  compile FILE --emit STAGE [-o PATH]\n"
     "                 compile the graph's outputs and write a stage of the\n"
     "                 compiler as text: graph, passes, fusion, kernels, llvm,\n"
@@ -150,14 +156,25 @@ static const char usage_run[] =
     "  smeltc run train.smelt --program train_step --steps 100 --input x=x.npy\n";
 
 static const char usage_compile[] =
-    "usage: smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu]\n"
+    "usage: smeltc compile FILE -o FILE.o [--header FILE.h] [--prefix NAME]\n"
+    "                      [--weights FILE.safetensors] [--target cpu]\n"
+    "                      [--triple TRIPLE] [--cpu NAME] [--features LIST]\n"
+    "                      [--opt-level N] [--reassociate]\n"
+    "       smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu]\n"
     "                      [--threads N] [--opt-level N] [--reassociate]\n"
     "                      [--no-cache] [--stats]\n"
     "\n"
-    "Compiles the outputs of the graph in FILE ('-' for standard input) as\n"
-    "one program, as 'smeltc run' would, and writes the text of stages of the\n"
-    "compiler to standard output or PATH. No inputs are needed: only their\n"
-    "declared types matter. The graph must have at least one output.\n"
+    "Ahead of time (the first form): compiles every program the graph in FILE\n"
+    "declares ('program' lines) into one relocatable, position-independent\n"
+    "object that needs libc and libm only, and a C header that declares one\n"
+    "function per program, the params' initializer, safetensors load and save,\n"
+    "and the sizes of the memory the caller provides (docs/aot.md):\n"
+    "  cc host.c model.o -lm\n"
+    "\n"
+    "Stages (the second form, with --emit or --stats): compiles the outputs of\n"
+    "the graph as one program, as 'smeltc run' would, and writes the text of\n"
+    "stages of the compiler to standard output or PATH. No inputs are needed:\n"
+    "only their declared types matter. The graph must have at least one output.\n"
     "\n"
     "stages:\n"
     "  graph          the graph as given, in the text format\n"
@@ -169,7 +186,34 @@ static const char usage_compile[] =
     "  dot            the fused graph as Graphviz DOT, a cluster per kernel\n"
     "  all            every stage above, in this order\n"
     "\n"
-    "options:\n"
+    "ahead-of-time options:\n"
+    "  -o, --output FILE.o\n"
+    "                 the object file to write (required)\n"
+    "  --header FILE.h\n"
+    "                 also write the C header that describes the object\n"
+    "  --prefix NAME  the C prefix of every generated name: functions NAME_PROGRAM,\n"
+    "                 types NAME_ctx, macros NAME_PARAMS_BYTES... (default: the\n"
+    "                 object's file name without .o when that is a C identifier,\n"
+    "                 else 'model')\n"
+    "  --weights FILE.safetensors\n"
+    "                 start the params at these values instead of their\n"
+    "                 initializers (every tensor must be a param of that dtype and\n"
+    "                 shape; params it lacks keep their initializers)\n"
+    "  --target cpu   the target: cpu, the default and the only one for objects\n"
+    "  --triple TRIPLE\n"
+    "                 compile for this target triple, e.g. x86_64-linux-gnu or\n"
+    "                 aarch64-linux-gnu (default: the host's); 64-bit\n"
+    "                 little-endian targets only\n"
+    "  --cpu NAME     the CPU to tune and select instructions for, e.g. x86-64-v3,\n"
+    "                 znver4, neoverse-v1 (default: the host's CPU for the host\n"
+    "                 triple, else the triple's generic CPU)\n"
+    "  --features LIST\n"
+    "                 LLVM feature string, e.g. +avx2,+fma (default: the CPU's)\n"
+    "  --opt-level N  LLVM optimization level, 0 to 3 (default 3)\n"
+    "  --reassociate  let float reductions be reordered (vectorized); by\n"
+    "                 default sums follow a fixed order\n"
+    "\n"
+    "stage options:\n"
     "  -e, --emit STAGE[,STAGE...]\n"
     "                 the stages to write, in the order given; may be given\n"
     "                 several times. With more than one stage, each starts\n"
@@ -181,9 +225,8 @@ static const char usage_compile[] =
     "                 target runs the graph as it is and compiles nothing)\n"
     "  --threads N    split the kernels for N threads (default:\n"
     "                 $SMELT_NUM_THREADS, else every core)\n"
-    "  --opt-level N  LLVM optimization level, 0 to 3 (default 3)\n"
-    "  --reassociate  let float reductions be reordered (vectorized); by\n"
-    "                 default sums follow a fixed order\n"
+    "  --opt-level N, --reassociate\n"
+    "                 as above\n"
     "  --no-cache     neither read nor write the disk cache of compiled code\n"
     "                 (the llvm and asm stages are always generated afresh)\n"
     "  --stats        print what the program is made of on stderr: target,\n"
@@ -192,9 +235,13 @@ static const char usage_compile[] =
     "  -h, --help     show this help\n"
     "\n"
     "Each stage is compiled on its own; SMELT_DUMP and SMELT_DUMP_DIR are not\n"
-    "used.\n"
+    "used there. Ahead of time, SMELT_DUMP=llvm (or any stage) prints what the\n"
+    "object is made of.\n"
     "\n"
     "examples:\n"
+    "  smeltc compile model.smelt -o model.o --header model.h\n"
+    "  smeltc compile model.smelt --triple aarch64-linux-gnu --cpu neoverse-n1 \\\n"
+    "    -o model-arm64.o --header model.h --weights trained.safetensors\n"
     "  smeltc compile model.smelt --emit=kernels\n"
     "  smeltc compile model.smelt --emit=fusion,llvm -o model.txt\n"
     "  smeltc compile model.smelt --emit=dot | dot -Tsvg >model.svg\n";
@@ -1160,10 +1207,47 @@ done:
   return rc;
 }
 
+/* The default prefix: the object's file name without its extension when
+ * that is a C identifier, else "model". */
+static const char *default_prefix(const char *objpath, char *buf, size_t cap) {
+  const char *base = strrchr(objpath, '/');
+  base = base ? base + 1 : objpath;
+  size_t n = strcspn(base, ".");
+  bool ok = n > 0 && n < cap && (isalpha((unsigned char)base[0]) || base[0] == '_');
+  for (size_t i = 0; ok && i < n; i++) ok = isalnum((unsigned char)base[i]) || base[i] == '_';
+  if (!ok) return "model";
+  memcpy(buf, base, n);
+  buf[n] = 0;
+  return buf;
+}
+
+/* smeltc compile FILE -o FILE.o ...: the ahead-of-time object. */
+static int compile_object(const char *file, smelt_aot_options *ao) {
+  const char *display = strcmp(file, "-") == 0 ? "<stdin>" : file;
+  smelt_graph *g = load_graph(file);
+  if (!g) return EXIT_ERR;
+  char prefix[128];
+  if (!ao->prefix) ao->prefix = default_prefix(ao->object_path, prefix, sizeof prefix);
+  const char *slash = strrchr(display, '/');
+  ao->source_name = slash ? slash + 1 : display;
+  char *err = NULL;
+  int rc = EXIT_OK;
+  if (smelt_aot_compile(g, ao, &err)) {
+    msg("%s: %s", display, err ? err : "out of memory");
+    rc = EXIT_ERR;
+  }
+  smelt_free(err);
+  smelt_graph_free(g);
+  return rc;
+}
+
 static int cmd_compile(int argc, char **argv) {
   const char *file = NULL, *outpath = NULL;
   bool options_done = false;
   compile_args ca = {smelt_compile_defaults(), false, false};
+  smelt_aot_options ao = smelt_aot_defaults();
+  ao.prefix = NULL;
+  const char *aot_flag = NULL, *stage_flag = NULL; /* one of each form's own options */
   int order[NSTAGES], n = 0, known;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -1183,24 +1267,73 @@ static int cmd_compile(int argc, char **argv) {
       if (missing)
         return usage_error("compile", "compile: %s needs a stage (stages: %s)", a, stage_list);
       if (add_stages(v, order, &n)) return EXIT_USAGE;
+      stage_flag = "--emit";
     } else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing)) || missing) {
       if (missing || !v[0]) return usage_error("compile", "compile: %s needs a file name", a);
       outpath = v;
+    } else if ((v = opt_value(argc, argv, &i, "--header", NULL, &missing)) || missing) {
+      if (missing || !v[0]) return usage_error("compile", "compile: --header needs a file name");
+      ao.header_path = v;
+      aot_flag = "--header";
+    } else if ((v = opt_value(argc, argv, &i, "--prefix", NULL, &missing)) || missing) {
+      if (missing || !v[0]) return usage_error("compile", "compile: --prefix needs a C identifier");
+      ao.prefix = v;
+      aot_flag = "--prefix";
+    } else if ((v = opt_value(argc, argv, &i, "--weights", NULL, &missing)) || missing) {
+      if (missing || !v[0])
+        return usage_error("compile", "compile: --weights needs a .safetensors file");
+      ao.weights_path = v;
+      aot_flag = "--weights";
+    } else if ((v = opt_value(argc, argv, &i, "--triple", NULL, &missing)) || missing) {
+      if (missing || !v[0]) return usage_error("compile", "compile: --triple needs a target triple");
+      ao.triple = v;
+      aot_flag = "--triple";
+    } else if ((v = opt_value(argc, argv, &i, "--cpu", NULL, &missing)) || missing) {
+      if (missing || !v[0]) return usage_error("compile", "compile: --cpu needs a CPU name");
+      ao.cpu = v;
+      aot_flag = "--cpu";
+    } else if ((v = opt_value(argc, argv, &i, "--features", NULL, &missing)) || missing) {
+      if (missing) return usage_error("compile", "compile: --features needs a feature list");
+      ao.features = v;
+      aot_flag = "--features";
     } else if ((known = compile_option("compile", argc, argv, &i, &ca)) != 0) {
       if (known < 0) return EXIT_USAGE;
+      if (strcmp(a, "--threads") == 0 || strcmp(a, "--no-cache") == 0 ||
+          strcmp(a, "--stats") == 0 || strncmp(a, "--threads=", 10) == 0)
+        stage_flag = a;
     } else {
       return usage_error("compile", "compile: unknown option '%s'", a);
     }
   }
   if (!file) return usage_error("compile", "compile: missing FILE (the graph to compile)");
-  if (n == 0 && !ca.stats)
-    return usage_error("compile", "compile: missing --emit STAGE (stages: %s)", stage_list);
   if (ca.o.target == SMELT_TARGET_INTERP)
     return usage_error("compile",
                        "compile: the interp target runs the graph as it is and compiles "
                        "nothing (compile for --target cpu)");
   if (!ca.target_given) ca.o.target = SMELT_TARGET_CPU;
-  return compile_graph(file, order, n, outpath, &ca);
+  if (stage_flag) {
+    if (aot_flag)
+      return usage_error("compile",
+                         "compile: %s writes an object, and %s writes compiler stages: "
+                         "use one form at a time",
+                         aot_flag, stage_flag);
+    if (n == 0 && !ca.stats)
+      return usage_error("compile", "compile: missing --emit STAGE (stages: %s)", stage_list);
+    return compile_graph(file, order, n, outpath, &ca);
+  }
+  if (!outpath)
+    return usage_error("compile", "compile: missing -o FILE.o (the object to write), or "
+                                  "--emit STAGE to print compiler stages");
+  if (strcmp(outpath, "-") == 0)
+    return usage_error("compile", "compile: an object is not written to standard output "
+                                  "(give -o FILE.o)");
+  if (ca.o.target != SMELT_TARGET_CPU)
+    return usage_error("compile", "compile: objects are compiled for --target cpu only (not %s)",
+                       smelt_target_name(ca.o.target));
+  ao.object_path = outpath;
+  ao.opt_level = ca.o.opt_level;
+  ao.reassociate = ca.o.reassociate;
+  return compile_object(file, &ao);
 }
 
 /* ----------------------------------------------------------------- dump */

@@ -198,7 +198,12 @@ out_has "--stats"
 
 t "compile --help"
 run 0 compile --help
-out_has "usage: smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu]"
+out_has "usage: smeltc compile FILE -o FILE.o [--header FILE.h] [--prefix NAME]"
+out_has "       smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu]"
+for flag in "--header FILE.h" "--prefix NAME" "--weights FILE.safetensors" "--triple TRIPLE" \
+  "--cpu NAME" "--features LIST" "--target cpu" "--opt-level N" "--reassociate"; do
+  out_has "  $flag"
+done
 for st in graph passes fusion kernels llvm asm dot all; do
   out_has "  $st "
 done
@@ -623,9 +628,31 @@ t "compile: missing FILE"
 run 2 compile --emit=kernels
 err_has "smeltc: compile: missing FILE (the graph to compile) (see 'smeltc compile --help')"
 
-t "compile: missing --emit"
+t "compile: missing -o (an object) or --emit (stages)"
 run 2 compile "$G/double.smelt"
+err_has "smeltc: compile: missing -o FILE.o (the object to write), or --emit STAGE to print compiler stages"
+
+t "compile: --stats without --emit writes no stage"
+run 2 compile "$G/double.smelt" --threads 2
 err_has "smeltc: compile: missing --emit STAGE (stages: graph, passes, fusion, kernels, llvm, asm, dot, all)"
+
+t "compile: object and stage options together"
+run 2 compile "$G/double.smelt" --emit=kernels --header "$T/x.h"
+err_has "smeltc: compile: --header writes an object, and --emit writes compiler stages: use one form at a time"
+run 2 compile "$G/double.smelt" -o "$T/x.o" --triple aarch64-linux-gnu --no-cache
+err_has "smeltc: compile: --triple writes an object, and --no-cache writes compiler stages"
+
+t "compile: object usage errors"
+run 2 compile "$G/thermometer.smelt" -o -
+err_has "smeltc: compile: an object is not written to standard output (give -o FILE.o)"
+run 2 compile "$G/thermometer.smelt" -o "$T/x.o" --target interp
+err_has "compiles nothing"
+run 2 compile "$G/thermometer.smelt" -o "$T/x.o" --prefix
+err_has "smeltc: compile: --prefix needs a C identifier"
+for flag in --header --weights --triple --cpu; do
+  run 2 compile "$G/thermometer.smelt" -o "$T/x.o" "$flag"
+  err_has "smeltc: compile: $flag needs"
+done
 
 t "compile: an unknown stage"
 run 2 compile "$G/double.smelt" --emit=kernel
@@ -905,6 +932,89 @@ if [ $have_cpu = 1 ]; then
   err_empty
   set -- "$T"/dumps/p*.kernels.txt
   [ -s "$1" ] || bad "no kernels dump file in $T/dumps: $(ls "$T/dumps")"
+
+  # --------------------------------------------- compile: ahead of time
+  t "compile: an object and its header"
+  run 0 compile "$G/thermometer.smelt" -o "$T/thermo.o" --header "$T/thermo.h"
+  out_empty
+  err_empty
+  [ -s "$T/thermo.o" ] || bad "no object written"
+  grep -q "^int thermo_train_step(thermo_ctx \*ctx,$" "$T/thermo.h" || bad "no train_step function"
+  grep -q "^int thermo_predict(thermo_ctx \*ctx,$" "$T/thermo.h" || bad "no predict function"
+  grep -q "^int thermo_params_init(thermo_ctx \*ctx);" "$T/thermo.h" || bad "no initializer"
+  grep -q "from thermometer.smelt for " "$T/thermo.h" || bad "the header does not name its source"
+
+  t "compile: --prefix names everything"
+  run 0 compile "$G/thermometer.smelt" -o "$T/t-1.o" --header "$T/t1.h" --prefix th1
+  grep -q "^int th1_train_step(th1_ctx \*ctx,$" "$T/t1.h" || bad "the prefix is not used"
+  grep -q "^#define TH1_PARAMS_BYTES 128$" "$T/t1.h" || bad "no TH1_PARAMS_BYTES"
+  run 0 compile "$G/thermometer.smelt" -o "$T/t-1.o" --header "$T/t1.h"
+  grep -q "^int model_train_step(" "$T/t1.h" || bad "the default prefix of t-1.o is not model"
+
+  t "compile: a graph without programs"
+  rm -f "$T/none.o"
+  run 1 compile "$G/double.smelt" -o "$T/none.o" --header "$T/none.h"
+  err_has "the graph declares no programs"
+  [ ! -e "$T/none.o" ] && [ ! -e "$T/none.h" ] || bad "files written although compilation failed"
+
+  t "compile: a bad prefix"
+  run 1 compile "$G/thermometer.smelt" -o "$T/x.o" --prefix 9lives
+  err_has 'prefix "9lives" is not a C identifier'
+
+  t "compile: unknown targets, CPUs and features"
+  run 1 compile "$G/thermometer.smelt" -o "$T/x.o" --cpu pentium9
+  err_has 'unknown CPU "pentium9" for x86_64'
+  run 1 compile "$G/thermometer.smelt" -o "$T/x.o" --triple aarch64-linux-gnu --cpu znver4
+  err_has 'unknown CPU "znver4" for aarch64'
+  run 1 compile "$G/thermometer.smelt" -o "$T/x.o" --features +avx2,avx512f
+  err_has 'unknown feature "avx512f" for x86_64 (features are +name or -name'
+  run 1 compile "$G/thermometer.smelt" -o "$T/x.o" --triple riscv64-linux-gnu
+  err_has "ahead-of-time objects are made for x86-64 and AArch64"
+  run 1 compile "$G/thermometer.smelt" -o "$T/x.o" --triple aarch64_be-linux-gnu
+  err_has "need a 64-bit little-endian target"
+  [ ! -e "$T/x.o" ] || bad "an object was written although compilation failed"
+
+  t "compile: --weights"
+  # w=2, b=-1 as a safetensors file: header {"b":...,"w":...}
+  printf '{"b":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[],"data_offsets":[4,8]}}' >"$T/wh"
+  len=$(wc -c <"$T/wh")
+  pad=$(((8 - len % 8) % 8))
+  {
+    printf "$(printf '\\x%02x' $(((len + pad) & 255)) $(((len + pad) >> 8)) 0 0 0 0 0 0)"
+    cat "$T/wh"
+    printf '%*s' "$pad" ''
+    printf '\x00\x00\x80\xbf\x00\x00\x00\x40'
+  } >"$T/w.safetensors"
+  run 0 compile "$G/thermometer.smelt" -o "$T/w.o" --header "$T/w.h" --weights "$T/w.safetensors"
+  err_empty
+  printf '{"w":{"dtype":"F64","shape":[],"data_offsets":[0,8]}}' >"$T/wh"
+  len=$(wc -c <"$T/wh")
+  pad=$(((8 - len % 8) % 8))
+  {
+    printf "$(printf '\\x%02x' $(((len + pad) & 255)) $(((len + pad) >> 8)) 0 0 0 0 0 0)"
+    cat "$T/wh"
+    printf '%*s' "$pad" ''
+    printf '\x00\x00\x00\x00\x00\x00\x00\x40'
+  } >"$T/w64.safetensors"
+  run 1 compile "$G/thermometer.smelt" -o "$T/w.o" --weights "$T/w64.safetensors"
+  err_has 'tensor "w" is f64[], the param is f32[]'
+  run 1 compile "$G/thermometer.smelt" -o "$T/w.o" --weights "$T/missing.safetensors"
+  err_has "missing.safetensors: cannot open"
+
+  t "compile: an evaluation program may not need gradients"
+  { cat "$G/thermometer.smelt"; printf 'output gw = %%grad_w\neval program gw_only outputs=[gw]\n'; } \
+    >"$T/evalgrad.smelt"
+  run 1 compile "$T/evalgrad.smelt" -o "$T/x.o"
+  err_has 'program "gw_only": output "gw" depends on %grad_w of a backward graph'
+
+  t "compile: a program named like a generated function"
+  sed 's/^eval program predict/eval program params_init/' "$G/thermometer.smelt" >"$T/clash.smelt"
+  run 1 compile "$T/clash.smelt" -o "$T/x.o"
+  err_has 'program "params_init": its function x_params_init would clash'
+
+  t "compile: SMELT_DUMP shows the object's IR"
+  SMELT_DUMP=llvm run 0 compile "$G/thermometer.smelt" -o "$T/d.o"
+  err_has "define i32 @d_train_step(ptr"
 else
   t "without the cpu target, --emit=llvm fails cleanly"
   run 1 compile "$G/double.smelt" --emit=llvm -o "$T/l.ll"

@@ -555,6 +555,39 @@ typedef struct smelt_program_stats {
 /* Returns 0, or -1 when the program failed to compile. */
 int smelt_program_get_stats(const smelt_program *pr, smelt_program_stats *stats);
 
+/* ------------------------------------------------------ ahead of time */
+/* Compiles every program the graph declares (smelt_graph_add_program, or
+ * `program` lines of the text format) into one relocatable, position-
+ * independent object file and a C header, for the host or a named x86-64
+ * or AArch64 target. The object needs libc and libm only (no LLVM, no
+ * libsmelt); the caller provides all memory (the header states the sizes).
+ * The header declares one function per program, the params' initializer
+ * (the same numbers as smelt_params_new) and safetensors load and save
+ * functions. docs/aot.md describes the header and the object. */
+typedef struct smelt_aot_options {
+  const char *object_path; /* the object file to write (required) */
+  const char *header_path; /* the C header to write; NULL: none */
+  const char *prefix;      /* C prefix of every generated name; NULL: "model" */
+  const char *triple;      /* target triple; NULL: the host's */
+  const char *cpu;         /* CPU name (e.g. "x86-64-v3", "neoverse-n1"); NULL:
+                              the host's CPU for the host triple, else generic */
+  const char *features;    /* LLVM feature string ("+avx2,..."); NULL: those of
+                              the CPU (the host's for the host CPU) */
+  const char *weights_path; /* safetensors file whose tensors become the
+                               initial values of the params of that name */
+  const char *source_name;  /* named in the header's first comment; may be NULL */
+  int opt_level;           /* 0..3, default 3 */
+  bool reassociate;        /* as smelt_compile_options */
+  const char *dump;        /* stages to dump, as smelt_compile_options */
+  const char *dump_dir;
+} smelt_aot_options;
+/* prefix "model", opt_level 3, dump and dump_dir from the environment,
+ * everything else NULL or false. */
+smelt_aot_options smelt_aot_defaults(void);
+/* Returns 0, or -1 with *error set to a message (free it with smelt_free;
+ * error may be NULL). Nothing is left at the paths on failure. */
+int smelt_aot_compile(const smelt_graph *g, const smelt_aot_options *options, char **error);
+
 /* Gradient accumulation over micro-batches, opt-in (PyTorch accumulates
  * into .grad by default; smelt computes fresh gradients on every run). For
  * each param it adds an accumulator param "<param>.grad_acc" (zeros) and
