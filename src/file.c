@@ -122,29 +122,17 @@ static void dir_of(const char *path, char *dir, size_t cap) {
   }
 }
 
-int sm_write_file_atomic(const char *path, const void *data, size_t len, char **err) {
-  *err = NULL;
-  size_t plen = strlen(path), tcap = plen + 48;
-  char *tmp = sm_malloc(tcap + plen + 2);
-  if (!tmp) return -1;
-  char *dir = tmp + tcap;
-  dir_of(path, dir, plen + 2);
-  errno = 0;
-  int fd = sm_create_temp(path, tmp, tcap);
-  if (fd < 0) {
-    *err = sm_fmt("%s: cannot create a temporary file next to it: %s", path,
-                  strerror(errno ? errno : EEXIST));
-    sm_free(tmp);
-    return -1;
-  }
+int sm_commit_temp(int fd, bool written, const char *tmp, const char *path, char *errbuf,
+                   size_t errlen) {
   const char *step = "write error";
-  bool ok = sm_write_all(fd, data, len);
+  bool ok = written;
+  int saved = errno;
   if (ok) {
     step = "fsync failed";
     while (!(ok = fsync(fd) == 0) && errno == EINTR) {
     }
+    saved = errno;
   }
-  int saved = errno;
   if (close(fd) != 0 && ok) {
     ok = false;
     step = "write error";
@@ -157,15 +145,41 @@ int sm_write_file_atomic(const char *path, const void *data, size_t len, char **
   }
   if (!ok) {
     unlink(tmp);
-    *err = sm_fmt("%s: %s: %s", path, step, strerror(saved ? saved : EIO));
-    sm_free(tmp);
+    if (errbuf && errlen)
+      snprintf(errbuf, errlen, "%s: %s: %s", path, step, strerror(saved ? saved : EIO));
     return -1;
   }
-  int dfd = open(dir, O_RDONLY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)fsync(dfd);
-    close(dfd);
+  /* Makes the rename itself durable; best effort (not every file system
+   * can fsync a directory, and the new file is in place either way). */
+  size_t plen = strlen(path);
+  char *dir = sm_malloc(plen + 2);
+  if (dir) {
+    dir_of(path, dir, plen + 2);
+    int dfd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (dfd >= 0) {
+      (void)fsync(dfd);
+      close(dfd);
+    }
+    sm_free(dir);
   }
-  sm_free(tmp);
   return 0;
+}
+
+int sm_write_file_atomic(const char *path, const void *data, size_t len, char **err) {
+  *err = NULL;
+  size_t tcap = strlen(path) + 48;
+  char *tmp = sm_malloc(tcap);
+  if (!tmp) return -1;
+  errno = 0;
+  int fd = sm_create_temp(path, tmp, tcap);
+  char msg[1024];
+  int rc = -1;
+  if (fd < 0)
+    snprintf(msg, sizeof msg, "%s: cannot create a temporary file next to it: %s", path,
+             strerror(errno ? errno : EEXIST));
+  else
+    rc = sm_commit_temp(fd, sm_write_all(fd, data, len), tmp, path, msg, sizeof msg);
+  if (rc) *err = sm_strdup(msg);
+  sm_free(tmp);
+  return rc;
 }

@@ -332,6 +332,12 @@ bool sm_write_all(int fd, const void *buf, size_t n);
  * opens it for writing; its name goes to tmp (cap bytes, at least
  * strlen(path) + 48). Returns the descriptor, or -1 with errno set. */
 int sm_create_temp(const char *path, char *tmp, size_t cap);
+/* Finishes a temporary file of sm_create_temp whose bytes were written
+ * (written false: they were not, errno says why): fsync, close, rename
+ * over path, fsync the directory. On failure the temporary file is removed
+ * and errbuf gets "path: what failed: why". Returns 0 or -1. */
+int sm_commit_temp(int fd, bool written, const char *tmp, const char *path, char *errbuf,
+                   size_t errlen);
 /* Writes a whole file atomically: a temporary file next to path, fsync'ed,
  * renamed over path. Returns 0, or -1 with *err set ("path: why"; NULL
  * when out of memory). */

@@ -1261,23 +1261,12 @@ int sm_st_write_file(const char *path, const sm_st_tensor *tensors, size_t n,
   if (!path) return fail(errbuf, errlen, "<null>: no file name");
   image im;
   if (make_image(path, tensors, n, meta, nmeta, &im, errbuf, errlen)) return -1;
-  /* The temporary file's name and the directory (to fsync the rename),
-   * allocated before any file is touched. */
-  size_t plen = strlen(path);
-  size_t tcap = plen + 48;
-  char *tmp = sm_malloc(tcap + plen + 2);
+  /* The temporary file's name, allocated before any file is touched. */
+  size_t tcap = strlen(path) + 48;
+  char *tmp = sm_malloc(tcap);
   if (!tmp) {
     image_free(&im);
     return fail(errbuf, errlen, "%s: out of memory (file name)", path);
-  }
-  char *dir = tmp + tcap;
-  const char *slash = strrchr(path, '/');
-  if (!slash) {
-    strcpy(dir, ".");
-  } else {
-    size_t dl = slash == path ? 1 : (size_t)(slash - path);
-    memcpy(dir, path, dl);
-    dir[dl] = 0;
   }
 
   int rc = -1;
@@ -1288,37 +1277,9 @@ int sm_st_write_file(const char *path, const sm_st_tensor *tensors, size_t n,
          strerror(errno ? errno : EEXIST));
     goto done;
   }
-  const char *step = "write error";
   bool ok = sm_write_all(fd, im.head, im.head_len);
   for (size_t i = 0; ok && i < im.n; i++) ok = write_tensor(fd, im.order[i]);
-  if (ok) {
-    step = "fsync failed";
-    while (!(ok = fsync(fd) == 0) && errno == EINTR) {
-    }
-  }
-  int saved = errno;
-  if (close(fd) != 0 && ok) {
-    ok = false;
-    step = "write error";
-    saved = errno;
-  }
-  if (ok) {
-    step = "cannot rename the temporary file into place";
-    ok = rename(tmp, path) == 0;
-    saved = errno;
-  }
-  if (!ok) {
-    unlink(tmp);
-    fail(errbuf, errlen, "%s: %s: %s", path, step, strerror(saved ? saved : EIO));
-    goto done;
-  }
-  /* Makes the rename itself durable; best effort (not every file system
-   * can fsync a directory, and the new file is in place either way). */
-  int dfd = open(dir, O_RDONLY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)fsync(dfd);
-    close(dfd);
-  }
+  if (sm_commit_temp(fd, ok, tmp, path, errbuf, errlen)) goto done;
   rc = 0;
 done:
   sm_free(tmp);

@@ -975,27 +975,24 @@ if [ $have_cpu = 1 ]; then
   [ ! -e "$T/x.o" ] || bad "an object was written although compilation failed"
 
   t "compile: --weights"
-  # w=2, b=-1 as a safetensors file: header {"b":...,"w":...}
-  printf '{"b":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[],"data_offsets":[4,8]}}' >"$T/wh"
-  len=$(wc -c <"$T/wh")
-  pad=$(((8 - len % 8) % 8))
-  {
-    printf "$(printf '\\x%02x' $(((len + pad) & 255)) $(((len + pad) >> 8)) 0 0 0 0 0 0)"
-    cat "$T/wh"
-    printf '%*s' "$pad" ''
-    printf '\x00\x00\x80\xbf\x00\x00\x00\x40'
-  } >"$T/w.safetensors"
+  # mkst FILE JSON DATA: a safetensors file (header padded to 8 bytes)
+  mkst() {
+    local len pad
+    len=${#2}
+    pad=$(((8 - len % 8) % 8))
+    {
+      printf "$(printf '\\x%02x' $(((len + pad) & 255)) $(((len + pad) >> 8)) 0 0 0 0 0 0)"
+      printf '%s%*s' "$2" "$pad" ''
+      printf "$3"
+    } >"$1"
+  }
+  # b=-1, w=2
+  mkst "$T/w.safetensors" '{"b":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[],"data_offsets":[4,8]}}' \
+    '\x00\x00\x80\xbf\x00\x00\x00\x40'
   run 0 compile "$G/thermometer.smelt" -o "$T/w.o" --header "$T/w.h" --weights "$T/w.safetensors"
   err_empty
-  printf '{"w":{"dtype":"F64","shape":[],"data_offsets":[0,8]}}' >"$T/wh"
-  len=$(wc -c <"$T/wh")
-  pad=$(((8 - len % 8) % 8))
-  {
-    printf "$(printf '\\x%02x' $(((len + pad) & 255)) $(((len + pad) >> 8)) 0 0 0 0 0 0)"
-    cat "$T/wh"
-    printf '%*s' "$pad" ''
-    printf '\x00\x00\x00\x00\x00\x00\x00\x40'
-  } >"$T/w64.safetensors"
+  mkst "$T/w64.safetensors" '{"w":{"dtype":"F64","shape":[],"data_offsets":[0,8]}}' \
+    '\x00\x00\x00\x00\x00\x00\x00\x40'
   run 1 compile "$G/thermometer.smelt" -o "$T/w.o" --weights "$T/w64.safetensors"
   err_has 'tensor "w" is f64[], the param is f32[]'
   run 1 compile "$G/thermometer.smelt" -o "$T/w.o" --weights "$T/missing.safetensors"
