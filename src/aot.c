@@ -156,6 +156,9 @@ static int collect_params(aot_job *j) {
   size_t off = 0;
   for (size_t i = 0; i < g->nnodes; i++) {
     if (g->nodes[i].op != OP_PARAM) continue;
+    if (strcmp(g->nodes[i].name, "__metadata__") == 0)
+      return jfail(j, "param \"__metadata__\": safetensors files reserve that name, so "
+                      "checkpoints could not hold it (rename the param)");
     sm_aot_tensor *t = &m->params[m->nparams++];
     tensor_of(t, g, (uint32_t)i, g->nodes[i].name);
     t->offset = off;

@@ -169,8 +169,9 @@ char *sm_aot_header(const sm_aot_model *m) {
                 " * own params and arena may. smelt's docs/aot.md explains the rest. */\n",
                 p, P, P, p, p);
   sm_buf_printf(&b, "#ifndef SMELT_AOT_%s_H\n#define SMELT_AOT_%s_H\n\n", P, P);
-  sm_buf_puts(&b, "#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n"
-                  "#include <stdlib.h>\n#include <string.h>\n\n"
+  sm_buf_puts(&b, "#include <errno.h>\n#include <stdarg.h>\n#include <stddef.h>\n"
+                  "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+                  "#include <string.h>\n#include <time.h>\n\n"
                   "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
   sm_buf_printf(&b,
                 "/* Memory the caller provides: multiples of the alignment, at least 64\n"
@@ -229,12 +230,7 @@ char *sm_aot_header(const sm_aot_model *m) {
                   " * changes no param (its outputs may be partly written). */\n\n");
   for (size_t i = 0; i < m->nprograms; i++) program_decl(&b, m, &m->programs[i]);
 
-  sm_buf_puts(&b, "/* ----------------------------------------------------- checkpoints */\n"
-                  "/* Params as safetensors files (PyTorch's format), every param under its\n"
-                  " * name. save writes atomically (a temporary file renamed into place);\n"
-                  " * load is strict (every param, nothing else, dtypes and shapes as\n"
-                  " * declared) and changes nothing on error. Both return 0, or -1 with a\n"
-                  " * message in err (errlen bytes). */\n\n");
+  sm_buf_puts(&b, "/* ----------------------------------------------------- checkpoints */\n\n");
   sm_aot_safetensors_c(&b, p, P);
   sm_buf_printf(&b, "\n#ifdef __cplusplus\n}\n#endif\n\n#endif /* SMELT_AOT_%s_H */\n", P);
   return sm_buf_take(&b);

@@ -1009,6 +1009,11 @@ if [ $have_cpu = 1 ]; then
   run 1 compile "$T/clash.smelt" -o "$T/x.o"
   err_has 'program "params_init": its function x_params_init would clash'
 
+  t "compile: a param named __metadata__"
+  printf 'param %%__metadata__ : f32[] init=ones\n%%y = mul %%__metadata__, 2\noutput y = %%y\neval program p outputs=[y]\n' >"$T/md.smelt"
+  run 1 compile "$T/md.smelt" -o "$T/x.o"
+  err_has 'param "__metadata__": safetensors files reserve that name'
+
   t "compile: SMELT_DUMP shows the object's IR"
   SMELT_DUMP=llvm run 0 compile "$G/thermometer.smelt" -o "$T/d.o"
   err_has "define i32 @d_train_step(ptr"
