@@ -64,6 +64,8 @@ static void tensor_macros(sm_buf *b, const sm_aot_model *m, const char *kind,
   size_t n = strlen(pre);
   snprintf(pre + n, sizeof pre - n, "%s", upper(t->cname));
   sm_buf_printf(b, "#define %s_INDEX %zu\n", pre, index);
+  sm_buf_printf(b, "#define %s_DTYPE \"%s\" /* %s */\n", pre, smelt_dtype_name(t->dtype),
+                sm_aot_ctype(t->dtype));
   sm_buf_printf(b, "#define %s_RANK %d\n", pre, t->rank);
   for (int d = 0; d < t->rank; d++)
     sm_buf_printf(b, "#define %s_DIM%d %" PRId64 "\n", pre, d, t->shape[d]);

@@ -221,6 +221,10 @@ START_TEST(mlp_init_matches_params_new) {
   ck_assert_int_eq(MLP_PARAM_W1_OFFSET % MLP_PARAMS_ALIGN, 0);
   ck_assert_int_eq(MLP_PARAM_B1_OFFSET % MLP_PARAMS_ALIGN, 0);
   ck_assert_int_eq(MLP_PARAMS_BYTES % MLP_PARAMS_ALIGN, 0);
+  ck_assert_str_eq(MLP_INPUT_LABELS_DTYPE, "i64");
+  ck_assert_int_eq(MLP_INPUT_X_DIM1, 20);
+  ck_assert_int_eq(MLP_OUTPUT_PROBS_NUMEL, 80);
+  ck_assert_str_eq(mlp_outputs_info[MLP_OUTPUT_PRED_INDEX].name, "pred");
   smelt_params_free(p);
   smelt_graph_free(g);
   free_storage(&s);
