@@ -57,6 +57,19 @@ static void bind(smelt_program *pr, const char *name, smelt_dtype dt, int rank,
                 smelt_program_error(pr));
 }
 
+/* The thermometer's data, or a batch of the MLP's. */
+static void bind_thermometer(smelt_program *pr, const float *t_u, const float *t_c) {
+  bind(pr, "t_u", SMELT_F32, 1, (const int64_t[]){11}, t_u, 11 * sizeof(float));
+  bind(pr, "t_c", SMELT_F32, 1, (const int64_t[]){11}, t_c, 11 * sizeof(float));
+}
+
+static void bind_mlp(smelt_program *pr, const float *x, const int64_t *labels) {
+  bind(pr, "x", SMELT_F32, 2, (const int64_t[]){MLP_INPUT_X_DIM0, MLP_INPUT_X_DIM1}, x,
+       MLP_INPUT_X_BYTES);
+  bind(pr, "labels", SMELT_I64, 1, (const int64_t[]){MLP_INPUT_LABELS_DIM0}, labels,
+       MLP_INPUT_LABELS_BYTES);
+}
+
 static void run(smelt_program *pr) {
   ck_assert_msg(smelt_program_run(pr) == 0, "%s", smelt_program_error(pr));
 }
@@ -122,11 +135,8 @@ START_TEST(thermometer_matches_jit_and_interpreter) {
   smelt_params *pj = smelt_params_new(g), *pi = smelt_params_new(g);
   smelt_program *jit = compile(g, pj, "train_step", SMELT_TARGET_CPU);
   smelt_program *ref = compile(g, pi, "train_step", SMELT_TARGET_INTERP);
-  const int64_t d11[] = {11};
-  bind(jit, "t_u", SMELT_F32, 1, d11, T_U, sizeof T_U);
-  bind(jit, "t_c", SMELT_F32, 1, d11, T_C, sizeof T_C);
-  bind(ref, "t_u", SMELT_F32, 1, d11, T_U, sizeof T_U);
-  bind(ref, "t_c", SMELT_F32, 1, d11, T_C, sizeof T_C);
+  bind_thermometer(jit, T_U, T_C);
+  bind_thermometer(ref, T_U, T_C);
 
   storage s = new_storage(THERMO_PARAMS_BYTES, THERMO_ARENA_BYTES);
   thermo_ctx ctx = {0};
@@ -158,7 +168,7 @@ START_TEST(thermometer_matches_jit_and_interpreter) {
 
   /* the evaluation program sees the trained weights */
   smelt_program *pred = compile(g, pj, "predict", SMELT_TARGET_CPU);
-  bind(pred, "t_u", SMELT_F32, 1, d11, T_U, sizeof T_U);
+  bind(pred, "t_u", SMELT_F32, 1, (const int64_t[]){11}, T_U, sizeof T_U);
   run(pred);
   float tp_aot[11], tp_jit[11], loss;
   read_out(pred, "t_p", SMELT_F32, tp_jit, sizeof tp_jit);
@@ -246,13 +256,10 @@ START_TEST(mlp_train_matches_jit_and_interpreter) {
   ck_assert_int_eq(mlp_params_init(&ctx), 0);
   float x[MLP_B * MLP_IN];
   int64_t labels[MLP_B];
-  const int64_t dx[] = {MLP_B, MLP_IN}, dl[] = {MLP_B};
   for (int step = 0; step < 6; step++) {
     mlp_data(x, labels, step);
-    bind(jit, "x", SMELT_F32, 2, dx, x, sizeof x);
-    bind(jit, "labels", SMELT_I64, 1, dl, labels, sizeof labels);
-    bind(ref, "x", SMELT_F32, 2, dx, x, sizeof x);
-    bind(ref, "labels", SMELT_I64, 1, dl, labels, sizeof labels);
+    bind_mlp(jit, x, labels);
+    bind_mlp(ref, x, labels);
     float loss_aot, loss_jit, loss_ref;
     ck_assert_msg(mlp_train_step(&ctx, x, labels, &loss_aot) == 0, "%s", ctx.error);
     run(jit);
@@ -265,7 +272,7 @@ START_TEST(mlp_train_matches_jit_and_interpreter) {
     mlp_params_equal(s.params, pi, 1e-4);
   }
   smelt_program *pred = compile(g, pj, "predict", SMELT_TARGET_CPU);
-  bind(pred, "x", SMELT_F32, 2, dx, x, sizeof x);
+  bind(pred, "x", SMELT_F32, 2, (const int64_t[]){MLP_B, MLP_IN}, x, sizeof x);
   run(pred);
   float probs_aot[MLP_B * MLP_CLASSES], probs_jit[MLP_B * MLP_CLASSES];
   int64_t pred_aot[MLP_B], pred_jit[MLP_B];
