@@ -2,6 +2,8 @@
  * operands' ranks are known. */
 #include "internal.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 static const struct {
@@ -31,3 +33,17 @@ bool smelt_dtype_parse(const char *name, smelt_dtype *out) {
 
 bool sm_is_float(smelt_dtype dt) { return dt == SMELT_F32 || dt == SMELT_F64; }
 bool sm_is_int(smelt_dtype dt) { return dt == SMELT_I32 || dt == SMELT_I64; }
+
+int64_t sm_f_to_i64(double v) {
+  if (isnan(v)) return 0;
+  if (v >= 9223372036854775808.0) return INT64_MAX;
+  if (v < -9223372036854775808.0) return INT64_MIN;
+  return (int64_t)v;
+}
+
+int32_t sm_f_to_i32(double v) {
+  if (isnan(v)) return 0;
+  if (v >= 2147483648.0) return INT32_MAX;
+  if (v <= -2147483649.0) return INT32_MIN;
+  return (int32_t)v;
+}

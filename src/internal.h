@@ -277,6 +277,12 @@ bool sm_norm_axis(int axis, int rank, int *out);
 
 /* ------------------------------------------------------------- dtypes */
 bool sm_is_float(smelt_dtype dt);
+/* Float to integer: truncation toward zero as C and PyTorch. C leaves NaN
+ * and out-of-range values undefined, so they are pinned down here: NaN
+ * gives 0, values beyond the range saturate at its ends. The interpreter
+ * converts so, and the backends' casts must agree. */
+int64_t sm_f_to_i64(double v);
+int32_t sm_f_to_i32(double v);
 bool sm_is_int(smelt_dtype dt); /* i32, i64 (not bool) */
 
 /* ------------------------------------------------- primitive builders */

@@ -232,29 +232,12 @@ static int64_t load_i(const unsigned char *p, smelt_dtype dt) {
   }
 }
 
-/* Float to integer: truncation toward zero as C and PyTorch. C leaves
- * NaN and out-of-range values undefined, so they are pinned down here:
- * NaN gives 0, values beyond the range saturate at its ends. */
-static int64_t f_to_i64(double v) {
-  if (isnan(v)) return 0;
-  if (v >= 9223372036854775808.0) return INT64_MAX;
-  if (v < -9223372036854775808.0) return INT64_MIN;
-  return (int64_t)v;
-}
-
-static int32_t f_to_i32(double v) {
-  if (isnan(v)) return 0;
-  if (v >= 2147483648.0) return INT32_MAX;
-  if (v <= -2147483649.0) return INT32_MIN;
-  return (int32_t)v;
-}
-
 static void store_f(unsigned char *p, smelt_dtype dt, double v) {
   switch (dt) {
   case SMELT_F32: { float x = (float)v; memcpy(p, &x, 4); break; }
   case SMELT_F64: memcpy(p, &v, 8); break;
-  case SMELT_I32: { int32_t x = f_to_i32(v); memcpy(p, &x, 4); break; }
-  case SMELT_I64: { int64_t x = f_to_i64(v); memcpy(p, &x, 8); break; }
+  case SMELT_I32: { int32_t x = sm_f_to_i32(v); memcpy(p, &x, 4); break; }
+  case SMELT_I64: { int64_t x = sm_f_to_i64(v); memcpy(p, &x, 8); break; }
   default: *p = v != 0; break; /* NaN is true, as bool(nan) */
   }
 }

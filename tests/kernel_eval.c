@@ -36,20 +36,6 @@ typedef union kv {
 
 static bool isf(int dt) { return sm_is_float((smelt_dtype)dt); }
 
-static int64_t f_to_i64(double v) {
-  if (isnan(v)) return 0;
-  if (v >= 9223372036854775808.0) return INT64_MAX;
-  if (v < -9223372036854775808.0) return INT64_MIN;
-  return (int64_t)v;
-}
-
-static int32_t f_to_i32(double v) {
-  if (isnan(v)) return 0;
-  if (v >= 2147483648.0) return INT32_MAX;
-  if (v <= -2147483649.0) return INT32_MIN;
-  return (int32_t)v;
-}
-
 /* int64 to f32 rounded once (interp.c's i64_to_f32). */
 static float i64_to_f32(int64_t v) {
   uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
@@ -69,8 +55,8 @@ static kv conv(kv x, int from, int to) {
     switch (to) {
     case SMELT_F32: r.f = (float)v; break;
     case SMELT_F64: r.f = v; break;
-    case SMELT_I32: r.i = f_to_i32(v); break;
-    case SMELT_I64: r.i = f_to_i64(v); break;
+    case SMELT_I32: r.i = sm_f_to_i32(v); break;
+    case SMELT_I64: r.i = sm_f_to_i64(v); break;
     default: r.i = v != 0; break;
     }
   } else {

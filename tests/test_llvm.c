@@ -346,13 +346,6 @@ static double cast_expect(smelt_dtype from, smelt_dtype to, const void *p, int64
   return (double)iv;
 }
 
-static int64_t f_to_i64(double v) {
-  if (isnan(v)) return 0;
-  if (v >= 9223372036854775808.0) return INT64_MAX;
-  if (v < -9223372036854775808.0) return INT64_MIN;
-  return (int64_t)v;
-}
-
 START_TEST(casts_all_pairs) {
   for (int f = 0; f < SMELT_DTYPE_COUNT; f++) {
     smelt_dtype from = (smelt_dtype)f;
@@ -375,7 +368,7 @@ START_TEST(casts_all_pairs) {
       smelt_dtype to = (smelt_dtype)t;
       for (int e = 0; e < n; e++) {
         if (to == SMELT_I64) {
-          int64_t want = sm_is_float(from) ? f_to_i64(load_as_double(from, in, e))
+          int64_t want = sm_is_float(from) ? sm_f_to_i64(load_as_double(from, in, e))
                          : from == SMELT_I64 ? ((int64_t *)in)[e]
                                              : (int64_t)load_as_double(from, in, e);
           TU_CHECK(((int64_t *)outs[t])[e] == want, "cast %s->i64 [%d]: got %lld want %lld",
