@@ -12,7 +12,8 @@ static const struct {
     {"graph", SM_DUMP_GRAPH, "txt"},   {"passes", SM_DUMP_PASSES, "txt"},
     {"fusion", SM_DUMP_FUSION, "txt"}, {"kernels", SM_DUMP_KERNELS, "txt"},
     {"llvm", SM_DUMP_LLVM, "ll"},      {"asm", SM_DUMP_ASM, "s"},
-    {"dot", SM_DUMP_DOT, "dot"},
+    {"dot", SM_DUMP_DOT, "dot"},       {"cuda", SM_DUMP_CUDA, "cu"},
+    {"ptx", SM_DUMP_PTX, "ptx"},
 };
 enum { NSTAGES = sizeof stages / sizeof stages[0] };
 
@@ -49,7 +50,7 @@ int sm_dump_init(sm_dump *d, const char *list, const char *dir, char **err) {
     sm_buf b = {0};
     sm_buf_printf(&b,
                   "SMELT_DUMP: unknown stage \"%.*s\" (stages: graph, passes, fusion, kernels, "
-                  "llvm, asm, dot, all)",
+                  "llvm, asm, cuda, ptx, dot, all)",
                   (int)n, bad);
     *err = sm_buf_take(&b);
     return -1;

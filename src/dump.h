@@ -1,6 +1,6 @@
 /* SMELT_DUMP: the text of any compilation stage, to stderr or to files in
  * a directory (src/dump.c). Stages: graph, passes, fusion, kernels, llvm,
- * asm (and dot: the fused graph as DOT). */
+ * asm, cuda, ptx (and dot: the fused graph as DOT). */
 #ifndef SMELT_DUMP_H
 #define SMELT_DUMP_H
 
@@ -20,6 +20,8 @@ enum {
   SM_DUMP_LLVM = 1u << 4,
   SM_DUMP_ASM = 1u << 5,
   SM_DUMP_DOT = 1u << 6,
+  SM_DUMP_CUDA = 1u << 7, /* the CUDA C of the cuda target */
+  SM_DUMP_PTX = 1u << 8,  /* its PTX, from NVRTC */
 };
 
 /* Parses a stage list ("graph,fusion", "all"); -1 with *bad pointing at

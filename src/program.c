@@ -4,6 +4,7 @@
 #include "internal.h"
 #include "safetensors.h"
 #include "../runtime/cpu.h"
+#include "../runtime/cuda.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -37,6 +38,11 @@ typedef struct param_slot {
   uint32_t node;
   void *data;
   size_t nbytes;
+  /* The copy in GPU memory for cuda programs (0: none yet). on_dev: it
+   * holds the current value; host_stale: data is older (a cuda program
+   * updated the param), so host readers download it first. */
+  uint64_t dev;
+  bool on_dev, host_stale;
 } param_slot;
 
 struct smelt_params {
@@ -78,8 +84,10 @@ static int init_slots(smelt_params *p, size_t from, size_t to) {
   sm_run_opts opts = {NULL, true, 0, true};
   int rc = sm_interp_run_roots(it, to - from, roots, &opts);
   if (rc) rc = pfail(p, "initializing params: %s", smelt_interp_error(it));
-  for (size_t i = from; i < to && !rc; i++)
+  for (size_t i = from; i < to && !rc; i++) {
     sm_interp_read_root(it, i - from, p->slots[i].node, p->slots[i].data);
+    p->slots[i].on_dev = p->slots[i].host_stale = false;
+  }
   smelt_interp_free(it);
   sm_free(roots);
   return rc;
@@ -113,7 +121,7 @@ static int sync_params(smelt_params *p) {
       rc = pfail(p, "out of memory");
       break;
     }
-    p->slots[p->n++] = (param_slot){(uint32_t)p->scanned, data, nb};
+    p->slots[p->n++] = (param_slot){(uint32_t)p->scanned, data, nb, 0, false, false};
   }
   if (!rc) rc = init_slots(p, first, p->n);
   if (rc) {
@@ -136,9 +144,32 @@ smelt_params *smelt_params_new(const smelt_graph *g) {
   return p;
 }
 
+/* Brings a slot's host copy up to date after a cuda program updated it. */
+static int slot_to_host(smelt_params *p, param_slot *s) {
+  if (!s->host_stale) return 0;
+  char *err = NULL;
+  if (s->nbytes && sm_cuda_download(s->data, s->dev, s->nbytes, &err)) {
+    pfail(p, "reading param \"%s\" back from the GPU: %s", p->g->nodes[s->node].name,
+          err ? err : "out of memory");
+    sm_free(err);
+    return -1;
+  }
+  s->host_stale = false;
+  return 0;
+}
+
+static int params_to_host(smelt_params *p) {
+  for (size_t i = 0; i < p->n; i++)
+    if (slot_to_host(p, &p->slots[i])) return -1;
+  return 0;
+}
+
 void smelt_params_free(smelt_params *p) {
   if (!p) return;
-  for (size_t i = 0; i < p->n; i++) sm_free(p->slots[i].data);
+  for (size_t i = 0; i < p->n; i++) {
+    sm_free(p->slots[i].data);
+    if (p->slots[i].dev) sm_cuda_release(p->slots[i].dev);
+  }
   sm_free(p->slots);
   clear(&p->error);
   sm_free(p);
@@ -199,7 +230,7 @@ int smelt_params_read(smelt_params *p, const char *name, smelt_dtype dt, void *d
   if (!p) return -1;
   pclear(p);
   param_slot *s = find_slot(p, name, "read");
-  if (!s || check_access(p, s, "read", dt, data, nbytes)) return -1;
+  if (!s || check_access(p, s, "read", dt, data, nbytes) || slot_to_host(p, s)) return -1;
   if (nbytes) memcpy(data, s->data, nbytes);
   return 0;
 }
@@ -211,6 +242,7 @@ int smelt_params_write(smelt_params *p, const char *name, smelt_dtype dt, const 
   param_slot *s = find_slot(p, name, "write");
   if (!s || check_access(p, s, "write", dt, data, nbytes)) return -1;
   if (nbytes) memcpy(s->data, data, nbytes);
+  s->on_dev = s->host_stale = false;
   return 0;
 }
 
@@ -219,7 +251,7 @@ int smelt_params_save(smelt_params *p, const char *path) {
   pclear(p);
   if (!p->g) return pfail(p, "the graph is NULL");
   if (!path) return pfail(p, "save: the path is NULL");
-  if (sync_params(p)) return -1;
+  if (sync_params(p) || params_to_host(p)) return -1;
   sm_st_tensor *t = sm_calloc(p->n ? p->n : 1, sizeof *t);
   if (!t) return pfail(p, "out of memory");
   for (size_t i = 0; i < p->n; i++) {
@@ -279,6 +311,7 @@ int smelt_params_load(smelt_params *p, const char *path) {
   for (size_t i = 0; i < p->n && !rc; i++) {
     const sm_st_tensor *t = sm_st_find(&f, p->g->nodes[p->slots[i].node].name);
     if (t->nbytes) memcpy(p->slots[i].data, t->data, t->nbytes);
+    p->slots[i].on_dev = p->slots[i].host_stale = false;
   }
   sm_st_free(&f);
   return rc;
@@ -300,6 +333,8 @@ struct smelt_program {
   bool eval;         /* an evaluation program: no updates, no gradients, dropout off */
   smelt_target target;
   sm_cpu_program *cpu; /* the compiled code (cpu target) */
+  sm_cuda_program *cuda; /* the compiled code (cuda target) */
+  uint64_t *dev_in;    /* cuda: per graph node, an input bound in device memory (0: none) */
   char *error;
 };
 
@@ -330,6 +365,8 @@ void smelt_program_free(smelt_program *pr) {
   sm_free(pr->roots);
   smelt_interp_free(pr->it);
   sm_cpu_free(pr->cpu);
+  sm_cuda_free(pr->cuda);
+  sm_free(pr->dev_in);
   clear(&pr->error);
   sm_free(pr);
 }
@@ -453,6 +490,7 @@ smelt_compile_options smelt_compile_defaults(void) {
   o.dump_dir = env_or_null("SMELT_DUMP_DIR");
   const char *off = env_or_null("SMELT_CACHE");
   if (!off || strcmp(off, "0") != 0) o.cache_dir = default_cache_dir();
+  o.cuda_arch = env_or_null("SMELT_CUDA_ARCH");
   return o;
 }
 
@@ -471,9 +509,10 @@ static int resolve_target(smelt_program *pr, smelt_target want) {
   if (want == SMELT_TARGET_CPU && !sm_cpu_available())
     return prfail(pr, "the cpu target needs LLVM, and this libsmelt was built without it "
                       "(use the interp target, or rebuild with -Dllvm=enabled)");
-  if (want == SMELT_TARGET_CUDA)
-    return prfail(pr, "the cuda target is not available in this build of libsmelt");
-  if (want != SMELT_TARGET_INTERP && want != SMELT_TARGET_CPU)
+  if (want == SMELT_TARGET_CUDA && !sm_cuda_available())
+    return prfail(pr, "the cuda target needs NVRTC, and this libsmelt was built without it "
+                      "(install CUDA or set CUDA_HOME, then rebuild; see docs/cuda.md)");
+  if (want != SMELT_TARGET_INTERP && want != SMELT_TARGET_CPU && want != SMELT_TARGET_CUDA)
     return prfail(pr, "unknown target %d", (int)want);
   pr->target = want;
   return 0;
@@ -488,6 +527,13 @@ static void compile(smelt_program *pr, const smelt_compile_options *options) {
     char *err = NULL;
     pr->cpu = sm_cpu_compile(pr->g, pr->nout + pr->nupd, pr->roots, pr->nout, &o, &err);
     if (!pr->cpu) rc = prfail(pr, "%s", err ? err : "out of memory");
+    sm_free(err);
+  } else if (!rc && pr->target == SMELT_TARGET_CUDA) {
+    char *err = NULL;
+    pr->cuda = sm_cuda_compile(pr->g, pr->nout + pr->nupd, pr->roots, pr->nout, &o, &err);
+    pr->dev_in = sm_calloc(pr->g->nnodes ? pr->g->nnodes : 1, sizeof *pr->dev_in);
+    if (!pr->cuda) rc = prfail(pr, "%s", err ? err : "out of memory");
+    else if (!pr->dev_in) rc = prfail(pr, "out of memory");
     sm_free(err);
   }
   if (rc) {
@@ -519,6 +565,7 @@ int smelt_program_get_stats(const smelt_program *pr, smelt_program_stats *stats)
   memset(stats, 0, sizeof *stats);
   stats->target = pr->target;
   if (pr->cpu) sm_cpu_stats(pr->cpu, stats);
+  if (pr->cuda) sm_cuda_stats(pr->cuda, stats);
   return 0;
 }
 
@@ -594,6 +641,23 @@ int smelt_program_bind(smelt_program *pr, const char *name, smelt_dtype dt, int 
   if (!pr || check_program(pr)) return -1;
   if (smelt_interp_bind(pr->it, name, dt, rank, dims, data, nbytes))
     return prfail(pr, "%s", smelt_interp_error(pr->it));
+  if (pr->dev_in) pr->dev_in[smelt_find(pr->g, name).index - 1] = 0;
+  return 0;
+}
+
+int smelt_program_bind_device(smelt_program *pr, const char *name, smelt_dtype dt, int rank,
+                              const int64_t *dims, uint64_t device_ptr, size_t nbytes) {
+  if (!pr || check_program(pr)) return -1;
+  if (!pr->cuda)
+    return prfail(pr, "bind_device \"%s\": the program runs on the %s target; device memory is "
+                      "for the cuda target",
+                  name ? name : "(null)", smelt_target_name(pr->target));
+  /* the interpreter's checks of name, dtype, shape and size; the device
+   * address stands in for the data it never reads */
+  if (smelt_interp_bind(pr->it, name, dt, rank, dims, (const void *)(uintptr_t)device_ptr,
+                        nbytes))
+    return prfail(pr, "%s", smelt_interp_error(pr->it));
+  pr->dev_in[smelt_find(pr->g, name).index - 1] = device_ptr;
   return 0;
 }
 
@@ -601,6 +665,7 @@ int smelt_program_bind(smelt_program *pr, const char *name, smelt_dtype dt, int 
 static void apply_updates(smelt_program *pr, bool keep) {
   for (size_t k = 0; k < pr->nupd; k++) {
     memcpy(pr->targets[k]->data, pr->upd_data[k], pr->targets[k]->nbytes);
+    pr->targets[k]->on_dev = false;
     if (!keep) {
       sm_free(pr->upd_data[k]);
       pr->upd_data[k] = NULL;
@@ -642,6 +707,47 @@ static int run_compiled(smelt_program *pr, const void **pdata) {
   return 0;
 }
 
+/* A run on the GPU: params move to device memory when their copy there is
+ * not current; results stay on the device until read; updates are copied
+ * to the params' device copies after every kernel has run (each sees the
+ * values from before the run). */
+static int run_cuda(smelt_program *pr) {
+  smelt_params *p = pr->params;
+  const smelt_graph *g = pr->g;
+  const void **inputs = sm_calloc(g->nnodes ? g->nnodes : 1, sizeof *inputs);
+  uint64_t *pdev = sm_calloc(g->nnodes ? g->nnodes : 1, sizeof *pdev);
+  char *err = NULL;
+  int rc = 0;
+  if (!inputs || !pdev) rc = prfail(pr, "out of memory");
+  for (size_t i = 0; i < p->n && !rc; i++) {
+    param_slot *s = &p->slots[i];
+    if (!s->on_dev && s->nbytes) {
+      if ((!s->dev && sm_cuda_alloc(s->nbytes, &s->dev, &err)) ||
+          sm_cuda_upload(s->dev, s->data, s->nbytes, &err))
+        rc = prfail(pr, "param \"%s\" to the GPU: %s", g->nodes[s->node].name,
+                    err ? err : "out of memory");
+      else s->on_dev = true;
+    }
+    pdev[s->node] = s->dev;
+  }
+  for (size_t i = 0; i < g->nnodes && !rc; i++)
+    if (g->nodes[i].op == OP_INPUT && !pr->dev_in[i]) inputs[i] = sm_interp_bound(pr->it, (uint32_t)i);
+  if (!rc && sm_cuda_run(pr->cuda, inputs, pr->dev_in, pdev, !pr->eval, p->draws++, &err))
+    rc = prfail(pr, "%s", err ? err : "out of memory");
+  for (size_t k = 0; k < pr->nupd && !rc; k++) {
+    param_slot *t = pr->targets[k];
+    if (t->nbytes && sm_cuda_copy(t->dev, sm_cuda_result(pr->cuda, pr->nout + k), t->nbytes, &err))
+      rc = prfail(pr, "updating param \"%s\" on the GPU: %s", g->nodes[t->node].name,
+                  err ? err : "out of memory");
+    else t->host_stale = true;
+  }
+  sm_free(err);
+  sm_free(inputs);
+  sm_free(pdev);
+  pr->have_run = rc == 0;
+  return rc;
+}
+
 int smelt_program_run(smelt_program *pr) {
   if (!pr || check_program(pr)) return -1;
   /* compiled programs keep their result buffers from run to run (fresh
@@ -663,6 +769,14 @@ int smelt_program_run(smelt_program *pr) {
   }
   /* Draws are numbered per params store, so programs sharing it (or a
    * program made anew) never repeat a dropout mask. */
+  if (pr->cuda) {
+    sm_free(pdata);
+    return run_cuda(pr);
+  }
+  if (params_to_host(p)) {
+    sm_free(pdata);
+    return prfail(pr, "%s", p->error);
+  }
   if (pr->cpu) {
     int rc = run_compiled(pr, pdata);
     sm_free(pdata);
@@ -707,7 +821,49 @@ int smelt_program_read(smelt_program *pr, const char *name, smelt_dtype dt, void
   if (nbytes != nb)
     return prfail(pr, "read \"%s\": %zu bytes given, the output needs %zu", name, nbytes, nb);
   if (!data && nb) return prfail(pr, "read \"%s\": data is NULL", name);
+  if (nb && pr->cuda) {
+    char *err = NULL;
+    if (sm_cuda_download(data, sm_cuda_result(pr->cuda, k), nb, &err)) {
+      prfail(pr, "read \"%s\": %s", name, err ? err : "out of memory");
+      sm_free(err);
+      return -1;
+    }
+    return 0;
+  }
   if (nb) memcpy(data, pr->out_data[k], nb);
+  return 0;
+}
+
+int smelt_program_read_device(smelt_program *pr, const char *name, smelt_dtype dt,
+                              uint64_t device_ptr, size_t nbytes) {
+  if (!pr || check_program(pr)) return -1;
+  if (!pr->cuda)
+    return prfail(pr, "read_device \"%s\": the program runs on the %s target; device memory is "
+                      "for the cuda target",
+                  name ? name : "(null)", smelt_target_name(pr->target));
+  size_t k = 0;
+  while (name && k < pr->nout && strcmp(pr->out_names[k], name) != 0) k++;
+  if (!name || k == pr->nout)
+    return prfail(pr, "read_device: \"%s\" is not an output of this program",
+                  name ? name : "(null)");
+  if (!pr->have_run)
+    return prfail(pr, "read_device \"%s\": no results yet (smelt_program_run has not succeeded)",
+                  name);
+  const sm_node *n = &pr->g->nodes[pr->roots[k]];
+  size_t nb = node_bytes(n);
+  if (dt != n->dtype)
+    return prfail(pr, "read_device \"%s\": dtype %s does not match the output's %s", name,
+                  smelt_dtype_name(dt), smelt_dtype_name((smelt_dtype)n->dtype));
+  if (nbytes != nb)
+    return prfail(pr, "read_device \"%s\": %zu bytes given, the output needs %zu", name, nbytes,
+                  nb);
+  if (!device_ptr && nb) return prfail(pr, "read_device \"%s\": the device address is 0", name);
+  char *err = NULL;
+  if (nb && sm_cuda_copy(device_ptr, sm_cuda_result(pr->cuda, k), nb, &err)) {
+    prfail(pr, "read_device \"%s\": %s", name, err ? err : "out of memory");
+    sm_free(err);
+    return -1;
+  }
   return 0;
 }
 

@@ -31,8 +31,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "dump.h"
+#include "../runtime/cuda_build.h"
 #include "npy.h"
 #include "smelt/smelt.h"
 
@@ -88,7 +90,7 @@ static const char usage_main[] =
     "error in the input, 2 on a command-line usage error.\n"
     "\n"
     "environment:\n"
-    "  SMELT_TARGET=cpu|interp\n"
+    "  SMELT_TARGET=cpu|interp|cuda\n"
     "                 the target of 'run' without --target (default: cpu when\n"
     "                 libsmelt was built with LLVM, else interp)\n"
     "  SMELT_NUM_THREADS=N\n"
@@ -96,19 +98,23 @@ static const char usage_main[] =
     "                 every core)\n"
     "  SMELT_DUMP=STAGE,...\n"
     "                 print these stages of every compilation on stderr: graph,\n"
-    "                 passes, fusion, kernels, llvm, asm, dot, or all ('compile\n"
-    "                 --emit' writes its own stages instead)\n"
+    "                 passes, fusion, kernels, llvm, asm, cuda, ptx, dot, or\n"
+    "                 all ('compile --emit' writes its own stages instead)\n"
     "  SMELT_DUMP_DIR=DIR\n"
     "                 write the SMELT_DUMP stages to files in DIR instead\n"
     "  SMELT_CACHE_DIR=DIR\n"
     "                 the disk cache of compiled code (default:\n"
     "                 $XDG_CACHE_HOME/smelt, else ~/.cache/smelt)\n"
-    "  SMELT_CACHE=0  do not use the disk cache (as --no-cache)\n";
+    "  SMELT_CACHE=0  do not use the disk cache (as --no-cache)\n"
+    "  SMELT_CUDA_ARCH=sm_XY\n"
+    "                 the architecture of the cuda target (default: the device's)\n"
+    "  SMELT_CUDA_DEVICE=N\n"
+    "                 the GPU the cuda target uses (default 0)\n";
 
 static const char usage_run[] =
     "usage: smeltc run FILE [--input NAME=FILE.npy ...] [--output-dir DIR] [--quiet]\n"
     "                  [--program NAME] [--steps N]\n"
-    "                  [--target cpu|interp] [--threads N] [--stats]\n"
+    "                  [--target cpu|cuda|interp] [--threads N] [--stats]\n"
     "\n"
     "Parses the graph in FILE ('-' for standard input), compiles its outputs\n"
     "as a program for the target, binds each of its inputs from a NumPy .npy\n"
@@ -136,8 +142,9 @@ static const char usage_run[] =
     "                 when missing)\n"
     "  -q, --quiet    do not print the outputs\n"
     "  --target TARGET\n"
-    "                 where the program runs: cpu (code generated with LLVM)\n"
-    "                 or interp (the reference interpreter). Default:\n"
+    "                 where the program runs: cpu (code generated with LLVM),\n"
+    "                 cuda (CUDA C through NVRTC, on the GPU) or interp (the\n"
+    "                 reference interpreter). Default:\n"
     "                 $SMELT_TARGET, else cpu when libsmelt was built with\n"
     "                 LLVM, else interp.\n"
     "  --threads N    run the cpu target's kernels on N threads (default:\n"
@@ -160,9 +167,9 @@ static const char usage_compile[] =
     "                      [--weights FILE.safetensors] [--target cpu]\n"
     "                      [--triple TRIPLE] [--cpu NAME] [--features LIST]\n"
     "                      [--opt-level N] [--reassociate]\n"
-    "       smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu]\n"
-    "                      [--threads N] [--opt-level N] [--reassociate]\n"
-    "                      [--no-cache] [--stats]\n"
+    "       smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH]\n"
+    "                      [--target cpu|cuda] [--arch sm_XY] [--threads N]\n"
+    "                      [--opt-level N] [--reassociate] [--no-cache] [--stats]\n"
     "\n"
     "Ahead of time (the first form): compiles every program the graph in FILE\n"
     "declares ('program' lines) into one relocatable, position-independent\n"
@@ -181,10 +188,14 @@ static const char usage_compile[] =
     "  passes         the graph after the optimization passes\n"
     "  fusion         the optimized graph partitioned into kernels\n"
     "  kernels        the kernel IR: loops, loads, scalar expressions, stores\n"
-    "  llvm           the kernels' LLVM IR, before and after optimization\n"
-    "  asm            the kernels' machine code as assembly\n"
+    "  llvm           the kernels' LLVM IR, before and after optimization (cpu)\n"
+    "  asm            the kernels' machine code as assembly (cpu)\n"
+    "  cuda           the kernels as CUDA C (cuda)\n"
+    "  ptx            that CUDA C compiled by NVRTC to PTX (cuda)\n"
+    "  cubin          the device code NVRTC makes (cuda; binary, emitted alone,\n"
+    "                 not part of 'all')\n"
     "  dot            the fused graph as Graphviz DOT, a cluster per kernel\n"
-    "  all            every stage above, in this order\n"
+    "  all            every stage above that the target makes, in this order\n"
     "\n"
     "ahead-of-time options:\n"
     "  -o, --output FILE.o\n"
@@ -221,8 +232,12 @@ static const char usage_compile[] =
     "  -o, --output PATH\n"
     "                 write to PATH instead of standard output ('-': standard\n"
     "                 output); nothing is written when compilation fails\n"
-    "  --target cpu   the target to compile for: cpu, the default (the interp\n"
-    "                 target runs the graph as it is and compiles nothing)\n"
+    "  --target cpu|cuda\n"
+    "                 the target to compile for: cpu, the default, or cuda (the\n"
+    "                 interp target runs the graph as it is and compiles\n"
+    "                 nothing). The cuda stages need no GPU.\n"
+    "  --arch sm_XY   cuda: the architecture NVRTC compiles for (default:\n"
+    "                 $SMELT_CUDA_ARCH, else the device's, else sm_80)\n"
     "  --threads N    split the kernels for N threads (default:\n"
     "                 $SMELT_NUM_THREADS, else every core)\n"
     "  --opt-level N, --reassociate\n"
@@ -1080,30 +1095,38 @@ done:
 /* -------------------------------------------------------------- compile */
 
 /* The stages of --emit, in pipeline order (as "all" lists them). */
+/* The stages of --emit, in pipeline order (as "all" lists them). The
+ * backend stages belong to one target; cubin (binary) is not a dump stage. */
+#define STAGE_CUBIN 0u
+#define ANY_TARGET 0
 static const struct {
   const char *name;
   unsigned bit;
+  smelt_target target; /* ANY_TARGET, or the one target that makes it */
 } stage_table[] = {
-    {"graph", SM_DUMP_GRAPH},     {"passes", SM_DUMP_PASSES}, {"fusion", SM_DUMP_FUSION},
-    {"kernels", SM_DUMP_KERNELS}, {"llvm", SM_DUMP_LLVM},     {"asm", SM_DUMP_ASM},
-    {"dot", SM_DUMP_DOT},
+    {"graph", SM_DUMP_GRAPH, ANY_TARGET},     {"passes", SM_DUMP_PASSES, ANY_TARGET},
+    {"fusion", SM_DUMP_FUSION, ANY_TARGET},   {"kernels", SM_DUMP_KERNELS, ANY_TARGET},
+    {"llvm", SM_DUMP_LLVM, SMELT_TARGET_CPU}, {"asm", SM_DUMP_ASM, SMELT_TARGET_CPU},
+    {"cuda", SM_DUMP_CUDA, SMELT_TARGET_CUDA}, {"ptx", SM_DUMP_PTX, SMELT_TARGET_CUDA},
+    {"cubin", STAGE_CUBIN, SMELT_TARGET_CUDA}, {"dot", SM_DUMP_DOT, ANY_TARGET},
 };
 enum { NSTAGES = sizeof stage_table / sizeof stage_table[0] };
-static const char stage_list[] = "graph, passes, fusion, kernels, llvm, asm, dot, all";
+static const char stage_list[] =
+    "graph, passes, fusion, kernels, llvm, asm (cpu), cuda, ptx, cubin (cuda), dot, all";
 
 /* Adds the stages of a comma list to order[] (each once, in the order
  * first given). Returns 0, or -1 after printing a usage error. */
-static int add_stages(const char *list, int *order, int *n) {
+static int add_stages(const char *list, int *order, int *n, bool *named) {
   const char *p = list;
   for (;;) {
     size_t len = strcspn(p, ",");
     int first = 0, last = -1;
     if (len == 3 && strncmp(p, "all", 3) == 0) {
-      last = NSTAGES - 1;
+      last = NSTAGES - 1; /* cubin and the other target's stages are dropped later */
     } else {
       for (int s = 0; s < NSTAGES && last < 0; s++)
         if (strlen(stage_table[s].name) == len && strncmp(p, stage_table[s].name, len) == 0)
-          first = last = s;
+          first = last = s, named[s] = true;
     }
     if (last < 0) {
       if (len == 0)
@@ -1127,7 +1150,8 @@ static int add_stages(const char *list, int *order, int *n) {
 /* Writes the captured stages to path ("-" or NULL: standard output), each
  * after a header line when there are several. Returns 0, or -1 after
  * printing an error. */
-static int write_stages(const char *path, const int *order, int n, char *const *texts) {
+static int write_stages(const char *path, const int *order, int n, char *const *texts,
+                        size_t binlen) {
   bool to_stdout = !path || strcmp(path, "-") == 0;
   FILE *f = to_stdout ? stdout : fopen(path, "w");
   if (!f) {
@@ -1136,7 +1160,8 @@ static int write_stages(const char *path, const int *order, int n, char *const *
   }
   for (int k = 0; k < n; k++) {
     if (n > 1) fprintf(f, "=== %s ===\n", stage_table[order[k]].name);
-    if (texts[k]) fputs(texts[k], f);
+    if (texts[k] && binlen) fwrite(texts[k], 1, binlen, f); /* cubin, alone */
+    else if (texts[k]) fputs(texts[k], f);
   }
   if (to_stdout) return 0; /* main checks the writes to stdout */
   int bad = ferror(f);
@@ -1197,12 +1222,100 @@ static int compile_graph(const char *file, const int *order, int n, const char *
       else
         msg("note: the %s stage is empty", stage_table[order[k]].name);
     }
-  if (n && write_stages(outpath, order, n, texts)) goto done;
+  if (n && write_stages(outpath, order, n, texts, 0)) goto done;
   rc = EXIT_OK;
 done:
   for (int k = 0; k < n; k++) smelt_free(texts[k]);
   smelt_program_free(pr);
   smelt_params_free(params);
+  smelt_graph_free(g);
+  return rc;
+}
+
+/* The stages of the cuda target, which need no GPU: the graph planned,
+ * printed as CUDA C and compiled by NVRTC for --arch (default: the
+ * device's when there is one, else sm_80), each stage compiled on its own
+ * with its dump captured. */
+static int compile_graph_cuda(const char *file, const int *order, int n, const char *outpath,
+                              const compile_args *ca) {
+  int rc = EXIT_ERR;
+  const char *display = strcmp(file, "-") == 0 ? "<stdin>" : file;
+  char *texts[NSTAGES] = {0};
+  uint32_t *roots = NULL;
+  smelt_graph *g = load_graph(file);
+  if (!g) goto done;
+  size_t nout = smelt_graph_output_count(g);
+  if (nout == 0) {
+    msg("%s: the graph has no outputs, so there is nothing to compile (declare one with "
+        "'output NAME = %%id')",
+        display);
+    goto done;
+  }
+  roots = malloc(sizeof *roots * nout);
+  if (!roots) {
+    msg("out of memory");
+    goto done;
+  }
+  for (size_t j = 0; j < nout; j++) roots[j] = smelt_graph_output(g, j, NULL).index - 1;
+  char *err = NULL;
+  int cc = 0;
+  if (sm_cuda_pick_arch(&ca->o, sm_cuda_device_arch(), &cc, &err)) {
+    msg("%s", err ? err : "out of memory");
+    smelt_free(err);
+    goto done;
+  }
+  smelt_compile_options o = ca->o;
+  double ms = 0;
+  bool from_cache = false;
+  size_t nkernels = 0, cubin_len = 0;
+  for (int k = 0; k < (n ? n : 1); k++) {
+    sm_cuda_image img;
+    sm_dump dump = {0};
+    bool cubin = n && stage_table[order[k]].bit == STAGE_CUBIN;
+    if (n && !cubin) {
+      dump.stages = stage_table[order[k]].bit;
+      sm_dump_capture_begin(dump.stages);
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int out = cubin || !n ? SM_NVRTC_CUBIN
+              : dump.stages == SM_DUMP_PTX ? SM_NVRTC_PTX
+                                           : SM_CUDA_PRINT_ONLY;
+    int failed = sm_cuda_build(g, nout, roots, &o, cc, out, &dump, &img, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (n && !cubin) texts[k] = sm_dump_capture_end();
+    if (failed) {
+      msg("%s: %s", display, err ? err : "out of memory");
+      smelt_free(err);
+      goto done;
+    }
+    nkernels = img.plan->nkernels;
+    ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    from_cache = img.from_cache;
+    if (cubin && img.code) {
+      texts[k] = malloc(img.code_len + 1);
+      if (texts[k]) memcpy(texts[k], img.code, img.code_len);
+      if (!texts[k]) msg("out of memory");
+      cubin_len = img.code_len;
+    }
+    sm_cuda_image_free(&img);
+  }
+  if (ca->stats)
+    fprintf(stderr,
+            "stats: target      cuda\n"
+            "stats: arch        sm_%d\n"
+            "stats: kernels     %zu\n"
+            "stats: compile ms  %.3f\n"
+            "stats: cache hit   %s\n",
+            cc, nkernels, ms, from_cache ? "yes" : "no");
+  for (int k = 0; k < n; k++)
+    if (!texts[k]) msg("note: the %s stage is empty%s", stage_table[order[k]].name,
+                       nkernels ? "" : ": the program has no kernels");
+  if (n && write_stages(outpath, order, n, texts, cubin_len)) goto done;
+  rc = EXIT_OK;
+done:
+  for (int k = 0; k < n; k++) free(texts[k]);
+  free(roots);
   smelt_graph_free(g);
   return rc;
 }
@@ -1249,6 +1362,7 @@ static int cmd_compile(int argc, char **argv) {
   ao.prefix = NULL;
   const char *aot_flag = NULL, *stage_flag = NULL; /* one of each form's own options */
   int order[NSTAGES], n = 0, known;
+  bool named[NSTAGES] = {0}; /* stages given by name (not through "all") */
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     bool missing;
@@ -1266,7 +1380,7 @@ static int cmd_compile(int argc, char **argv) {
     } else if ((v = opt_value(argc, argv, &i, "--emit", "-e", &missing)) || missing) {
       if (missing)
         return usage_error("compile", "compile: %s needs a stage (stages: %s)", a, stage_list);
-      if (add_stages(v, order, &n)) return EXIT_USAGE;
+      if (add_stages(v, order, &n, named)) return EXIT_USAGE;
       stage_flag = "--emit";
     } else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing)) || missing) {
       if (missing || !v[0]) return usage_error("compile", "compile: %s needs a file name", a);
@@ -1296,6 +1410,11 @@ static int cmd_compile(int argc, char **argv) {
       if (missing) return usage_error("compile", "compile: --features needs a feature list");
       ao.features = v;
       aot_flag = "--features";
+    } else if ((v = opt_value(argc, argv, &i, "--arch", NULL, &missing)) || missing) {
+      if (missing || !v[0])
+        return usage_error("compile", "compile: --arch needs a CUDA architecture such as sm_90");
+      ca.o.cuda_arch = v;
+      stage_flag = "--arch";
     } else if ((known = compile_option("compile", argc, argv, &i, &ca)) != 0) {
       if (known < 0) return EXIT_USAGE;
       if (strcmp(a, "--threads") == 0 || strcmp(a, "--no-cache") == 0 ||
@@ -1319,6 +1438,28 @@ static int cmd_compile(int argc, char **argv) {
                          aot_flag, stage_flag);
     if (n == 0 && !ca.stats)
       return usage_error("compile", "compile: missing --emit STAGE (stages: %s)", stage_list);
+    if (ca.o.cuda_arch && ca.o.target != SMELT_TARGET_CUDA)
+      return usage_error("compile", "compile: --arch is for --target cuda (not %s)",
+                         smelt_target_name(ca.o.target));
+    /* keep the stages this target makes: one named for another target is
+     * an error, "all" just skips them (and cubin, which is binary) */
+    int kept = 0;
+    for (int k = 0; k < n; k++) {
+      int st = order[k];
+      bool other = stage_table[st].target != ANY_TARGET && stage_table[st].target != ca.o.target;
+      if (other && named[st])
+        return usage_error("compile", "compile: the %s stage is made by --target %s (not %s)",
+                           stage_table[st].name, smelt_target_name(stage_table[st].target),
+                           smelt_target_name(ca.o.target));
+      if (other || (stage_table[st].bit == STAGE_CUBIN && !named[st])) continue;
+      order[kept++] = st;
+    }
+    n = kept;
+    for (int k = 0; k < n; k++)
+      if (stage_table[order[k]].bit == STAGE_CUBIN && n > 1)
+        return usage_error("compile", "compile: cubin is binary: emit it alone (--emit cubin -o "
+                                      "FILE.cubin)");
+    if (ca.o.target == SMELT_TARGET_CUDA) return compile_graph_cuda(file, order, n, outpath, &ca);
     return compile_graph(file, order, n, outpath, &ca);
   }
   if (!outpath)

@@ -188,7 +188,7 @@ out_has "--input NAME=FILE.npy"
 
 t "run --help: targets and compile options"
 run 0 run --help
-out_has "[--target cpu|interp] [--threads N] [--stats]"
+out_has "[--target cpu|cuda|interp] [--threads N] [--stats]"
 out_has "--target TARGET"
 out_has "--threads N"
 out_has "--opt-level N"
@@ -199,12 +199,13 @@ out_has "--stats"
 t "compile --help"
 run 0 compile --help
 out_has "usage: smeltc compile FILE -o FILE.o [--header FILE.h] [--prefix NAME]"
-out_has "       smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH] [--target cpu]"
+out_has "       smeltc compile FILE --emit STAGE[,STAGE...] [-o PATH]"
+out_has "[--target cpu|cuda] [--arch sm_XY]"
 for flag in "--header FILE.h" "--prefix NAME" "--weights FILE.safetensors" "--triple TRIPLE" \
   "--cpu NAME" "--features LIST" "--target cpu" "--opt-level N" "--reassociate"; do
   out_has "  $flag"
 done
-for st in graph passes fusion kernels llvm asm dot all; do
+for st in graph passes fusion kernels llvm asm cuda ptx cubin dot all; do
   out_has "  $st "
 done
 out_has "-o, --output PATH"
@@ -588,9 +589,9 @@ run 1 run "$G/index.smelt" --input "i=$T/i_bad.npy" --target interp
 err_has "smeltc: $G/index.smelt:"
 err_has "out of range"
 
-t "run: the cuda target"
-run 1 run "$G/double.smelt" -i "x=$T/x.npy" --target cuda
-err_has "smeltc: $G/double.smelt: the cuda target is not available"
+t "run: the cuda target without a driver"
+SMELT_CUDA_DRIVER=/nonexistent/libcuda.so.1 run 1 run "$G/double.smelt" -i "x=$T/x.npy" --target cuda
+err_has "smeltc: $G/double.smelt: no CUDA driver found (/nonexistent/libcuda.so.1: "
 
 t "run: no outputs"
 run 0 run "$G/no_outputs.smelt" --target interp --stats
@@ -634,7 +635,7 @@ err_has "smeltc: compile: missing -o FILE.o (the object to write), or --emit STA
 
 t "compile: --stats without --emit writes no stage"
 run 2 compile "$G/double.smelt" --threads 2
-err_has "smeltc: compile: missing --emit STAGE (stages: graph, passes, fusion, kernels, llvm, asm, dot, all)"
+err_has "smeltc: compile: missing --emit STAGE (stages: graph, passes, fusion, kernels, llvm, asm (cpu), cuda, ptx, cubin (cuda), dot, all)"
 
 t "compile: object and stage options together"
 run 2 compile "$G/double.smelt" --emit=kernels --header "$T/x.h"
@@ -656,7 +657,7 @@ done
 
 t "compile: an unknown stage"
 run 2 compile "$G/double.smelt" --emit=kernel
-err_has "smeltc: compile: unknown stage 'kernel' in --emit (stages: graph, passes, fusion, kernels, llvm, asm, dot, all)"
+err_has "smeltc: compile: unknown stage 'kernel' in --emit (stages: graph, passes, fusion, kernels, llvm, asm (cpu), cuda, ptx, cubin (cuda), dot, all)"
 out_empty
 
 t "compile: an unknown stage in a list"
@@ -708,10 +709,38 @@ run 1 compile "$G/no_outputs.smelt" --emit=kernels
 err_has "smeltc: $G/no_outputs.smelt: the graph has no outputs, so there is nothing to compile"
 out_empty
 
-t "compile: the cuda target"
-run 1 compile "$G/double.smelt" --emit=kernels --target cuda -o "$T/cuda.txt"
-err_has "smeltc: $G/double.smelt: the cuda target is not available"
-[ ! -e "$T/cuda.txt" ] || bad "-o file written although compilation failed"
+t "compile: cuda stages need no GPU"
+run 0 compile "$G/double.smelt" --emit=kernels,cuda --target cuda -o "$T/cuda.txt"
+grep -q '^=== cuda ===' "$T/cuda.txt" || bad "no cuda stage in $T/cuda.txt"
+grep -q 'extern "C" __global__' "$T/cuda.txt" || bad "no kernel in the cuda stage"
+out_empty
+
+t "compile: a stage of the other target"
+run 2 compile "$G/double.smelt" --emit=llvm --target cuda
+err_has "smeltc: compile: the llvm stage is made by --target cpu (not cuda)"
+run 2 compile "$G/double.smelt" --emit=ptx
+err_has "smeltc: compile: the ptx stage is made by --target cuda (not cpu)"
+run 2 compile "$G/double.smelt" --emit=kernels --arch sm_90
+err_has "smeltc: compile: --arch is for --target cuda (not cpu)"
+run 2 compile "$G/double.smelt" --emit=cubin,cuda --target cuda
+err_has "smeltc: compile: cubin is binary: emit it alone"
+
+t "compile: all stages of the cuda target"
+if "$SMELTC" compile "$G/double.smelt" --target cuda --emit=ptx >/dev/null 2>&1; then
+  run 0 compile "$G/double.smelt" --emit=all --target cuda --arch sm_90 --no-cache
+  out_has "=== cuda ==="
+  out_has "=== ptx ==="
+  out_has ".target sm_90"
+  out_lacks "=== llvm ==="
+  out_lacks "=== cubin ==="
+  run 0 compile "$G/double.smelt" --emit=cubin --target cuda -o "$T/double.cubin" --stats
+  err_has "stats: arch        sm_"
+  [ "$(head -c 4 "$T/double.cubin" | od -An -c | tr -d ' ')" = '177ELF' ] || bad "the cubin is not ELF"
+  run 1 compile "$G/double.smelt" --emit=cuda --target cuda --arch sm_10
+  err_has "is not supported by NVRTC"
+else
+  echo "  (NVRTC not available: skipped)"
+fi
 
 # --------------------------------------- compile: stages (cpu target)
 

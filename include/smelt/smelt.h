@@ -491,6 +491,15 @@ int smelt_program_bind(smelt_program *pr, const char *name, smelt_dtype dt, int 
 int smelt_program_run(smelt_program *pr);
 int smelt_program_read(smelt_program *pr, const char *name, smelt_dtype dt, void *data,
                        size_t nbytes);
+/* The cuda target with data kept on the GPU (docs/cuda.md): binds an
+ * input to device memory (a CUdeviceptr of the current device's primary
+ * context, read in place by every later run until bound again), and
+ * copies an output of the last run into device memory. The checks are
+ * smelt_program_bind's and smelt_program_read's; other targets refuse. */
+int smelt_program_bind_device(smelt_program *pr, const char *name, smelt_dtype dt, int rank,
+                              const int64_t *dims, uint64_t device_ptr, size_t nbytes);
+int smelt_program_read_device(smelt_program *pr, const char *name, smelt_dtype dt,
+                              uint64_t device_ptr, size_t nbytes);
 
 /* ------------------------------------------------------------ compiling */
 /* Where a program runs. AUTO: $SMELT_TARGET ("cpu", "interp" or "cuda")
@@ -499,7 +508,7 @@ typedef enum smelt_target {
   SMELT_TARGET_AUTO = 0,
   SMELT_TARGET_INTERP, /* the reference interpreter */
   SMELT_TARGET_CPU,    /* LLVM-generated code, JIT-compiled (ORC) */
-  SMELT_TARGET_CUDA    /* CUDA C through NVRTC (not yet available) */
+  SMELT_TARGET_CUDA    /* CUDA C through NVRTC, run through the CUDA driver */
 } smelt_target;
 /* "auto", "interp", "cpu", "cuda". */
 const char *smelt_target_name(smelt_target t);
@@ -515,14 +524,18 @@ typedef struct smelt_compile_options {
   bool reassociate;  /* let float reductions be reordered (vectorized);
                         off by default: sums follow a fixed order */
   const char *dump;  /* stages to dump, as $SMELT_DUMP: a comma list of graph,
-                        passes, fusion, kernels, llvm, asm (or "all"); NULL: none */
+                        passes, fusion, kernels, llvm, asm, cuda, ptx (or "all");
+                        NULL: none */
   const char *dump_dir; /* directory for dump files; NULL: stderr */
   const char *cache_dir; /* disk cache of compiled code; NULL: none */
+  const char *cuda_arch; /* cuda target: the architecture to compile for
+                            ("sm_90"); NULL: the device's own */
 } smelt_compile_options;
 /* target AUTO, opt_level 3, num_threads 0, reassociate false; dump from
  * $SMELT_DUMP, dump_dir from $SMELT_DUMP_DIR, cache_dir from
  * $SMELT_CACHE_DIR, else $XDG_CACHE_HOME/smelt, else ~/.cache/smelt, and
- * NULL when $SMELT_CACHE=0. The strings live as long as the process. */
+ * NULL when $SMELT_CACHE=0; cuda_arch from $SMELT_CUDA_ARCH. The strings
+ * live as long as the process. */
 smelt_compile_options smelt_compile_defaults(void);
 
 /* smelt_program_new / smelt_program_new_eval with options (NULL: the
