@@ -881,6 +881,8 @@ static void body_two_stage(cu *c, sm_cuda_kernel *info, int64_t npoints, int64_t
      * volatile so the partials of other blocks are not stale */
     line(c, "const %s x%d = ((volatile %s *)(scratch + %zu))[p * %" PRId64 " + q];", ctype(adt),
          j, ctype(adt), voff[j], chunks);
+    /* scratch is left zeroed for the next kernel (codegen/cuda.h) */
+    line(c, "((%s *)(scratch + %zu))[p * %" PRId64 " + q] = 0;", ctype(adt), voff[j], chunks);
     char s[16], si[16], x[16], xi[16];
     snprintf(s, sizeof s, "s%d", j);
     snprintf(si, sizeof si, "s%di", j);
@@ -889,6 +891,7 @@ static void body_two_stage(cu *c, sm_cuda_kernel *info, int64_t npoints, int64_t
     if (is_arg((sm_op)a->op)) {
       line(c, "const long long x%di = ((volatile long long *)(scratch + %zu))[p * %" PRId64 " + q];",
            j, ioff[j], chunks);
+      line(c, "((long long *)(scratch + %zu))[p * %" PRId64 " + q] = 0;", ioff[j], chunks);
       arg_take(c, a, s, si, x, xi);
     } else {
       acc_combine(c, a, s, x);

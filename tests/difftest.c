@@ -3,7 +3,7 @@
  * reference interpreter on random graphs.
  *
  *   difftest [--count N] [--seed S] [--target cpu|interp] [--ops LIST]
- *            [--verbose] [--save DIR] [--max-failures N]
+ *            [--verbose] [--save DIR] [--max-failures N] [--cuda-compile ARCHS]
  *
  * Graph i is built from seed S+i alone (splitmix64, our own generator, so a
  * seed gives the same graph on every machine): `--seed S+i --count 1`
@@ -19,8 +19,16 @@
  * on one side must be a run error on the other. With --target interp the
  * interp target is compared with a plain smelt_interp, bit for bit.
  *
+ * With --cuda-compile ARCHS (e.g. sm_80,sm_90) nothing runs: each graph's
+ * program (outputs, then updates) is planned, printed as CUDA C and
+ * compiled to a cubin by NVRTC for each arch (sm_cuda_build, no disk
+ * cache, no GPU needed); a graph fails when any build fails, and the
+ * failure shows the graph's text and NVRTC's log. The graphs are those of
+ * the cpu target's run with the same seeds.
+ *
  * Exit status: 0 when everything agrees, 1 on any mismatch, 2 on a usage
- * error, 77 (skipped) when the target is not available in this build.
+ * error, 77 (skipped) when the target is not available in this build
+ * (with --cuda-compile: when libsmelt was built without NVRTC).
  */
 #include <errno.h>
 #include <signal.h>
@@ -37,6 +45,8 @@
 #include <time.h>
 
 #include "smelt/smelt.h"
+/* --cuda-compile: the cuda target's compilation without a device */
+#include "../runtime/cuda_build.h"
 
 /* ------------------------------------------------------------------ PRNG */
 /* splitmix64: tiny, and the same sequence everywhere (no libc rand). */
@@ -177,6 +187,10 @@ typedef struct config {
   bool verbose;
   const char *save;
   long max_failures;
+  /* --cuda-compile: compile for these compute capabilities instead of
+   * running (ncuda == 0: off) */
+  int ncuda;
+  int cuda_cc[8];
 } config;
 
 /* ------------------------------------------------------------ generator */
@@ -1724,6 +1738,8 @@ static bool side_compile(side *s, gen *G, smelt_target target) {
 typedef struct stats {
   long graphs, ok, mismatches, build_errors, compile_errors, both_failed, vacuous;
   double secs;
+  long cuda_builds, cuda_kernels; /* --cuda-compile */
+  double cuda_secs;              /* time in sm_cuda_build */
 } stats;
 
 static void write_npy(const char *path, const leaf *l) {
@@ -1845,6 +1861,86 @@ static void catch_crashes(void) {
 
 /* ------------------------------------------------------------- one graph */
 enum { RES_OK, RES_MISMATCH, RES_BUILD, RES_COMPILE, RES_BOTHFAIL };
+
+static double now_secs(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* --cuda-compile: the graph's program (outputs, then updates, as
+ * smelt_program_compile plans them) built as a cubin for each arch. */
+static int cuda_graph(const config *cfg, uint64_t seed, long number, stats *st) {
+  gen *G = calloc(1, sizeof *G);
+  if (!G) return RES_BUILD;
+  if (gen_graph(G, cfg, seed)) {
+    printf("graph %ld (seed %" PRIu64 "): build error: %s\n", number, seed,
+           G->g && smelt_graph_error(G->g) ? smelt_graph_error(G->g) : "out of memory");
+    st->build_errors++;
+    gen_free(G);
+    free(G);
+    return RES_BUILD;
+  }
+  char *text = smelt_graph_print(G->g);
+  if (cfg->verbose)
+    printf("---- graph %ld (seed %" PRIu64 ")%s\n%s", number, seed, G->eval ? " eval" : "",
+           text ? text : "(no text)\n");
+  snprintf(crash_head, sizeof crash_head,
+           "\n==== FAIL: graph %ld, seed %" PRIu64 ": crashed while compiling for CUDA (rerun: "
+           "difftest --cuda-compile sm_%d --seed %" PRIu64 " --count 1 --verbose)\n",
+           number, seed, cfg->cuda_cc[0], seed);
+  crash_text = text;
+  if (cfg->save) save_files(G, cfg, seed, text ? text : "", false);
+  uint32_t roots[MAX_OUTS + MAX_UPD];
+  size_t nroots = 0;
+  for (int k = 0; k < G->nout; k++) roots[nroots++] = G->outs[k].v.n.index - 1;
+  for (int k = 0; k < G->nupd; k++) roots[nroots++] = G->upd[k].index - 1;
+  smelt_compile_options o = smelt_compile_defaults();
+  o.target = SMELT_TARGET_CUDA;
+  o.cache_dir = NULL; /* every compile is NVRTC's */
+  o.dump = NULL;
+  o.dump_dir = NULL;
+  o.cuda_arch = NULL;
+  int result = RES_OK;
+  for (int a = 0; a < cfg->ncuda && result == RES_OK; a++) {
+    int cc = cfg->cuda_cc[a];
+    sm_cuda_image img;
+    char *err = NULL;
+    double t0 = now_secs();
+    int rc = sm_cuda_build(G->g, nroots, roots, &o, cc, SM_NVRTC_CUBIN, NULL, &img, &err);
+    st->cuda_secs += now_secs() - t0;
+    st->cuda_builds++;
+    const char *why = rc ? (err ? err : "out of memory") : NULL;
+    if (!rc && img.plan->nkernels &&
+        (img.code_len < 64 || memcmp(img.code, "\x7f" "ELF", 4) != 0))
+      why = "NVRTC's output is not an ELF cubin";
+    if (!rc) st->cuda_kernels += (long)img.plan->nkernels;
+    if (why) {
+      result = RES_COMPILE;
+      printf("==== FAIL: graph %ld, seed %" PRIu64 ": CUDA build for sm_%d failed (%zu roots: "
+             "%d outputs, %d updates%s)\n%s\n",
+             number, seed, cc, nroots, G->nout, G->nupd, G->eval ? ", evaluation program" : "",
+             why);
+      if (!rc && img.src.text) printf("---- the CUDA C:\n%s", img.src.text);
+      printf("---- the graph:\n%s", text ? text : "(graph text unavailable)\n");
+      printf("reproduce: difftest --cuda-compile sm_%d --seed %" PRIu64 " --count 1 --verbose\n"
+             "       or: smeltc compile %s/g%" PRIu64 ".smelt --target cuda --arch sm_%d "
+             "--emit cuda%s\n\n",
+             cc, seed, cfg->save ? cfg->save : "DIR", seed, cc,
+             cfg->save ? "" : "   (files written with --save DIR)");
+    }
+    if (!rc) sm_cuda_image_free(&img);
+    sm_free(err);
+  }
+  if (cfg->save && result == RES_OK) save_files(G, cfg, seed, NULL, true);
+  if (result == RES_COMPILE) st->compile_errors++;
+  else st->ok++;
+  crash_text = NULL;
+  smelt_free(text);
+  gen_free(G);
+  free(G);
+  return result;
+}
 
 static int run_graph(const config *cfg, uint64_t seed, long number, stats *st) {
   gen *G = calloc(1, sizeof *G);
@@ -1992,13 +2088,16 @@ static int run_graph(const config *cfg, uint64_t seed, long number, stats *st) {
 static int usage(FILE *f, int rc) {
   fprintf(f,
           "usage: difftest [--count N] [--seed S] [--target cpu|interp] [--ops LIST]\n"
-          "                [--verbose] [--save DIR] [--max-failures N]\n"
+          "                [--verbose] [--save DIR] [--max-failures N] [--cuda-compile ARCHS]\n"
           "Random graphs compiled for a target and compared with the interpreter.\n"
           "Graph i uses seed S+i: rerun one with --seed S+i --count 1 --verbose.\n"
+          "  --cuda-compile ARCHS  run nothing: compile each graph as CUDA with NVRTC for\n"
+          "               each arch of the comma-separated list (e.g. sm_80,sm_90)\n"
           "  --ops LIST   comma-separated op names or groups (unary binary compare\n"
           "               logical where reduce view matmul index source nn grad update)\n"
           "  --save DIR   write failing graphs (DIR/g<seed>.smelt) and inputs (.npy)\n"
-          "exit: 0 all agree, 1 a mismatch, 2 usage, 77 target unavailable (skip)\n");
+          "exit: 0 all agree, 1 a mismatch, 2 usage, 77 target unavailable (skip)\n"
+          "      (--cuda-compile: 1 a CUDA build failed, 77 built without NVRTC)\n");
   return rc;
 }
 
@@ -2028,7 +2127,7 @@ int main(int argc, char **argv) {
   cfg.seed = 1;
   cfg.target = SMELT_TARGET_CPU;
   cfg.max_failures = 10;
-  const char *ops = NULL;
+  const char *ops = NULL, *cuda_archs = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -2045,6 +2144,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--max-failures")) cfg.max_failures = strtol(v, &end, 10);
     else if (!strcmp(a, "--save")) cfg.save = v;
     else if (!strcmp(a, "--ops")) ops = v;
+    else if (!strcmp(a, "--cuda-compile")) cuda_archs = v;
     else if (!strcmp(a, "--target")) {
       if (!strcmp(v, "cpu")) cfg.target = SMELT_TARGET_CPU;
       else if (!strcmp(v, "interp")) cfg.target = SMELT_TARGET_INTERP;
@@ -2085,7 +2185,33 @@ int main(int argc, char **argv) {
     return 2;
   }
   char why[512];
-  if (!target_available(cfg.target, why, sizeof why)) {
+  if (cuda_archs) {
+    if (!sm_nvrtc_available()) {
+      printf("difftest: SKIP: --cuda-compile needs NVRTC, and this libsmelt was built without "
+             "it\n");
+      return 77;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", cuda_archs);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+      char *err = NULL;
+      int cc;
+      if (cfg.ncuda == (int)(sizeof cfg.cuda_cc / sizeof cfg.cuda_cc[0])) {
+        fprintf(stderr, "difftest: --cuda-compile: too many archs\n");
+        return 2;
+      }
+      if (sm_nvrtc_parse_arch(tok, &cc, &err)) {
+        fprintf(stderr, "difftest: --cuda-compile: %s\n", err ? err : "out of memory");
+        sm_free(err);
+        return 2;
+      }
+      cfg.cuda_cc[cfg.ncuda++] = cc;
+    }
+    if (!cfg.ncuda) {
+      fprintf(stderr, "difftest: --cuda-compile: no arch given\n");
+      return 2;
+    }
+  } else if (!target_available(cfg.target, why, sizeof why)) {
     printf("difftest: SKIP: the %s target is not available in this build: %s\n",
            smelt_target_name(cfg.target), why);
     return 77;
@@ -2098,7 +2224,8 @@ int main(int argc, char **argv) {
   clock_t c0 = clock(); /* CPU time too: a loaded machine inflates wall time */
   long failures = 0;
   for (long i = 0; i < cfg.count; i++) {
-    int rc = run_graph(&cfg, cfg.seed + (uint64_t)i, i, &st);
+    int rc = cfg.ncuda ? cuda_graph(&cfg, cfg.seed + (uint64_t)i, i, &st)
+                       : run_graph(&cfg, cfg.seed + (uint64_t)i, i, &st);
     st.graphs++;
     if (rc == RES_MISMATCH || rc == RES_COMPILE) failures++;
     fflush(stdout);
@@ -2110,6 +2237,16 @@ int main(int argc, char **argv) {
   clock_gettime(CLOCK_MONOTONIC, &t1);
   st.secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   double cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+  if (cfg.ncuda) {
+    printf("difftest: %ld graphs (seeds %" PRIu64 "..%" PRIu64 ") compiled as CUDA for",
+           st.graphs, cfg.seed, cfg.seed + (uint64_t)(st.graphs ? st.graphs - 1 : 0));
+    for (int a = 0; a < cfg.ncuda; a++) printf("%s sm_%d", a ? "," : "", cfg.cuda_cc[a]);
+    printf(": %ld built, %ld CUDA build failures, %ld graph build errors; %ld cubins of %ld "
+           "kernels in all, %.3f s per build; %.1f s wall, %.1f s CPU\n",
+           st.ok, st.compile_errors, st.build_errors, st.cuda_builds, st.cuda_kernels,
+           st.cuda_builds ? st.cuda_secs / (double)st.cuda_builds : 0.0, st.secs, cpu);
+    return st.compile_errors || st.build_errors ? 1 : 0;
+  }
   printf("difftest: %ld graphs (seeds %" PRIu64 "..%" PRIu64 ") on %s against the %s: "
          "%ld agree (%ld of them failing on both sides), %ld mismatches, %ld compile errors, "
          "%ld build errors; %.1f s wall (%.1f graphs/s), %.1f s CPU (%.1f graphs/CPU s)\n",
