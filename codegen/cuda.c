@@ -920,23 +920,6 @@ typedef struct mm_shape {
   int aarg, barg;
 } mm_shape;
 
-static bool affine_of(const sm_kernel *k, int v, int64_t *off, int64_t *coef) {
-  const sm_kval *x = &k->vals[v];
-  for (int d = 0; d < k->ndim; d++) coef[d] = 0;
-  if (x->kind == KV_IDX) {
-    *off = 0;
-    coef[x->axis] = 1;
-    return true;
-  }
-  if (x->kind == KV_CONST && x->dtype == SMELT_I64) {
-    *off = x->ival;
-    return true;
-  }
-  if (x->kind != KV_AFFINE) return false;
-  *off = x->ival;
-  memcpy(coef, x->coef, sizeof(int64_t) * (size_t)k->ndim);
-  return true;
-}
 
 /* Whether the kernel is sum_k A*B with plain loads (the tiled kernel), as
  * the LLVM backend's test (codegen/llvm.c mm_eligible). */
@@ -958,7 +941,7 @@ static bool mm_tiled(const sm_kernel *k, mm_shape *s) {
   if (prod->kind != KV_ELEM || prod->op != OP_MUL ||
       !((prod->a == k->mm_a && prod->b == k->mm_b) || (prod->a == k->mm_b && prod->b == k->mm_a)))
     return false;
-  if (!affine_of(k, va->a, &s->aoff, s->acoef) || !affine_of(k, vb->a, &s->boff, s->bcoef))
+  if (!sm_kernel_affine_of(k, va->a, &s->aoff, s->acoef) || !sm_kernel_affine_of(k, vb->a, &s->boff, s->bcoef))
     return false;
   if (s->acoef[n] || s->bcoef[m]) return false;
   for (int i = 0; i < k->nstores; i++)

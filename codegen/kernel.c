@@ -444,3 +444,21 @@ char *sm_kernel_print(const sm_kernel *k) {
   sm_kernel_print_buf(&b, k);
   return sm_buf_take(&b);
 }
+
+bool sm_kernel_affine_of(const sm_kernel *k, int v, int64_t *off, int64_t *coef) {
+  const sm_kval *x = &k->vals[v];
+  for (int d = 0; d < k->ndim; d++) coef[d] = 0;
+  if (x->kind == KV_IDX) {
+    *off = 0;
+    coef[x->axis] = 1;
+    return true;
+  }
+  if (x->kind == KV_CONST && x->dtype == SMELT_I64) {
+    *off = x->ival;
+    return true;
+  }
+  if (x->kind != KV_AFFINE) return false;
+  *off = x->ival;
+  memcpy(coef, x->coef, sizeof(int64_t) * (size_t)k->ndim);
+  return true;
+}

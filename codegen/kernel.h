@@ -177,6 +177,10 @@ int sm_kernel_store(sm_kernel *k, int arg, int index, int value, bool outer, boo
  * loop invariants and to pick the loop order). */
 bool sm_kval_invariant(const sm_kernel *k, int v, int axis);
 
+/* The element-offset form off + coef . idx of an index value (idx, an i64
+ * constant or affine); false for any other value. */
+bool sm_kernel_affine_of(const sm_kernel *k, int v, int64_t *off, int64_t *coef);
+
 /* Text form (docs/kernel-ir.md). A sm_malloc'ed string, NULL on OOM. */
 char *sm_kernel_print(const sm_kernel *k);
 void sm_kernel_print_buf(sm_buf *b, const sm_kernel *k);

@@ -974,24 +974,6 @@ static void outer_body(emitter *e) {
 
 /* -------------------------------------------------------------- matmul */
 
-/* Element-offset form of a load's index: off + coef . idx. */
-static bool affine_of(const sm_kernel *k, int v, int64_t *off, int64_t *coef) {
-  const sm_kval *x = &k->vals[v];
-  for (int d = 0; d < k->ndim; d++) coef[d] = 0;
-  if (x->kind == KV_IDX) {
-    *off = 0;
-    coef[x->axis] = 1;
-    return true;
-  }
-  if (x->kind == KV_CONST && x->dtype == SMELT_I64) {
-    *off = x->ival;
-    return true;
-  }
-  if (x->kind != KV_AFFINE) return false;
-  *off = x->ival;
-  memcpy(coef, x->coef, sizeof(int64_t) * (size_t)k->ndim);
-  return true;
-}
 
 static bool reads_arg(const sm_kernel *k, int arg) {
   for (int v = 0; v < k->nvals; v++)
@@ -1029,7 +1011,7 @@ static bool mm_eligible(emitter *e, mm_plan *p) {
   if (prod->kind != KV_ELEM || prod->op != OP_MUL ||
       !((prod->a == k->mm_a && prod->b == k->mm_b) || (prod->a == k->mm_b && prod->b == k->mm_a)))
     return false;
-  if (!affine_of(k, va->a, &p->aoff, p->acoef) || !affine_of(k, vb->a, &p->boff, p->bcoef))
+  if (!sm_kernel_affine_of(k, va->a, &p->aoff, p->acoef) || !sm_kernel_affine_of(k, vb->a, &p->boff, p->bcoef))
     return false;
   if (p->acoef[mn] || p->bcoef[mm]) return false;
   int nouter = 0, last = -1;
@@ -1046,7 +1028,7 @@ static bool mm_eligible(emitter *e, mm_plan *p) {
     const sm_kstore *s = &k->stores[last];
     const sm_karg *ca = &k->args[s->arg];
     if (ca->dtype == dt && ca->role == KA_OUT && s->arg != va->arg && s->arg != vb->arg &&
-        !reads_arg(k, s->arg) && affine_of(k, s->index, &p->coff, p->ccoef) &&
+        !reads_arg(k, s->arg) && sm_kernel_affine_of(k, s->index, &p->coff, p->ccoef) &&
         p->ccoef[mn] == 1 && p->ccoef[mk] == 0) {
       p->carg = s->arg;
       const sm_kval *sv = &k->vals[s->value];
