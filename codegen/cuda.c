@@ -914,40 +914,15 @@ static void body_two_stage(cu *c, sm_cuda_kernel *info, int64_t npoints, int64_t
 
 /* -------------------------------------------------------------- matmul */
 
+/* The tiled matmul's operands (sm_kernel_matmul_operands) and axes. */
 typedef struct mm_shape {
-  int m, n, kk;           /* axes */
-  int64_t aoff, acoef[MAXAX], boff, bcoef[MAXAX];
-  int aarg, barg;
+  sm_mm_operands op;
+  int m, n, kk;
 } mm_shape;
 
-
-/* Whether the kernel is sum_k A*B with plain loads (the tiled kernel), as
- * the LLVM backend's test (codegen/llvm.c mm_eligible). */
 static bool mm_tiled(const sm_kernel *k, mm_shape *s) {
-  if (k->kind != SM_KERNEL_MATMUL) return false;
-  int m = k->mm_m, n = k->mm_n, kk = k->mm_k;
-  if (m < 0 || n < 0 || kk < 0 || m >= k->ndim || n >= k->ndim || kk >= k->ndim) return false;
-  if (k->naccs != 1 || k->mm_acc != 0 || k->accs[0].op != OP_REDUCE_SUM) return false;
-  for (int d = 0; d < k->ndim; d++)
-    if ((d == kk) != (k->reduce[d] != 0)) return false;
-  if (k->mm_a < 0 || k->mm_b < 0 || k->mm_a >= k->nvals || k->mm_b >= k->nvals) return false;
-  const sm_kval *va = &k->vals[k->mm_a], *vb = &k->vals[k->mm_b];
-  const sm_kval *prod = &k->vals[k->accs[0].value];
-  smelt_dtype dt = (smelt_dtype)va->dtype;
-  if ((dt != SMELT_F32 && dt != SMELT_F64) || vb->dtype != dt || prod->dtype != dt ||
-      k->accs[0].acc_dtype != dt)
-    return false;
-  if (va->kind != KV_LOAD || vb->kind != KV_LOAD || va->b >= 0 || vb->b >= 0) return false;
-  if (prod->kind != KV_ELEM || prod->op != OP_MUL ||
-      !((prod->a == k->mm_a && prod->b == k->mm_b) || (prod->a == k->mm_b && prod->b == k->mm_a)))
-    return false;
-  if (!sm_kernel_affine_of(k, va->a, &s->aoff, s->acoef) || !sm_kernel_affine_of(k, vb->a, &s->boff, s->bcoef))
-    return false;
-  if (s->acoef[n] || s->bcoef[m]) return false;
-  for (int i = 0; i < k->nstores; i++)
-    if (!k->stores[i].outer || k->stores[i].accumulate) return false;
-  s->m = m, s->n = n, s->kk = kk;
-  s->aarg = va->arg, s->barg = vb->arg;
+  if (!sm_kernel_matmul_operands(k, &s->op)) return false;
+  s->m = k->mm_m, s->n = k->mm_n, s->kk = k->mm_k;
   return true;
 }
 
@@ -1001,8 +976,8 @@ static void body_matmul(cu *c, sm_cuda_kernel *info, const mm_shape *s) {
   line(c, "const %s m0 = bx * %d, n0 = by * %d;", c->I, TM, TN);
   bool isb[MAXAX] = {0};
   for (int i = 0; i < nb; i++) isb[batch[i]] = true;
-  char *abase = affine_text(c, s->aoff, s->acoef, isb);
-  char *bbase = affine_text(c, s->boff, s->bcoef, isb);
+  char *abase = affine_text(c, s->op.aoff, s->op.acoef, isb);
+  char *bbase = affine_text(c, s->op.boff, s->op.bcoef, isb);
   if (!abase || !bbase) {
     sm_free(abase), sm_free(bbase);
     return fail(c, NULL);
@@ -1017,8 +992,8 @@ static void body_matmul(cu *c, sm_cuda_kernel *info, const mm_shape *s) {
   snprintf(head, sizeof head, "for (%s k0 = 0; k0 < (%s)%" PRId64 "; k0 += %d) ", c->I, c->I, K,
            TK);
   open_scope(c, head);
-  mm_load_tile(c, "As", s->aarg, "abase", M, s->acoef[s->m], s->acoef[s->kk], K, "m0", TM, T);
-  mm_load_tile(c, "Bs", s->barg, "bbase", N, s->bcoef[s->n], s->bcoef[s->kk], K, "n0", TN, T);
+  mm_load_tile(c, "As", s->op.aarg, "abase", M, s->op.acoef[s->m], s->op.acoef[s->kk], K, "m0", TM, T);
+  mm_load_tile(c, "Bs", s->op.barg, "bbase", N, s->op.bcoef[s->n], s->op.bcoef[s->kk], K, "n0", TN, T);
   line(c, "__syncthreads();");
   line(c, "#pragma unroll");
   open_scope(c, "for (int kk = 0; kk < 16; kk++) ");

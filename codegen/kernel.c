@@ -462,3 +462,33 @@ bool sm_kernel_affine_of(const sm_kernel *k, int v, int64_t *off, int64_t *coef)
   memcpy(coef, x->coef, sizeof(int64_t) * (size_t)k->ndim);
   return true;
 }
+
+bool sm_kernel_matmul_operands(const sm_kernel *k, sm_mm_operands *o) {
+  if (k->kind != SM_KERNEL_MATMUL) return false;
+  int m = k->mm_m, n = k->mm_n, kk = k->mm_k;
+  if (m < 0 || n < 0 || kk < 0 || m >= k->ndim || n >= k->ndim || kk >= k->ndim) return false;
+  if (k->naccs != 1 || k->mm_acc != 0 || k->accs[0].op != OP_REDUCE_SUM) return false;
+  for (int d = 0; d < k->ndim; d++)
+    if ((d == kk) != (k->reduce[d] != 0)) return false;
+  if (k->mm_a < 0 || k->mm_b < 0 || k->mm_a >= k->nvals || k->mm_b >= k->nvals) return false;
+  const sm_kval *va = &k->vals[k->mm_a], *vb = &k->vals[k->mm_b];
+  const sm_kval *prod = &k->vals[k->accs[0].value];
+  smelt_dtype dt = (smelt_dtype)va->dtype;
+  if ((dt != SMELT_F32 && dt != SMELT_F64) || vb->dtype != dt || prod->dtype != dt ||
+      k->accs[0].dtype != dt || k->accs[0].acc_dtype != dt)
+    return false;
+  if (va->kind != KV_LOAD || vb->kind != KV_LOAD || va->b >= 0 || vb->b >= 0) return false;
+  if (prod->kind != KV_ELEM || prod->op != OP_MUL ||
+      !((prod->a == k->mm_a && prod->b == k->mm_b) || (prod->a == k->mm_b && prod->b == k->mm_a)))
+    return false;
+  if (!sm_kernel_affine_of(k, va->a, &o->aoff, o->acoef) ||
+      !sm_kernel_affine_of(k, vb->a, &o->boff, o->bcoef))
+    return false;
+  if (o->acoef[n] || o->bcoef[m]) return false;
+  for (int i = 0; i < k->nstores; i++)
+    if (!k->stores[i].outer || k->stores[i].accumulate) return false;
+  o->dt = dt;
+  o->aarg = va->arg;
+  o->barg = vb->arg;
+  return true;
+}

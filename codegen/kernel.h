@@ -181,6 +181,17 @@ bool sm_kval_invariant(const sm_kernel *k, int v, int axis);
  * constant or affine); false for any other value. */
 bool sm_kernel_affine_of(const sm_kernel *k, int v, int64_t *off, int64_t *coef);
 
+/* A matmul kernel a backend may run as a blocked or tiled product: one
+ * sum accumulator of A*B, A and B plain loads (no valid) of one float
+ * dtype at affine offsets (A not depending on n, B not on m), k the only
+ * reduced axis, and only outer, non-accumulating stores. */
+typedef struct sm_mm_operands {
+  smelt_dtype dt;
+  int64_t aoff, acoef[SMELT_MAX_RANK + 1], boff, bcoef[SMELT_MAX_RANK + 1];
+  int aarg, barg;
+} sm_mm_operands;
+bool sm_kernel_matmul_operands(const sm_kernel *k, sm_mm_operands *o);
+
 /* Text form (docs/kernel-ir.md). A sm_malloc'ed string, NULL on OOM. */
 char *sm_kernel_print(const sm_kernel *k);
 void sm_kernel_print_buf(sm_buf *b, const sm_kernel *k);

@@ -993,33 +993,15 @@ typedef struct mm_plan {
 /* Whether the kernel can use the blocked matmul, and how. */
 static bool mm_eligible(emitter *e, mm_plan *p) {
   const sm_kernel *k = e->k;
-  if (k->kind != SM_KERNEL_MATMUL || !sm_llvm_use_blocked_matmul()) return false;
+  sm_mm_operands op;
+  if (!sm_llvm_use_blocked_matmul() || !sm_kernel_matmul_operands(k, &op)) return false;
   int mm = k->mm_m, mn = k->mm_n, mk = k->mm_k;
-  if (mm < 0 || mn < 0 || mk < 0 || mm >= k->ndim || mn >= k->ndim || mk >= k->ndim) return false;
-  if (k->naccs != 1 || k->mm_acc != 0 || k->accs[0].op != OP_REDUCE_SUM) return false;
   if (k->par_axis != mm && k->par_axis != -1) return false;
-  for (int d = 0; d < k->ndim; d++)
-    if ((d == mk) != (k->reduce[d] != 0)) return false;
-  if (k->mm_a < 0 || k->mm_b < 0 || k->mm_a >= k->nvals || k->mm_b >= k->nvals) return false;
-  const sm_kval *va = &k->vals[k->mm_a], *vb = &k->vals[k->mm_b];
-  const sm_kval *prod = &k->vals[k->accs[0].value];
-  smelt_dtype dt = (smelt_dtype)va->dtype;
-  if ((dt != SMELT_F32 && dt != SMELT_F64) || vb->dtype != dt || prod->dtype != dt ||
-      k->accs[0].dtype != dt)
-    return false;
-  if (va->kind != KV_LOAD || vb->kind != KV_LOAD || va->b >= 0 || vb->b >= 0) return false;
-  if (prod->kind != KV_ELEM || prod->op != OP_MUL ||
-      !((prod->a == k->mm_a && prod->b == k->mm_b) || (prod->a == k->mm_b && prod->b == k->mm_a)))
-    return false;
-  if (!sm_kernel_affine_of(k, va->a, &p->aoff, p->acoef) || !sm_kernel_affine_of(k, vb->a, &p->boff, p->bcoef))
-    return false;
-  if (p->acoef[mn] || p->bcoef[mm]) return false;
-  int nouter = 0, last = -1;
-  for (int i = 0; i < k->nstores; i++) {
-    if (!k->stores[i].outer) return false; /* every point of D: not a matmul */
-    if (k->stores[i].accumulate) return false;
-    nouter++, last = i;
-  }
+  smelt_dtype dt = op.dt;
+  p->aoff = op.aoff, p->boff = op.boff;
+  memcpy(p->acoef, op.acoef, sizeof p->acoef);
+  memcpy(p->bcoef, op.bcoef, sizeof p->bcoef);
+  int nouter = k->nstores, last = k->nstores - 1; /* all outer (checked above) */
   p->dt = dt;
   /* C: the output itself when the only store writes the product's layout
    * (n contiguous) and nothing reads it back; else the scratch. */
@@ -1027,7 +1009,7 @@ static bool mm_eligible(emitter *e, mm_plan *p) {
   if (nouter == 1) {
     const sm_kstore *s = &k->stores[last];
     const sm_karg *ca = &k->args[s->arg];
-    if (ca->dtype == dt && ca->role == KA_OUT && s->arg != va->arg && s->arg != vb->arg &&
+    if (ca->dtype == dt && ca->role == KA_OUT && s->arg != op.aarg && s->arg != op.barg &&
         !reads_arg(k, s->arg) && sm_kernel_affine_of(k, s->index, &p->coff, p->ccoef) &&
         p->ccoef[mn] == 1 && p->ccoef[mk] == 0) {
       p->carg = s->arg;
@@ -1037,7 +1019,7 @@ static bool mm_eligible(emitter *e, mm_plan *p) {
   }
   if (p->carg < 0) {
     int sc = k->accs[0].scratch;
-    if (sc < 0 || k->args[sc].dtype != dt || sc == va->arg || sc == vb->arg) return false;
+    if (sc < 0 || k->args[sc].dtype != dt || sc == op.aarg || sc == op.barg) return false;
     for (int d = 0; d < k->ndim; d++) p->ccoef[d] = k->reduce[d] ? 0 : e->sstride[d];
     if (p->ccoef[mn] != 1) return false;
     p->coff = 0;
