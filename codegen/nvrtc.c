@@ -1,13 +1,22 @@
 /* NVRTC: CUDA C to PTX or a cubin at run time, with the disk cache of
  * runtime/disk_cache.c. NVRTC needs no GPU and no driver. Every call here
  * works on its own program, which NVRTC allows from any number of threads;
- * the only shared state is the list of supported architectures, read once. */
+ * the only shared state is the library and its list of supported
+ * architectures, each read once.
+ *
+ * libnvrtc is dlopen'ed on first use, not linked: it is a large library
+ * whose start-up work (thousands of allocations) would otherwise be paid
+ * by every process that links libsmelt, CUDA or not, and a libsmelt built
+ * with NVRTC still runs where the CUDA toolkit is absent. The header is
+ * still read at build time, so every entry point has NVRTC's own type. */
 #include "nvrtc.h"
 
 #include "../runtime/disk_cache.h"
 
+#include <dlfcn.h>
 #include <nvrtc.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,18 +25,107 @@
 /* Bumped when the key's fields or the stored bytes change meaning. */
 #define CACHE_KEY_SCHEMA "smelt-nvrtc 1"
 
+/* meson passes the library that was found at build time; these defaults
+ * only serve a build outside meson. */
+#ifndef SMELT_NVRTC_LIBRARY
+#define SMELT_NVRTC_LIBRARY "libnvrtc.so"
+#endif
+
+/* ------------------------------------------------------------ library */
+
+/* The entry points, typed from nvrtc.h (a mismatch is a compile error). */
+static struct {
+  __typeof__(nvrtcGetErrorString) *GetErrorString;
+  __typeof__(nvrtcVersion) *Version;
+  __typeof__(nvrtcGetNumSupportedArchs) *GetNumSupportedArchs;
+  __typeof__(nvrtcGetSupportedArchs) *GetSupportedArchs;
+  __typeof__(nvrtcCreateProgram) *CreateProgram;
+  __typeof__(nvrtcDestroyProgram) *DestroyProgram;
+  __typeof__(nvrtcCompileProgram) *CompileProgram;
+  __typeof__(nvrtcGetProgramLogSize) *GetProgramLogSize;
+  __typeof__(nvrtcGetProgramLog) *GetProgramLog;
+  __typeof__(nvrtcGetPTXSize) *GetPTXSize;
+  __typeof__(nvrtcGetPTX) *GetPTX;
+  __typeof__(nvrtcGetCUBINSize) *GetCUBINSize;
+  __typeof__(nvrtcGetCUBIN) *GetCUBIN;
+} nv;
+
+static const struct {
+  const char *name;
+  size_t off;
+} nv_symbols[] = {
+#define SYM(field) {"nvrtc" #field, offsetof(__typeof__(nv), field)}
+    SYM(GetErrorString), SYM(Version),        SYM(GetNumSupportedArchs), SYM(GetSupportedArchs),
+    SYM(CreateProgram),  SYM(DestroyProgram), SYM(CompileProgram),       SYM(GetProgramLogSize),
+    SYM(GetProgramLog),  SYM(GetPTXSize),     SYM(GetPTX),               SYM(GetCUBINSize),
+    SYM(GetCUBIN),
+#undef SYM
+};
+
+static pthread_once_t nv_once = PTHREAD_ONCE_INIT;
+static char nv_error[1024]; /* "" once loaded */
+
+static void nv_load(void) {
+  const char *path = getenv("SMELT_NVRTC");
+  if (!path || !*path) path = SMELT_NVRTC_LIBRARY;
+  void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    /* dlerror usually starts with the path already: say it once */
+    const char *e = dlerror();
+    size_t n = strlen(path);
+    if (!e)
+      e = "dlopen failed";
+    else if (strncmp(e, path, n) == 0 && e[n] == ':' && e[n + 1] == ' ')
+      e += n + 2;
+    snprintf(nv_error, sizeof nv_error,
+             "NVRTC could not be loaded (%s: %s); install CUDA's NVRTC or set SMELT_NVRTC to "
+             "libnvrtc's path",
+             path, e);
+    return;
+  }
+  for (size_t i = 0; i < sizeof nv_symbols / sizeof *nv_symbols; i++) {
+    void *sym = dlsym(lib, nv_symbols[i].name);
+    if (!sym) {
+      snprintf(nv_error, sizeof nv_error, "NVRTC library %s has no %s (CUDA 11.2 or newer is needed)",
+               path, nv_symbols[i].name);
+      dlclose(lib);
+      memset(&nv, 0, sizeof nv);
+      return;
+    }
+    /* POSIX guarantees function pointers fit in a void * (dlsym) */
+    memcpy((char *)&nv + nv_symbols[i].off, &sym, sizeof sym);
+  }
+  nv_error[0] = 0;
+}
+
+/* 0 once NVRTC is loaded, else -1 with *err (when err is not NULL) saying
+ * why. The outcome is process-wide and decided once. */
+static int nv_ready(char **err) {
+  pthread_once(&nv_once, nv_load);
+  if (!nv_error[0]) return 0;
+  if (err) {
+    *err = sm_strdup(nv_error);
+    if (!*err) *err = sm_strdup("out of memory");
+  }
+  return -1;
+}
+
 /* "NVRTC: call failed: NVRTC's name of the result". */
 static char *api_error(const char *call, nvrtcResult r) {
-  return sm_fmt("NVRTC: %s failed: %s", call, nvrtcGetErrorString(r));
+  return sm_fmt("NVRTC: %s failed: %s", call, nv.GetErrorString(r));
 }
 
 static char *oom(void) { return sm_strdup("out of memory"); }
 
-bool sm_nvrtc_available(void) { return true; }
+bool sm_nvrtc_available(void) { return nv_ready(NULL) == 0; }
 
 int sm_nvrtc_version(int *major, int *minor, char **err) {
   *err = NULL;
-  nvrtcResult r = nvrtcVersion(major, minor);
+  if (nv_ready(err)) {
+    *major = *minor = -1;
+    return -1;
+  }
+  nvrtcResult r = nv.Version(major, minor);
   if (r != NVRTC_SUCCESS) {
     *major = *minor = -1;
     *err = api_error("nvrtcVersion", r);
@@ -48,10 +146,10 @@ static char archs_error[128]; /* "" when the list was read */
 
 static void read_supported_archs(void) {
   int n = 0;
-  nvrtcResult r = nvrtcGetNumSupportedArchs(&n);
+  nvrtcResult r = nv.GetNumSupportedArchs(&n);
   if (r != NVRTC_SUCCESS) {
     snprintf(archs_error, sizeof archs_error, "NVRTC: nvrtcGetNumSupportedArchs failed: %s",
-             nvrtcGetErrorString(r));
+             nv.GetErrorString(r));
     return;
   }
   if (n < 0 || n > MAX_ARCHS) {
@@ -59,10 +157,10 @@ static void read_supported_archs(void) {
              "NVRTC: nvrtcGetNumSupportedArchs gave an implausible count (%d)", n);
     return;
   }
-  r = nvrtcGetSupportedArchs(supported_archs);
+  r = nv.GetSupportedArchs(supported_archs);
   if (r != NVRTC_SUCCESS) {
     snprintf(archs_error, sizeof archs_error, "NVRTC: nvrtcGetSupportedArchs failed: %s",
-             nvrtcGetErrorString(r));
+             nv.GetErrorString(r));
     return;
   }
   num_archs = n;
@@ -71,6 +169,7 @@ static void read_supported_archs(void) {
 /* 0 when NVRTC compiles for cc; else -1 with *err naming `shown` (the
  * arch as the caller wrote it) and listing what NVRTC supports. */
 static int check_supported(int cc, const char *shown, char **err) {
+  if (nv_ready(err)) return -1;
   pthread_once(&archs_once, read_supported_archs);
   if (archs_error[0]) {
     *err = sm_strdup(archs_error);
@@ -80,7 +179,7 @@ static int check_supported(int cc, const char *shown, char **err) {
   for (int i = 0; i < num_archs; i++)
     if (supported_archs[i] == cc) return 0;
   int major = 0, minor = 0;
-  nvrtcVersion(&major, &minor);
+  nv.Version(&major, &minor);
   sm_buf b = {0};
   sm_buf_printf(&b, "CUDA arch \"%s\" is not supported by NVRTC %d.%d (supported:", shown, major,
                 minor);
@@ -246,7 +345,7 @@ static bool plausible(const sm_nvrtc_request *r, const unsigned char *data, size
 static unsigned char *run_nvrtc(const sm_nvrtc_request *r, const char *arch_option, size_t *len,
                                 char **err) {
   nvrtcProgram prog;
-  nvrtcResult res = nvrtcCreateProgram(&prog, r->src, r->name, 0, NULL, NULL);
+  nvrtcResult res = nv.CreateProgram(&prog, r->src, r->name, 0, NULL, NULL);
   if (res != NVRTC_SUCCESS) {
     *err = api_error("nvrtcCreateProgram", res);
     return NULL;
@@ -256,10 +355,10 @@ static unsigned char *run_nvrtc(const sm_nvrtc_request *r, const char *arch_opti
   const char *options[NFIXED + 1];
   options[0] = arch_option;
   for (size_t i = 0; i < NFIXED; i++) options[i + 1] = fixed_options[i];
-  res = nvrtcCompileProgram(prog, (int)(NFIXED + 1), options);
+  res = nv.CompileProgram(prog, (int)(NFIXED + 1), options);
   if (res == NVRTC_ERROR_COMPILATION) {
     size_t log_size = 0;
-    res = nvrtcGetProgramLogSize(prog, &log_size);
+    res = nv.GetProgramLogSize(prog, &log_size);
     if (res != NVRTC_SUCCESS) {
       *err = api_error("nvrtcGetProgramLogSize", res);
       goto out;
@@ -269,7 +368,7 @@ static unsigned char *run_nvrtc(const sm_nvrtc_request *r, const char *arch_opti
       *err = oom();
       goto out;
     }
-    res = nvrtcGetProgramLog(prog, log);
+    res = nv.GetProgramLog(prog, log);
     if (res != NVRTC_SUCCESS) {
       *err = api_error("nvrtcGetProgramLog", res);
       goto out;
@@ -284,7 +383,7 @@ static unsigned char *run_nvrtc(const sm_nvrtc_request *r, const char *arch_opti
   }
   bool cubin = r->output == SM_NVRTC_CUBIN;
   size_t size = 0;
-  res = cubin ? nvrtcGetCUBINSize(prog, &size) : nvrtcGetPTXSize(prog, &size);
+  res = cubin ? nv.GetCUBINSize(prog, &size) : nv.GetPTXSize(prog, &size);
   if (res != NVRTC_SUCCESS) {
     *err = api_error(cubin ? "nvrtcGetCUBINSize" : "nvrtcGetPTXSize", res);
     goto out;
@@ -299,7 +398,7 @@ static unsigned char *run_nvrtc(const sm_nvrtc_request *r, const char *arch_opti
     *err = oom();
     goto out;
   }
-  res = cubin ? nvrtcGetCUBIN(prog, (char *)out) : nvrtcGetPTX(prog, (char *)out);
+  res = cubin ? nv.GetCUBIN(prog, (char *)out) : nv.GetPTX(prog, (char *)out);
   if (res != NVRTC_SUCCESS) {
     *err = api_error(cubin ? "nvrtcGetCUBIN" : "nvrtcGetPTX", res);
     sm_free(out);
@@ -311,7 +410,7 @@ static unsigned char *run_nvrtc(const sm_nvrtc_request *r, const char *arch_opti
   *len = cubin ? size : strlen((const char *)out);
 out:
   sm_free(log);
-  nvrtcDestroyProgram(&prog);
+  nv.DestroyProgram(&prog);
   return out;
 }
 

@@ -147,6 +147,48 @@ static void assert_has(const char *msg, const char *piece) {
 
 /* ---------------------------------------------------------- NVRTC */
 
+/* True when each test runs in its own process (Check's default): a test
+ * that sets the environment NVRTC is loaded with needs one. */
+static bool forked = true;
+
+/* libnvrtc is loaded on first use: a missing one is named, with the way
+ * out, by every entry point, and the answer does not change. */
+START_TEST(missing_library_is_named) {
+  if (!forked) {
+    fprintf(stderr, "skipping %s: it sets the environment of a fresh process "
+                    "(run without CK_FORK=no)\n", __func__);
+    return;
+  }
+#ifdef SMELT_NVRTC_LIBRARY
+  setenv("SMELT_NVRTC", "/nonexistent/libnvrtc.so.13", 1);
+  ck_assert(!sm_nvrtc_available());
+  const char *want = "NVRTC could not be loaded (/nonexistent/libnvrtc.so.13: ";
+  char *err = NULL;
+  int major, minor, cc = -1;
+  ck_assert_int_eq(sm_nvrtc_version(&major, &minor, &err), -1);
+  ck_assert_int_eq(major, -1);
+  assert_has(err, want);
+  assert_has(err, "set SMELT_NVRTC to libnvrtc's path");
+  sm_free(err);
+  ck_assert_int_eq(sm_nvrtc_parse_arch("sm_80", &cc, &err), -1);
+  assert_has(err, want);
+  sm_free(err);
+  sm_nvrtc_request r = {axpy_src, "axpy.cu", 80, SM_NVRTC_CUBIN, NULL};
+  size_t len = 1;
+  ck_assert_ptr_null(sm_nvrtc_compile(&r, &len, NULL, &err));
+  ck_assert(len == 0);
+  assert_has(err, want);
+  sm_free(err);
+  /* a malformed arch is still reported as such first */
+  ck_assert_int_eq(sm_nvrtc_parse_arch("sm_9x", &cc, &err), -1);
+  assert_has(err, "unknown CUDA arch \"sm_9x\"");
+  sm_free(err);
+#else
+  check_stub();
+#endif
+}
+END_TEST
+
 START_TEST(version_and_availability) {
   NEED_NVRTC();
   int major = 0, minor = -1;
@@ -707,6 +749,7 @@ int main(void) {
   TCase *tc = tcase_create("nvrtc");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, version_and_availability);
+  tcase_add_test(tc, missing_library_is_named);
   tcase_add_test(tc, ptx_for_sm80_and_sm90);
   tcase_add_test(tc, cubin_for_sm80_and_sm90);
   tcase_add_test(tc, syntax_error_quotes_the_line);
@@ -725,6 +768,7 @@ int main(void) {
   tcase_add_test(tcc, hash_avalanche);
   suite_add_tcase(s, tcc);
   SRunner *sr = srunner_create(s);
+  forked = srunner_fork_status(sr) != CK_NOFORK;
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

@@ -738,6 +738,11 @@ if "$SMELTC" compile "$G/double.smelt" --target cuda --emit=ptx >/dev/null 2>&1;
   [ "$(head -c 4 "$T/double.cubin" | od -An -c | tr -d ' ')" = '177ELF' ] || bad "the cubin is not ELF"
   run 1 compile "$G/double.smelt" --emit=cuda --target cuda --arch sm_10
   err_has "is not supported by NVRTC"
+  # the printed CUDA C needs no NVRTC; PTX names the library it missed
+  SMELT_NVRTC=/nonexistent/libnvrtc.so run 0 compile "$G/double.smelt" --emit=cuda --target cuda
+  SMELT_NVRTC=/nonexistent/libnvrtc.so run 1 compile "$G/double.smelt" --emit=ptx --target cuda
+  err_has "smeltc: $G/double.smelt: NVRTC could not be loaded (/nonexistent/libnvrtc.so: "
+  err_has "set SMELT_NVRTC to libnvrtc's path"
 else
   echo "  (NVRTC not available: skipped)"
 fi
