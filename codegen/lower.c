@@ -629,6 +629,32 @@ static void trk_apply(lw *L, strk *t, const sm_node *n) {
       v->shape[d] = n->shape[d];
     }
     break;
+  case OP_UNFOLD: {
+    int a = (int)n->iattr[0];
+    int64_t size = n->iattr[1], step = n->iattr[2];
+    if (v->masked && (v->mlo[a] > 0 || v->mhi[a] < v->shape[a])) {
+      /* a window crosses the mask's edge (a padded axis): the two new
+       * coordinates index a new contiguous view, and unravelling its
+       * offset gives back the affine input coordinate win*step + j */
+      int64_t in_shape[SMELT_MAX_RANK];
+      memcpy(in_shape, v->shape, sizeof in_shape);
+      int rin = v->rank;
+      v = &t->v[t->n++];
+      view_contig(v, rin, in_shape);
+    }
+    /* here axis a is unmasked: windows step along it */
+    int64_t sa = v->st[a];
+    v->shape[a] = n->shape[a];
+    v->st[a] = sa * step;
+    v->shape[v->rank] = size;
+    v->st[v->rank] = sa;
+    if (v->masked) {
+      v->mlo[a] = 0, v->mhi[a] = n->shape[a];
+      v->mlo[v->rank] = 0, v->mhi[v->rank] = size;
+    }
+    v->rank++;
+    break;
+  }
   case OP_FLIP:
     for (uint32_t j = 0; j < n->niattr; j++) {
       int d = (int)n->iattr[j];
@@ -722,7 +748,8 @@ static int build_view(lw *L, uint32_t ni, const lin *co, int valid) {
       have_fill = true;
       fill = n->fattr[0];
     }
-    if (n->op == OP_RESHAPE && ++reshapes >= MAXVIEWS) break;
+    /* each may push a view */
+    if ((n->op == OP_RESHAPE || n->op == OP_UNFOLD) && ++reshapes >= MAXVIEWS) break;
     chain[len++] = cur;
     cur = n->inputs[0];
   }

@@ -1046,6 +1046,29 @@ smelt_node smelt_flip(smelt_graph *g, smelt_node x, int naxes, const int *axes) 
   return mk_simple(g, OP_FLIP, v.dt, v.rank, v.shape, 1, &in, m, ax);
 }
 
+smelt_node smelt_unfold(smelt_graph *g, smelt_node x, int axis, int64_t size, int64_t step) {
+  val v;
+  if (!get(g, "unfold", x, "the operand", &v)) return SMELT_INVALID;
+  int a;
+  if (!sm_norm_axis(axis, v.rank, &a))
+    return sm_fail(g, "unfold: axis %d is out of range for %s", axis, DESC(&v));
+  if (v.rank + 1 > SMELT_MAX_RANK)
+    return sm_fail(g, "unfold: %s already has the most axes a tensor may have (%d)", DESC(&v),
+                   SMELT_MAX_RANK);
+  if (size < 0) return sm_fail(g, "unfold: size %" PRId64 " is negative", size);
+  if (step < 1) return sm_fail(g, "unfold: step %" PRId64 " must be at least 1", step);
+  if (size > v.shape[a])
+    return sm_fail(g, "unfold: size %" PRId64 " is larger than axis %d of %s", size, a, DESC(&v));
+  int64_t shape[SMELT_MAX_RANK];
+  memcpy(shape, v.shape, sizeof(int64_t) * (size_t)v.rank);
+  shape[a] = (v.shape[a] - size) / step + 1;
+  shape[v.rank] = size;
+  if (v.weak && !convert(g, &v, v.dt)) return SMELT_INVALID;
+  uint32_t in = v.h.index - 1;
+  int64_t at[3] = {a, size, step};
+  return mk_simple(g, OP_UNFOLD, v.dt, v.rank + 1, shape, 1, &in, 3, at);
+}
+
 smelt_node smelt_pad(smelt_graph *g, smelt_node x, const int64_t *lo, const int64_t *hi,
                      double value) {
   val v;

@@ -13,19 +13,13 @@
  * the pointer moves when nodes are added). */
 static const sm_node *node(const smelt_graph *g, smelt_node n) { return sm_get(g, n); }
 
-static void describe(const smelt_graph *g, const sm_node *n, char *out, size_t len) {
-  sm_buf b = {0};
-  sm_buf_describe(&b, g, n);
-  snprintf(out, len, "%s", b.data && !b.oom ? b.data : "?");
-  sm_buf_free(&b);
-}
 
 static smelt_node need_float(smelt_graph *g, const char *op, smelt_node x) {
   const sm_node *n = sm_arg(g, op, x, "the operand");
   if (!n) return SMELT_INVALID;
   if (!sm_is_float((smelt_dtype)n->dtype)) {
     char d[200];
-    describe(g, n, d, sizeof d);
+    sm_describe(g, n, d, sizeof d);
     return sm_fail(g, "%s: needs a float tensor, got %s (cast it first)", op, d);
   }
   return x;
@@ -333,8 +327,8 @@ smelt_node smelt_stack(smelt_graph *g, int n, const smelt_node *xs, int axis) {
     if (!xi) return SMELT_INVALID;
     if (xi->rank != rank || memcmp(xi->shape, shape, sizeof(int64_t) * (size_t)rank)) {
       char a[200], b[200];
-      describe(g, node(g, xs[0]), a, sizeof a);
-      describe(g, xi, b, sizeof b);
+      sm_describe(g, node(g, xs[0]), a, sizeof a);
+      sm_describe(g, xi, b, sizeof b);
       return sm_fail(g, "stack: all tensors need the same shape, got %s and %s", a, b);
     }
   }
@@ -357,8 +351,8 @@ smelt_node smelt_take_along_axis(smelt_graph *g, smelt_node x, smelt_node index,
   if (!in) return SMELT_INVALID;
   if (xn->rank != in->rank) {
     char a[200], b[200];
-    describe(g, xn, a, sizeof a);
-    describe(g, in, b, sizeof b);
+    sm_describe(g, xn, a, sizeof a);
+    sm_describe(g, in, b, sizeof b);
     return sm_fail(g, "take_along_axis: the index %s must have the rank of %s", b, a);
   }
   int rank = xn->rank, ax;
@@ -372,8 +366,8 @@ smelt_node smelt_take_along_axis(smelt_graph *g, smelt_node x, smelt_node index,
   int r;
   if (sm_broadcast_shapes(rank, xs, rank, is, &r, bs) >= 0) {
     char a[200], b[200];
-    describe(g, xn, a, sizeof a);
-    describe(g, in, b, sizeof b);
+    sm_describe(g, xn, a, sizeof a);
+    sm_describe(g, in, b, sizeof b);
     return sm_fail(g, "take_along_axis: %s and the index %s do not broadcast outside axis %d", a,
                    b, ax);
   }
@@ -392,7 +386,7 @@ smelt_node smelt_index_select(smelt_graph *g, smelt_node x, int axis, smelt_node
   if (!in) return SMELT_INVALID;
   if (in->rank > 1 || !sm_is_int((smelt_dtype)in->dtype)) {
     char b[200];
-    describe(g, in, b, sizeof b);
+    sm_describe(g, in, b, sizeof b);
     return sm_fail(g, "index_select: the index %s must be a 1-D i32 or i64 tensor", b);
   }
   int rank = xn->rank, ax;
@@ -415,7 +409,7 @@ smelt_node smelt_embedding(smelt_graph *g, smelt_node weight, smelt_node index) 
   if (!in) return SMELT_INVALID;
   if (wn->rank != 2) {
     char a[200];
-    describe(g, wn, a, sizeof a);
+    sm_describe(g, wn, a, sizeof a);
     return sm_fail(g, "embedding: the weight %s must be 2-D [num, dim]", a);
   }
   if (in->rank >= SMELT_MAX_RANK)
@@ -423,7 +417,7 @@ smelt_node smelt_embedding(smelt_graph *g, smelt_node weight, smelt_node index) 
                    in->rank, SMELT_MAX_RANK);
   if (!sm_is_int((smelt_dtype)in->dtype)) {
     char b[200];
-    describe(g, in, b, sizeof b);
+    sm_describe(g, in, b, sizeof b);
     return sm_fail(g, "embedding: the index %s must be i32 or i64", b);
   }
   int64_t shape[SMELT_MAX_RANK];
@@ -441,7 +435,7 @@ smelt_node smelt_one_hot(smelt_graph *g, smelt_node index, int64_t num_classes) 
   if (!in) return SMELT_INVALID;
   if (!sm_is_int((smelt_dtype)in->dtype)) {
     char a[200];
-    describe(g, in, a, sizeof a);
+    sm_describe(g, in, a, sizeof a);
     return sm_fail(g, "one_hot: the index must be i32 or i64, got %s", a);
   }
   if (num_classes < 1)
@@ -503,8 +497,8 @@ smelt_node smelt_cross_entropy(smelt_graph *g, smelt_node logits, smelt_node lab
     problem = "logits and labels need shapes [N,C] and [N] (or [C] and [])";
   if (problem) {
     char a[200], b[200];
-    describe(g, ln, a, sizeof a);
-    describe(g, yn, b, sizeof b);
+    sm_describe(g, ln, a, sizeof a);
+    sm_describe(g, yn, b, sizeof b);
     return sm_fail(g, "cross_entropy: %s (logits %s, labels %s)", problem, a, b);
   }
   smelt_node lp = smelt_log_softmax(g, logits, -1);

@@ -130,6 +130,13 @@ void sm_buf_describe(sm_buf *b, const smelt_graph *g, const sm_node *n) {
   sm_buf_shape(b, n->rank, n->shape);
 }
 
+void sm_describe(const smelt_graph *g, const sm_node *n, char *out, size_t len) {
+  sm_buf b = {0};
+  sm_buf_describe(&b, g, n);
+  snprintf(out, len, "%s", b.data && !b.oom ? b.data : "?");
+  sm_buf_free(&b);
+}
+
 static uint64_t mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
   return h * 0xff51afd7ed558ccdull;

@@ -63,7 +63,7 @@ typedef enum sm_op {
   /* reductions: reduced axes are kept with size 1 (composites squeeze) */
   OP_REDUCE_SUM, OP_REDUCE_PROD, OP_REDUCE_MAX, OP_REDUCE_MIN, OP_ARGMAX, OP_ARGMIN,
   /* movement */
-  OP_RESHAPE, OP_PERMUTE, OP_EXPAND, OP_SLICE, OP_FLIP, OP_PAD, OP_CONCAT,
+  OP_RESHAPE, OP_PERMUTE, OP_EXPAND, OP_SLICE, OP_FLIP, OP_UNFOLD, OP_PAD, OP_CONCAT,
   /* the rest */
   OP_MATMUL, OP_GATHER, OP_SCATTER_ADD, OP_ASSIGN,
   OP_COUNT
@@ -104,6 +104,7 @@ typedef enum sm_attr_format {
   ATF_PERM,  /* perm=[1,0] */
   ATF_SLICE, /* start=[..] step=[..] */
   ATF_PAD,   /* lo=[..] hi=[..] value=0 */
+  ATF_UNFOLD, /* axis=2 size=3 step=1 */
   ATF_IOTA,  /* axis=0 start=0 step=1 */
   ATF_RAND,  /* seed=N (rand: lo/hi, randn: mean/std in fattr) */
   ATF_CONST, /* the value(s) */
@@ -231,6 +232,8 @@ smelt_node sm_fail(smelt_graph *g, const char *fmt, ...) __attribute__((format(p
 smelt_node sm_fail_oom(smelt_graph *g, const char *op);
 /* Appends "%name: f32[3,4]" (or "%7: ...") describing a node. */
 void sm_buf_describe(sm_buf *b, const smelt_graph *g, const sm_node *n);
+/* The same into a fixed buffer ("?" when out of memory), for messages. */
+void sm_describe(const smelt_graph *g, const sm_node *n, char *out, size_t len);
 /* Node's printable id: its name or its index, written to out. */
 void sm_node_id(const smelt_graph *g, const sm_node *n, char *out, size_t outlen);
 

@@ -683,6 +683,15 @@ static int eval_view(run_state *rs, const sm_node *n, view *out) {
       out->strides[d] = xv->strides[d] * n->iattr[n->rank + d];
     }
     break;
+  case OP_UNFOLD: {
+    /* windows overlap freely: the window axis steps like the input axis,
+     * the axis itself by step elements */
+    int a = (int)n->iattr[0];
+    *out = *xv;
+    out->strides[a] = xv->strides[a] * n->iattr[2];
+    out->strides[x->rank] = xv->strides[a];
+    break;
+  }
   case OP_FLIP:
     *out = *xv;
     for (uint32_t j = 0; j < n->niattr; j++) {

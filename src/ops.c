@@ -144,6 +144,7 @@ const sm_op_info sm_ops[OP_COUNT] = {
     [OP_EXPAND] = {"expand", OPC_VIEW, 1, DTR_NONE, ATF_NONE, NULL, NULL},
     [OP_SLICE] = {"slice", OPC_VIEW, 1, DTR_NONE, ATF_SLICE, NULL, NULL},
     [OP_FLIP] = {"flip", OPC_VIEW, 1, DTR_NONE, ATF_AXES, NULL, NULL},
+    [OP_UNFOLD] = {"unfold", OPC_VIEW, 1, DTR_NONE, ATF_UNFOLD, NULL, NULL},
     [OP_PAD] = {"pad", OPC_PAD, 1, DTR_NONE, ATF_PAD, NULL, NULL},
     [OP_CONCAT] = {"concat", OPC_CONCAT, -1, DTR_NONE, ATF_AXIS, NULL, NULL},
 

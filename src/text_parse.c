@@ -1206,6 +1206,18 @@ static bool b_flip(ctx *c, smelt_node *out) {
   return true;
 }
 
+static bool b_unfold(ctx *c, smelt_node *out) {
+  smelt_node x;
+  int axis;
+  int64_t size, step;
+  if (!operands(c, 1, &x) || !attr_int(c, "axis", true, 0, &axis) ||
+      !attr_i64(c, "size", true, 0, INT64_MIN, INT64_MAX, &size) ||
+      !attr_i64(c, "step", false, 1, INT64_MIN, INT64_MAX, &step) || !attrs_done(c))
+    return false;
+  *out = smelt_unfold(c->g, x, axis, size, step);
+  return true;
+}
+
 static bool b_pad(ctx *c, smelt_node *out) {
   smelt_node x;
   int64_t lo[SMELT_MAX_RANK], hi[SMELT_MAX_RANK];
@@ -1323,6 +1335,7 @@ static bool build_primitive(ctx *c, sm_op op, smelt_node *out) {
     case ATF_PERM: return b_permute(c, out);
     case ATF_SLICE: return b_slice(c, out);
     case ATF_AXES: return b_flip(c, out);
+    case ATF_UNFOLD: return b_unfold(c, out);
     default: break;
     }
     break;
@@ -1496,6 +1509,84 @@ static bool s_dropout(ctx *c, const sugar *s, smelt_node *out) {
   return true;
 }
 
+/* key=N or key=[H,W] (PyTorch's int-or-pair); false on error. *given says
+ * whether it was written (out keeps the default otherwise). */
+static bool attr_pair(ctx *c, const char *key, int64_t lo, int64_t out[2], bool *given) {
+  int64_t v[2];
+  int n;
+  bool present;
+  if (!attr_list(c, key, false, 2, lo, INT32_MAX, v, &n, &present)) return false;
+  if (given) *given = present;
+  if (!present) return true;
+  if (n == 0) return fail_at(c->P, op_pos(c), "%s: %s needs one or two integers", c->opname, key);
+  out[0] = v[0];
+  out[1] = n == 2 ? v[1] : v[0];
+  return true;
+}
+
+/* conv2d %x, %w[, %b] stride= padding= dilation= groups= */
+static bool s_conv2d(ctx *c, const sugar *s, smelt_node *out) {
+  (void)s;
+  smelt_node xwb[3] = {SMELT_INVALID, SMELT_INVALID, SMELT_INVALID};
+  int64_t stride[2] = {1, 1}, padding[2] = {0, 0}, dilation[2] = {1, 1}, groups;
+  if (!count_operands(c, 2, 3)) return false;
+  for (size_t i = 0; i < c->L->npos; i++)
+    if (!operand(c, i, &xwb[i])) return false;
+  if (!attr_pair(c, "stride", INT32_MIN, stride, NULL) ||
+      !attr_pair(c, "padding", INT32_MIN, padding, NULL) ||
+      !attr_pair(c, "dilation", INT32_MIN, dilation, NULL) ||
+      !attr_i64(c, "groups", false, 1, INT64_MIN, INT64_MAX, &groups) || !attrs_done(c))
+    return false;
+  *out = smelt_conv2d(c->g, xwb[0], xwb[1], xwb[2], stride, padding, dilation, groups);
+  return true;
+}
+
+/* max_pool2d / avg_pool2d %x kernel= stride= padding= [dilation=]
+ * ceil_mode= [count_include_pad=] */
+static bool s_pool2d(ctx *c, const sugar *s, smelt_node *out) {
+  smelt_node x;
+  int64_t kernel[2] = {0, 0}, stride[2], padding[2] = {0, 0}, dilation[2] = {1, 1};
+  bool have_kernel, have_stride, ceil_mode, include_pad = true;
+  bool is_max = !strcmp(s->name, "max_pool2d");
+  if (!operands(c, 1, &x) || !attr_pair(c, "kernel", INT32_MIN, kernel, &have_kernel) ||
+      !attr_pair(c, "stride", INT32_MIN, stride, &have_stride) ||
+      !attr_pair(c, "padding", INT32_MIN, padding, NULL) ||
+      (is_max && !attr_pair(c, "dilation", INT32_MIN, dilation, NULL)) ||
+      !attr_bool(c, "ceil_mode", false, &ceil_mode) ||
+      (!is_max && !attr_bool(c, "count_include_pad", true, &include_pad)) || !attrs_done(c))
+    return false;
+  if (!have_kernel) return missing(c, "kernel", "[KH,KW]");
+  const int64_t *st = have_stride ? stride : NULL;
+  *out = is_max ? smelt_max_pool2d(c->g, x, kernel, st, padding, dilation, ceil_mode)
+                : smelt_avg_pool2d(c->g, x, kernel, st, padding, ceil_mode, include_pad);
+  return true;
+}
+
+/* batch_norm %x[, %weight, %bias[, %running_mean, %running_var]]
+ * training= momentum= eps= (the running statistics' updates are assign
+ * lines of their own in text) */
+static bool s_batch_norm(ctx *c, const sugar *s, smelt_node *out) {
+  (void)s;
+  smelt_node v[5] = {SMELT_INVALID, SMELT_INVALID, SMELT_INVALID, SMELT_INVALID, SMELT_INVALID};
+  double momentum, eps;
+  bool training;
+  if (!count_operands(c, 1, 5)) return false;
+  size_t n = c->L->npos;
+  if (n == 2 || n == 4)
+    return fail_at(c->P, op_pos(c),
+                   "batch_norm takes %%x, then optionally %%weight, %%bias, then optionally "
+                   "%%running_mean, %%running_var (1, 3 or 5 operands), got %zu",
+                   n);
+  for (size_t i = 0; i < n; i++)
+    if (!operand(c, i, &v[i])) return false;
+  if (!attr_bool(c, "training", true, &training) ||
+      !attr_num(c, "momentum", false, 0.1, &momentum) ||
+      !attr_num(c, "eps", false, 1e-5, &eps) || !attrs_done(c))
+    return false;
+  *out = smelt_batch_norm(c->g, v[0], v[1], v[2], v[3], v[4], training, momentum, eps, NULL);
+  return true;
+}
+
 static bool s_broadcast_to(ctx *c, const sugar *s, smelt_node *out) {
   (void)s;
   smelt_node x;
@@ -1618,6 +1709,10 @@ static const sugar sugars[] = {
     {"take_along_axis", s_select, {.sel = take_along}},
     {"one_hot", s_one_hot, {.un = NULL}},
     {"dropout", s_dropout, {.un = NULL}},
+    {"conv2d", s_conv2d, {.un = NULL}},
+    {"max_pool2d", s_pool2d, {.un = NULL}},
+    {"avg_pool2d", s_pool2d, {.un = NULL}},
+    {"batch_norm", s_batch_norm, {.un = NULL}},
     {"broadcast_to", s_broadcast_to, {.un = NULL}},
     {"zeros", s_fill, {.fill = smelt_zeros}},
     {"ones", s_fill, {.fill = smelt_ones}},

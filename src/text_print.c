@@ -145,6 +145,10 @@ static void put_attrs(sm_buf *b, const sm_node *n) {
     put_ints(b, n->iattr + k, k);
     break;
   }
+  case ATF_UNFOLD:
+    sm_buf_printf(b, " axis=%" PRId64 " size=%" PRId64 " step=%" PRId64, iattr(n, 0), iattr(n, 1),
+                  iattr(n, 2));
+    break;
   case ATF_PAD: {
     uint32_t k = n->niattr / 2;
     sm_buf_puts(b, " lo=");

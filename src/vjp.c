@@ -263,6 +263,58 @@ static smelt_node vjp_slice(VJP_ARGS) {
   return r;
 }
 
+static smelt_node vjp_unfold(VJP_ARGS) {
+  (void)self, (void)k;
+  /* Window element (w, j) came from input position w*step + j. Pad the
+   * window axis to m*step (m = ceil(size/step)) and split it as (i, r):
+   * position (w + i)*step + r. For each i the [nwin, step] block is a
+   * contiguous run of nwin*step positions starting at i*step; the m runs,
+   * padded into place, sum to the gradient. Non-overlapping windows
+   * (step >= size) give one run; a kxk convolution's step-1 windows k. */
+  const sm_node *x = node_of(g, n, 0);
+  int rin = x->rank, a = (int)n->iattr[0];
+  int64_t size = n->iattr[1], step = n->iattr[2], nwin = n->shape[a], len = x->shape[a];
+  smelt_dtype dt = (smelt_dtype)n->dtype;
+  int64_t xs[SMELT_MAX_RANK];
+  memcpy(xs, x->shape, sizeof xs);
+  if (size == 0 || nwin == 0 || sm_numel(rin, xs) == 0) return smelt_zeros(g, dt, rin, xs);
+  /* [pre, nwin, post, size] -> [pre, nwin, size, post] */
+  int perm[SMELT_MAX_RANK], r = 0;
+  for (int d = 0; d <= a; d++) perm[r++] = d;
+  perm[r++] = rin;
+  for (int d = a + 1; d < rin; d++) perm[r++] = d;
+  smelt_node t = smelt_permute(g, gy, perm);
+  int64_t m = (size + step - 1) / step;
+  if (m * step != size) {
+    int64_t lo[SMELT_MAX_RANK] = {0}, hi[SMELT_MAX_RANK] = {0};
+    hi[a + 1] = m * step - size;
+    t = smelt_pad(g, t, lo, hi, 0.0);
+  }
+  /* [pre, nwin, m, step, post] */
+  int64_t split[SMELT_MAX_RANK + 1];
+  for (int d = 0; d <= a; d++) split[d] = xs[d];
+  split[a] = nwin, split[a + 1] = m, split[a + 2] = step;
+  for (int d = a + 1; d < rin; d++) split[d + 2] = xs[d];
+  t = sm_reshape(g, t, rin + 2, split);
+  smelt_node sum = SMELT_INVALID;
+  for (int64_t i = 0; i < m; i++) {
+    /* run i: [pre, nwin, step, post] -> [pre, nwin*step, post] */
+    smelt_node run = smelt_slice_axis(g, t, a + 1, i, i + 1, 1);
+    int64_t rs[SMELT_MAX_RANK];
+    memcpy(rs, xs, sizeof rs);
+    rs[a] = nwin * step;
+    run = sm_reshape(g, run, rin, rs);
+    int64_t lo[SMELT_MAX_RANK] = {0}, hi[SMELT_MAX_RANK] = {0};
+    int64_t start = i * step, rest = len - start - nwin * step;
+    /* positions past the end hold only the padding added above */
+    if (rest < 0) run = smelt_slice_axis(g, run, a, 0, len - start, 1);
+    lo[a] = start, hi[a] = rest > 0 ? rest : 0;
+    if (lo[a] || hi[a]) run = smelt_pad(g, run, lo, hi, 0.0);
+    sum = i == 0 ? run : smelt_add(g, sum, run);
+  }
+  return sum;
+}
+
 static smelt_node vjp_pad(VJP_ARGS) {
   (void)self, (void)k;
   const sm_node *x = node_of(g, n, 0);
@@ -342,6 +394,7 @@ const sm_vjp_fn sm_vjp_rules[OP_COUNT] = {
     [OP_EXPAND] = vjp_expand,
     [OP_SLICE] = vjp_slice,
     [OP_FLIP] = vjp_flip,
+    [OP_UNFOLD] = vjp_unfold,
     [OP_PAD] = vjp_pad,
     [OP_CONCAT] = vjp_concat,
     [OP_MATMUL] = vjp_matmul,

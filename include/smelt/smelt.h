@@ -343,6 +343,12 @@ smelt_node smelt_slice(smelt_graph *g, smelt_node x, const int64_t *starts, cons
 /* Python slicing start:stop:step of a single axis. */
 smelt_node smelt_slice_axis(smelt_graph *g, smelt_node x, int axis, int64_t start, int64_t stop,
                             int64_t step);
+/* As torch.Tensor.unfold(axis, size, step): the windows of `size`
+ * consecutive elements starting every `step` along axis, as a view (no
+ * copy; windows may overlap). The axis becomes (n - size) / step + 1 long
+ * and a last axis of length size is appended. size >= 0, step >= 1,
+ * size <= n. */
+smelt_node smelt_unfold(smelt_graph *g, smelt_node x, int axis, int64_t size, int64_t step);
 /* Reverses the given axes. */
 smelt_node smelt_flip(smelt_graph *g, smelt_node x, int naxes, const int *axes);
 /* Constant padding: lo[i] and hi[i] (>= 0) elements before and after axis i
@@ -398,6 +404,49 @@ smelt_node smelt_mse_loss(smelt_graph *g, smelt_node a, smelt_node b);
  * identity in evaluation programs (smelt_program_new_eval), as PyTorch's
  * module.eval(). 0 <= p <= 1 (p = 1 gives zeros, as PyTorch). */
 smelt_node smelt_dropout(smelt_graph *g, smelt_node x, double p, uint64_t seed, bool training);
+
+/* Convolution and pooling over the last two axes of x, [N, C, H, W] or
+ * unbatched [C, H, W], as torch.nn.functional. Each pair of sizes is
+ * {height, width}; a NULL pair means the default (stride 1 or, for
+ * pooling, the kernel size; padding 0; dilation 1). Output size per axis:
+ * floor((in + 2 padding - dilation (kernel - 1) - 1) / stride) + 1 (pooling
+ * with ceil_mode rounds up, and a last window that would start in the
+ * right padding is dropped, as PyTorch). */
+
+/* F.conv2d: weight [O, C / groups, KH, KW]; bias [O] or SMELT_INVALID for
+ * none; groups divides C and O. Built from unfold views and one batched
+ * matmul per group (im2col with no copy until the matmul reads it). */
+smelt_node smelt_conv2d(smelt_graph *g, smelt_node x, smelt_node weight, smelt_node bias,
+                        const int64_t stride[2], const int64_t padding[2],
+                        const int64_t dilation[2], int64_t groups);
+/* F.max_pool2d: the maximum of each window; padding (at most half the
+ * kernel) counts as -inf. The gradient goes to the first maximum of each
+ * window, as PyTorch. */
+smelt_node smelt_max_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2],
+                            const int64_t stride[2], const int64_t padding[2],
+                            const int64_t dilation[2], bool ceil_mode);
+/* F.avg_pool2d: the mean of each window; count_include_pad counts the
+ * zero padding in the divisor (PyTorch's default is true). */
+smelt_node smelt_avg_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2],
+                            const int64_t stride[2], const int64_t padding[2], bool ceil_mode,
+                            bool count_include_pad);
+
+/* F.batch_norm over axis 1 of x [N, C, ...]: (x - mean) / sqrt(var + eps)
+ * * weight + bias per channel. weight and bias ([C]) may be SMELT_INVALID
+ * (1 and 0). With training true the statistics are the batch's (variance
+ * biased) in training programs and plain interpreter runs, and the running
+ * ones in evaluation programs (smelt_program_new_eval), as PyTorch's
+ * train()/eval(); with training false they are always the running ones.
+ * running_mean and running_var are params [C] (SMELT_INVALID: none, then
+ * training must be true and evaluation also uses batch statistics, as
+ * track_running_stats=False). When updates is not NULL and there are
+ * running stats and training is true, updates[0] and updates[1] receive
+ * the assign nodes that move them by momentum (running = (1 - momentum)
+ * running + momentum batch, the variance unbiased, as PyTorch): pass them
+ * as updates of the training program. */
+smelt_node smelt_batch_norm(smelt_graph *g, smelt_node x, smelt_node weight, smelt_node bias,
+                            smelt_node running_mean, smelt_node running_var, bool training,
+                            double momentum, double eps, smelt_node updates[2]);
 
 /* -------------------------------------------------------------- updates */
 /* An in-place update of a param: value (cast to the param's dtype, which may

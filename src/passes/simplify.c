@@ -15,7 +15,7 @@
 static bool splat(const smelt_graph *g, uint32_t i, double *v) {
   const sm_node *n = &g->nodes[i];
   while (n->op == OP_RESHAPE || n->op == OP_EXPAND || n->op == OP_PERMUTE ||
-         n->op == OP_FLIP || n->op == OP_SLICE)
+         n->op == OP_FLIP || n->op == OP_SLICE || n->op == OP_UNFOLD)
     n = &g->nodes[n->inputs[0]];
   if (n->op != OP_CONST || !n->data) return false;
   if (n->niattr == 1 && n->iattr[0] == 1) return false; /* a weak literal: never an operand */
