@@ -333,7 +333,7 @@ int64_t sm_reduce_identity_i(sm_op op, smelt_dtype dt) {
 
 /* -------------------------------------------------------------- printer */
 
-static const char *kind_name(sm_kernel_kind kind) {
+const char *sm_kernel_kind_name(sm_kernel_kind kind) {
   switch (kind) {
   case SM_KERNEL_POINTWISE: return "pointwise";
   case SM_KERNEL_REDUCE: return "reduce";
@@ -404,7 +404,7 @@ static void print_val(sm_buf *b, const sm_kernel *k, int id) {
 }
 
 void sm_kernel_print_buf(sm_buf *b, const sm_kernel *k) {
-  sm_buf_printf(b, "kernel %s %s domain [", k->name, kind_name(k->kind));
+  sm_buf_printf(b, "kernel %s %s domain [", k->name, sm_kernel_kind_name(k->kind));
   for (int d = 0; d < k->ndim; d++)
     sm_buf_printf(b, "%s%" PRId64 "%s", d ? "," : "", k->extent[d], k->reduce[d] ? "r" : "");
   sm_buf_puts(b, "] order [");

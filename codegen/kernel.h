@@ -194,6 +194,8 @@ bool sm_kernel_matmul_operands(const sm_kernel *k, sm_mm_operands *o);
 
 /* Text form (docs/kernel-ir.md). A sm_malloc'ed string, NULL on OOM. */
 char *sm_kernel_print(const sm_kernel *k);
+/* "pointwise", "reduce", "matmul" or "scatter". */
+const char *sm_kernel_kind_name(sm_kernel_kind kind);
 void sm_kernel_print_buf(sm_buf *b, const sm_kernel *k);
 
 /* The identity of a reduction op in dtype dt (0 for sum, 1 for prod,

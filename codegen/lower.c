@@ -783,6 +783,33 @@ static int build_view(lw *L, uint32_t ni, const lin *co, int valid) {
   return sm_kv_elem(L->k, OP_WHERE, dt, mask, v, fill_const(L, dt, fill));
 }
 
+bool sm_views_strided(const smelt_graph *g, uint32_t top) {
+  lw L = {0};
+  L.g = g;
+  uint32_t chain[MAXCHAIN];
+  int len = 0, pushes = 0;
+  uint32_t cur = top;
+  for (;;) {
+    const sm_node *n = &g->nodes[cur];
+    int cls = sm_ops[n->op].cls;
+    if (cls != OPC_VIEW && cls != OPC_PAD) break;
+    /* a pad masks; too long a chain is split by lowering */
+    if (cls == OPC_PAD || len == MAXCHAIN) return false;
+    if ((n->op == OP_RESHAPE || n->op == OP_UNFOLD) && ++pushes >= MAXVIEWS) return false;
+    chain[len++] = cur;
+    cur = n->inputs[0];
+  }
+  const sm_node *bn = &g->nodes[cur];
+  strk t;
+  t.n = 1;
+  t.dead = false;
+  view_contig(&t.v[0], bn->rank, bn->shape);
+  for (int j = len - 1; j >= 0 && !L.err && !L.oom; j--) trk_apply(&L, &t, &g->nodes[chain[j]]);
+  bool ok = !L.err && !L.oom && t.n == 1 && !t.v[0].masked && !t.dead;
+  sm_free(L.err);
+  return ok;
+}
+
 /* ---------------------------------------------------- concat and gather */
 
 static int build_concat(lw *L, uint32_t ni, const lin *co, int valid) {

@@ -15,4 +15,10 @@
  * *err set (sm_malloc'ed; NULL when out of memory). */
 sm_kernel *sm_lower_group(const sm_fusion *f, size_t gi, bool reassociate, char **err);
 
+/* True when the chain of movement ops from node top down to its first
+ * non-view node composes into one unmasked strided view: reading top then
+ * costs one affine offset per element, with no div/mod and no bounds
+ * test. Fusion asks this of matmul operands (docs/fusion.md). */
+bool sm_views_strided(const smelt_graph *g, uint32_t top);
+
 #endif

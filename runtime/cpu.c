@@ -8,6 +8,8 @@
 #include "threads.h"
 
 #include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,6 +23,9 @@ struct sm_cpu_program {
   int nthreads;
   double compile_ms;
   bool from_cache;
+  /* $SMELT_PROFILE: time per kernel over all runs, printed when freed */
+  double *prof_ms;
+  uint64_t prof_runs;
 };
 
 static double now_ms(void) {
@@ -29,8 +34,43 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* The profile: kernels by time spent, with their domains, on stderr. */
+static void print_profile(const sm_cpu_program *c) {
+  const sm_plan *p = c->plan;
+  double total = 0;
+  for (size_t s = 0; s < p->nkernels; s++) total += c->prof_ms[s];
+  fprintf(stderr, "profile: %zu kernel%s, %" PRIu64 " run%s, %.3f ms per run\n", p->nkernels,
+          p->nkernels == 1 ? "" : "s", c->prof_runs, c->prof_runs == 1 ? "" : "s",
+          c->prof_runs ? total / (double)c->prof_runs : 0.0);
+  size_t *order = sm_malloc(sizeof *order * (p->nkernels ? p->nkernels : 1));
+  if (!order) return;
+  for (size_t s = 0; s < p->nkernels; s++) order[s] = s;
+  for (size_t i = 1; i < p->nkernels; i++)
+    for (size_t j = i; j > 0 && c->prof_ms[order[j]] > c->prof_ms[order[j - 1]]; j--) {
+      size_t t = order[j];
+      order[j] = order[j - 1], order[j - 1] = t;
+    }
+  for (size_t i = 0; i < p->nkernels; i++) {
+    const sm_kernel *k = p->kernels[order[i]].k;
+    char dom[160];
+    int at = 0;
+    for (int d = 0; d < k->ndim && at < (int)sizeof dom - 24; d++)
+      at += snprintf(dom + at, sizeof dom - (size_t)at, "%s%" PRId64 "%s", d ? "," : "",
+                     k->extent[d], k->reduce[d] ? "r" : "");
+    double ms = c->prof_ms[order[i]];
+    fprintf(stderr, "profile: %-5s %-9s [%s] %9.3f ms per run %5.1f%%\n", k->name,
+            sm_kernel_kind_name(k->kind), dom, c->prof_runs ? ms / (double)c->prof_runs : 0.0,
+            total > 0 ? 100.0 * ms / total : 0.0);
+  }
+  sm_free(order);
+}
+
 void sm_cpu_free(sm_cpu_program *c) {
   if (!c) return;
+  if (c->prof_ms) {
+    if (c->prof_runs) print_profile(c);
+    sm_free(c->prof_ms);
+  }
   sm_plan_free(c->plan);
   sm_free(c->fns);
   sm_jit_free(c->jit);
@@ -82,6 +122,9 @@ sm_cpu_program *sm_cpu_compile(const smelt_graph *g, size_t nroots, const uint32
     }
   }
   sm_free(ks);
+  const char *prof = getenv("SMELT_PROFILE");
+  if (prof && *prof && strcmp(prof, "0") != 0 && p->nkernels)
+    c->prof_ms = sm_calloc(p->nkernels, sizeof *c->prof_ms); /* none: no profile */
   c->compile_ms = now_ms() - t0;
   return c;
 fail:
@@ -131,7 +174,9 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
     }
   }
   sm_kctx ctx = {rng_step, training, 0, 0, 0};
+  if (c->prof_ms) c->prof_runs++;
   for (size_t s = 0; s < p->nkernels; s++) {
+    double t0 = c->prof_ms ? now_ms() : 0;
     const sm_plan_kernel *ck = &p->kernels[s];
     const sm_kernel *k = ck->k;
     sm_kernel_fn fn = c->fns[s];
@@ -159,6 +204,7 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
       if (ext == 0) continue;
       sm_parallel_for(c->nthreads, ext, ck->grain, ck->align, run_range, &l);
     }
+    if (c->prof_ms) c->prof_ms[s] += now_ms() - t0;
     if (__atomic_load_n(&ctx.error, __ATOMIC_RELAXED)) {
       /* name the op as the interpreter does (the kernel knows only its checks) */
       *err = sm_fmt("%s: index %" PRId64 " is out of range for a dimension of size %" PRId64

@@ -106,10 +106,18 @@ static const char usage_main[] =
     "                 the disk cache of compiled code (default:\n"
     "                 $XDG_CACHE_HOME/smelt, else ~/.cache/smelt)\n"
     "  SMELT_CACHE=0  do not use the disk cache (as --no-cache)\n"
+    "  SMELT_PROFILE=1\n"
+    "                 time every kernel of the cpu target and print them,\n"
+    "                 slowest first, when the program is freed\n"
+    "  SMELT_NVRTC=PATH\n"
+    "                 the NVRTC library to load (default: the one found when\n"
+    "                 libsmelt was built)\n"
     "  SMELT_CUDA_ARCH=sm_XY\n"
     "                 the architecture of the cuda target (default: the device's)\n"
     "  SMELT_CUDA_DEVICE=N\n"
-    "                 the GPU the cuda target uses (default 0)\n";
+    "                 the GPU the cuda target uses (default 0)\n"
+    "  SMELT_CUDA_DRIVER=PATH\n"
+    "                 the CUDA driver library to load (default libcuda.so.1)\n";
 
 static const char usage_run[] =
     "usage: smeltc run FILE [--input NAME=FILE.npy ...] [--output-dir DIR] [--quiet]\n"

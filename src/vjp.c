@@ -351,10 +351,21 @@ static smelt_node vjp_matmul(VJP_ARGS) {
 static smelt_node vjp_gather(VJP_ARGS) {
   (void)self;
   if (k == 1) return SMELT_INVALID; /* the index */
-  const sm_node *x = node_of(g, n, 0);
+  const sm_node *x = node_of(g, n, 0), *ix = node_of(g, n, 1);
+  int a = (int)n->iattr[0];
   int64_t shape[SMELT_MAX_RANK];
   memcpy(shape, x->shape, sizeof shape);
-  return sm_scatter_add(g, x->rank, shape, (int)n->iattr[0], in(g, n, 1), gy);
+  /* One index per row along the axis (argmax picks, max_pool2d): each
+   * element's gradient is gy where it was picked, an elementwise select
+   * that runs in parallel, instead of a scatter. */
+  bool one_per_row = ix->shape[a] == 1;
+  for (int d = 0; d < x->rank; d++)
+    if (d != a && ix->shape[d] != x->shape[d]) one_per_row = false;
+  if (one_per_row) {
+    smelt_node pos = sm_iota(g, (smelt_dtype)ix->dtype, x->rank, shape, a, 0, 1);
+    return keep_where(g, smelt_eq(g, pos, in(g, n, 1)), gy, true);
+  }
+  return sm_scatter_add(g, x->rank, shape, a, in(g, n, 1), gy);
 }
 
 static smelt_node vjp_scatter_add(VJP_ARGS) {

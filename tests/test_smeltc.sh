@@ -593,6 +593,17 @@ t "run: the cuda target without a driver"
 SMELT_CUDA_DRIVER=/nonexistent/libcuda.so.1 run 1 run "$G/double.smelt" -i "x=$T/x.npy" --target cuda
 err_has "smeltc: $G/double.smelt: no CUDA driver found (/nonexistent/libcuda.so.1: "
 
+t "run: SMELT_PROFILE times the kernels of the cpu target"
+if "$SMELTC" run "$G/double.smelt" -i "x=$T/x.npy" --target cpu -q >/dev/null 2>&1; then
+  SMELT_PROFILE=1 run 0 run "$G/double.smelt" -i "x=$T/x.npy" --target cpu --steps 3 -q
+  err_has "profile: 1 kernel, 3 runs, "
+  err_has "profile: k0    pointwise ["
+  run 0 run "$G/double.smelt" -i "x=$T/x.npy" --target cpu -q
+  err_lacks "profile:"
+else
+  echo "  (no cpu target: skipped)"
+fi
+
 t "run: no outputs"
 run 0 run "$G/no_outputs.smelt" --target interp --stats
 err_has "smeltc: note: $G/no_outputs.smelt has no outputs"

@@ -20,6 +20,8 @@
  *    group reads it. Groups are ordered topologically. */
 #include "fusion.h"
 
+#include "../../codegen/lower.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,8 +164,10 @@ static int cone_cost(fz *z, uint32_t n) {
   return cost;
 }
 
-/* True when some consumer reads n through views that broadcast it. */
-static bool broadcast_read(fz *z, uint32_t n) {
+/* True when some consumer reads n through views that broadcast it
+ * (expand, when `expand`) or through overlapping windows (unfold with
+ * size > step: a convolution's input is read k*k times). */
+static bool broadcast_read(fz *z, uint32_t n, bool expand) {
   z->stack.n = 0;
   push(z, &z->stack, n);
   while (z->stack.n && !z->oom) {
@@ -171,15 +175,31 @@ static bool broadcast_read(fz *z, uint32_t n) {
     for (uint32_t k = z->cstart[x]; k < z->cstart[x + 1]; k++) {
       const sm_node *c = &z->g->nodes[z->cons[k]];
       if (!is_view(c) || z->mat[z->cons[k]]) continue;
-      if (c->op == OP_EXPAND && numel(c) > numel(&z->g->nodes[x])) return true;
+      if (expand && c->op == OP_EXPAND && numel(c) > numel(&z->g->nodes[x])) return true;
+      if (c->op == OP_UNFOLD && c->iattr[1] > c->iattr[2]) return true;
       push(z, &z->stack, z->cons[k]);
     }
   }
   return false;
 }
 
-/* The node a matmul or gather reads through views: materialized. */
-static void mat_base(fz *z, uint32_t i) {
+/* The node a matmul or gather reads through views: materialized. A
+ * matmul operand whose views do not compose into one unmasked strided view
+ * (a padded or overlapping window, a reshape of a transpose: im2col) is
+ * itself materialized, by a copy kernel, so that the matmul reads it
+ * contiguously and keeps its blocked kernel. When the operand is a reshape
+ * of such views, the view under the reshapes is the one copied: its copy
+ * kernel then indexes the source without div/mod (im2col's
+ * [N, C, KH, KW, OH, OW] rather than [N, C*KH*KW, OH*OW]), and a reshape
+ * of a contiguous buffer is strided. */
+static void mat_base(fz *z, uint32_t i, bool matmul) {
+  const sm_node *nodes = z->g->nodes;
+  if (matmul && is_view(&nodes[i]) && !sm_views_strided(z->g, i)) {
+    while (nodes[i].op == OP_RESHAPE && is_view(&nodes[nodes[i].inputs[0]]))
+      i = nodes[i].inputs[0];
+    z->mat[i] = true;
+    return;
+  }
   while (is_view(&z->g->nodes[i])) i = z->g->nodes[i].inputs[0];
   if (!is_literal(&z->g->nodes[i])) z->mat[i] = true;
 }
@@ -191,10 +211,10 @@ static void materialize(fz *z) {
     const sm_node *n = &g->nodes[i];
     if (is_buffer(n) || is_anchor(n) || (z->root[i] && !is_literal(n))) z->mat[i] = true;
     if (n->op == OP_MATMUL) {
-      mat_base(z, n->inputs[0]);
-      mat_base(z, n->inputs[1]);
+      mat_base(z, n->inputs[0], true);
+      mat_base(z, n->inputs[1], true);
     }
-    if (n->op == OP_GATHER) mat_base(z, n->inputs[0]);
+    if (n->op == OP_GATHER) mat_base(z, n->inputs[0], false);
   }
   /* Shared nodes: consumers before producers, so each node knows which
    * units use it; repeated until no decision changes. */
@@ -213,9 +233,13 @@ static void materialize(fz *z) {
         else if (u != cu) u = NONE;
       }
       const sm_node *n = &g->nodes[i];
-      if (!z->mat[i] && u == NONE && !is_view(n) && !is_literal(n)) {
+      if (!z->mat[i] && u != NONE - 1 && !is_view(n) && !is_literal(n)) {
+        /* shared: recomputed in each unit unless too costly or broadcast;
+         * one user: inlined unless it reads overlapping windows of it */
         int cost = cone_cost(z, (uint32_t)i);
-        if (cost > SM_RECOMPUTE_MAX || (cost > 0 && broadcast_read(z, (uint32_t)i))) {
+        bool shared = u == NONE;
+        if ((shared && cost > SM_RECOMPUTE_MAX) ||
+            (cost > 0 && broadcast_read(z, (uint32_t)i, shared))) {
           z->mat[i] = true;
           changed = true;
         }
