@@ -48,8 +48,15 @@ ensure_packages() {
 # What every build needs. Check is a build dependency of the test programs
 # (tests/meson.build requires it), so the demo needs it too. llvm-19-dev
 # gives the cpu target (LLVM's C API, linked as the shared libLLVM).
+# zlib1g-dev: the fashion_mnist sample reads the gzip'ed IDX files.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev check llvm-19-dev)
+BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev check llvm-19-dev zlib1g-dev)
+
+# Data sets the samples train on: Fashion-MNIST's IDX files in
+# /usr/share/datasets/fashion-mnist (samples/fashion_mnist; its test is
+# skipped without them).
+# shellcheck disable=SC2034
+DATA_PACKAGES=(dataset-fashion-mnist)
 
 # configure DIR [meson options...]: meson setup, or --reconfigure when DIR is
 # already configured (so changed options apply); wipes and starts over when

@@ -42,14 +42,15 @@ static smelt_node as_batched(smelt_graph *g, const char *op, smelt_node x, bool 
   return *unbatched ? smelt_unsqueeze(g, x, 0) : x;
 }
 
-/* Fills w from the arguments (NULL pairs take the defaults) and the input's
- * height and width; 0, or -1 with the error recorded. */
+/* Fills w from the arguments and the input's height and width; NULL pairs
+ * take the defaults: stride 1 for a convolution, the kernel for pooling
+ * (pool), padding 0, dilation 1. 0, or -1 with the error recorded. */
 static int plan(smelt_graph *g, const char *op, const int64_t in[2], const int64_t kernel[2],
                 const int64_t stride[2], const int64_t padding[2], const int64_t dilation[2],
-                bool ceil_mode, win2d *w) {
+                bool pool, bool ceil_mode, win2d *w) {
   for (int i = 0; i < 2; i++) {
     w->k[i] = kernel[i];
-    w->s[i] = stride ? stride[i] : kernel[i];
+    w->s[i] = stride ? stride[i] : pool ? kernel[i] : 1;
     w->p[i] = padding ? padding[i] : 0;
     w->d[i] = dilation ? dilation[i] : 1;
     if (w->k[i] < 1)
@@ -155,7 +156,7 @@ smelt_node smelt_conv2d(smelt_graph *g, smelt_node x, smelt_node weight, smelt_n
     }
   }
   win2d w;
-  if (plan(g, op, hw, kernel, stride, padding, dilation, false, &w)) return SMELT_INVALID;
+  if (plan(g, op, hw, kernel, stride, padding, dilation, false, false, &w)) return SMELT_INVALID;
   int64_t kk = cg * kernel[0] * kernel[1], ohw = w.out[0] * w.out[1];
   /* columns [N, G, Cg*KH*KW, OH*OW]: one matmul per image and group with
    * the weight [G, O/G, Cg*KH*KW], whose result is NCHW already */
@@ -197,7 +198,7 @@ smelt_node smelt_max_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2
   int64_t hw[2];
   spatial(g, x, hw);
   win2d w;
-  if (plan(g, op, hw, kernel, stride, padding, dilation, ceil_mode, &w) ||
+  if (plan(g, op, hw, kernel, stride, padding, dilation, true, ceil_mode, &w) ||
       check_pool_padding(g, op, &w))
     return SMELT_INVALID;
   const sm_node *xn = node(g, x);
@@ -221,7 +222,7 @@ smelt_node smelt_avg_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2
   int64_t hw[2];
   spatial(g, x, hw);
   win2d w;
-  if (plan(g, op, hw, kernel, stride, padding, NULL, ceil_mode, &w) ||
+  if (plan(g, op, hw, kernel, stride, padding, NULL, true, ceil_mode, &w) ||
       check_pool_padding(g, op, &w))
     return SMELT_INVALID;
   smelt_dtype dt = (smelt_dtype)node(g, x)->dtype;
