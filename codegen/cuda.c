@@ -2,7 +2,10 @@
  *
  * The kernel IR fixes what a kernel computes; this file only chooses how
  * threads share the work and prints it:
- *  - pointwise: one thread per point of the domain, grid-stride;
+ *  - pointwise: one thread per point of the domain, grid-stride; with a
+ *    vector path (4 or 2 consecutive elements per thread, 16-byte loads
+ *    and stores) where the float buffers are contiguous along the
+ *    innermost axis and aligned (body_vector);
  *  - thread-reduce: one thread per output point, a serial loop over the
  *    reduced axes (short reductions, or many output points);
  *  - block-reduce: one block per output point; threads stride over the
@@ -14,12 +17,16 @@
  *    tiles of A and B, 4x4 outputs per thread, the fused epilogue (the
  *    kernel's outer values) applied to each output in registers;
  *  - scatter: pointwise with atomic accumulating stores.
- * Scalar values print as C expressions from one table (cuda_ops), with
- * the semantics of the op table (src/ops.c) and of the LLVM backend: IEEE
- * float math without fast-math, wrapping integer arithmetic, saturating
- * float-to-integer casts, NaN-propagating max/min, Philox random numbers
- * bit-identical to the CPU's. See docs/cuda.md. */
+ * Scalar values print as C expressions from one table (cuda_ops, one row
+ * per op; operand conversions and domains from the shared table of
+ * codegen/scalar_ops.c), with the semantics of the op table (src/ops.c)
+ * and of the LLVM backend: IEEE float math without fast-math, wrapping
+ * integer arithmetic, saturating float-to-integer casts, NaN-propagating
+ * max/min, Philox random numbers bit-identical to the CPU's. See
+ * docs/cuda.md. */
 #include "cuda.h"
+
+#include "scalar_ops.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -83,6 +90,30 @@ static const char prelude[] =
     "  }\n"
     "  return (long long)r;\n"
     "}\n"
+    "/* lane l of a 16-byte vector (l is constant once unrolled) */\n"
+    "static __device__ __forceinline__ float sm_lane(const float4 &v, int l) {\n"
+    "  return l == 0 ? v.x : l == 1 ? v.y : l == 2 ? v.z : v.w;\n"
+    "}\n"
+    "static __device__ __forceinline__ double sm_lane(const double2 &v, int l) {\n"
+    "  return l == 0 ? v.x : v.y;\n"
+    "}\n"
+    "static __device__ __forceinline__ double sm_lane(const double2 &v, const double2 &w, int l) {\n"
+    "  return l < 2 ? sm_lane(v, l) : sm_lane(w, l - 2);\n"
+    "}\n"
+    "static __device__ __forceinline__ void sm_set_lane(float4 &v, int l, float x) {\n"
+    "  if (l == 0) v.x = x;\n"
+    "  else if (l == 1) v.y = x;\n"
+    "  else if (l == 2) v.z = x;\n"
+    "  else v.w = x;\n"
+    "}\n"
+    "static __device__ __forceinline__ void sm_set_lane(double2 &v, int l, double x) {\n"
+    "  if (l == 0) v.x = x;\n"
+    "  else v.y = x;\n"
+    "}\n"
+    "static __device__ __forceinline__ void sm_set_lane(double2 &v, double2 &w, int l, double x) {\n"
+    "  if (l < 2) sm_set_lane(v, l, x);\n"
+    "  else sm_set_lane(w, l - 2, x);\n"
+    "}\n"
     "/* an index check: the first failure records itself */\n"
     "static __device__ __noinline__ long long sm_check_fail(long long a, long long n,\n"
     "                                                      smelt_ctx *ctx) {\n"
@@ -138,9 +169,13 @@ static const char prelude[] =
 
 /* ------------------------------------------------------------ the table */
 
-/* How each elementwise op prints, per domain: $a, $b are the operands
- * (already converted to the value's dtype), $T its C type, $F the libm
- * suffix ("f" for float, "" for double). NULL: not defined there. */
+/* How each scalar op prints, one row per op (designated by the op), one
+ * template per domain: $a, $b, $c are the operands, already converted to
+ * the dtypes the shared table says (codegen/scalar_ops.h: the form), $T
+ * the C type of the domain, $F the libm suffix ("f" for float, "" for
+ * double). NULL: not defined there; sm_cuda_ops_check checks that the
+ * templates are there for exactly the domains of the shared table.
+ * Reductions print through the row of their combining op (acc_combine). */
 typedef struct cuda_op {
   const char *flt;  /* f32, f64 */
   const char *num;  /* i32, i64: wrapping, as src/ops.c */
@@ -148,6 +183,7 @@ typedef struct cuda_op {
 } cuda_op;
 
 #define WRAP(e) "(($T)(" e "))"
+#define ALL(t) {t, t, t}
 static const cuda_op cuda_ops[OP_COUNT] = {
     [OP_NEG] = {"(-$a)", WRAP("0ull - (unsigned long long)$a"), "$a"},
     [OP_ABS] = {"fabs$F($a)", WRAP("$a < 0 ? 0ull - (unsigned long long)$a : (unsigned long long)$a"),
@@ -164,7 +200,8 @@ static const cuda_op cuda_ops[OP_COUNT] = {
     [OP_TANH] = {"tanh$F($a)", NULL, NULL},
     [OP_SIGMOID] = {"sm_sigmoid($a)", NULL, NULL},
     [OP_RELU] = {"($a < ($T)0 ? ($T)0 : $a)", "($a > 0 ? $a : ($T)0)", "$a"},
-    [OP_STOP_GRADIENT] = {"$a", "$a", "$a"},
+    [OP_STOP_GRADIENT] = ALL("$a"),
+    [OP_CAST] = ALL("$a"), /* the conversion of the operand is the cast */
     [OP_ADD] = {"($a + $b)", WRAP("(unsigned long long)$a + (unsigned long long)$b"),
                 "($a || $b)"},
     [OP_SUB] = {"($a - $b)", WRAP("(unsigned long long)$a - (unsigned long long)$b"),
@@ -175,20 +212,47 @@ static const cuda_op cuda_ops[OP_COUNT] = {
     [OP_POW] = {"pow$F($a, $b)", "(($T)sm_ipow($a, $b))", "($a || !$b)"},
     [OP_MAXIMUM] = {"sm_max($a, $b)", "($a > $b ? $a : $b)", "($a || $b)"},
     [OP_MINIMUM] = {"sm_min($a, $b)", "($a < $b ? $a : $b)", "($a && $b)"},
-    /* comparisons: operands in the left operand's dtype; NaN compares
-     * unordered (!= true, the others false), as C does */
-    [OP_LT] = {"($a < $b)", "($a < $b)", "($a < $b)"},
-    [OP_LE] = {"($a <= $b)", "($a <= $b)", "($a <= $b)"},
-    [OP_GT] = {"($a > $b)", "($a > $b)", "($a > $b)"},
-    [OP_GE] = {"($a >= $b)", "($a >= $b)", "($a >= $b)"},
-    [OP_EQ] = {"($a == $b)", "($a == $b)", "($a == $b)"},
-    [OP_NE] = {"($a != $b)", "($a != $b)", "($a != $b)"},
-    /* logic: operands converted to bool first */
+    /* comparisons: NaN compares unordered (!= true, the others false), as
+     * C does */
+    [OP_LT] = ALL("($a < $b)"),
+    [OP_LE] = ALL("($a <= $b)"),
+    [OP_GT] = ALL("($a > $b)"),
+    [OP_GE] = ALL("($a >= $b)"),
+    [OP_EQ] = ALL("($a == $b)"),
+    [OP_NE] = ALL("($a != $b)"),
     [OP_NOT] = {NULL, NULL, "(!$a)"},
     [OP_AND] = {NULL, NULL, "($a && $b)"},
     [OP_OR] = {NULL, NULL, "($a || $b)"},
+    [OP_WHERE] = ALL("($a ? $b : $c)"),
 };
+#undef ALL
 #undef WRAP
+_Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == OP_COUNT, "one row per op");
+
+int sm_cuda_ops_check(char **why) {
+  *why = NULL;
+  for (int op = 0; op < OP_COUNT; op++) {
+    const sm_scalar_op *s = &sm_scalar_ops[op];
+    bool elem = sm_scalar_elementwise((sm_op)op);
+    const char *tpl[3] = {cuda_ops[op].flt, cuda_ops[op].num, cuda_ops[op].boo};
+    static const int bits[3] = {SOP_F, SOP_I, SOP_B};
+    static const char *names[3] = {"float", "integer", "bool"};
+    for (int d = 0; d < 3; d++) {
+      const char *bad = NULL;
+      bool want = elem && (s->domains & bits[d]);
+      if (want && !tpl[d]) bad = "no template where the shared table defines the op";
+      else if (!want && tpl[d]) bad = "a template where the shared table does not define the op";
+      else if (tpl[d] && (!strstr(tpl[d], "$a") || !strstr(tpl[d], "$b") != (s->arity < 2) ||
+                          !strstr(tpl[d], "$c") != (s->arity < 3)))
+        bad = "its operands ($a $b $c) do not match the op's arity";
+      if (bad) {
+        *why = sm_fmt("cuda_ops: %s (%s): %s", sm_ops[op].name, names[d], bad);
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
 
 static const char *ctype(smelt_dtype dt) {
   switch (dt) {
@@ -219,6 +283,10 @@ typedef struct cu {
   char (*name)[48];   /* per value: its C name or literal */
   /* KV_ACC in the outer phase: per accumulator, the expression of its result */
   char (*accx)[64];
+  /* While the lanes of a vector path print: per value, 1 for a load read as
+   * vectors (its lane l is taken from wN_0, wN_1); NULL otherwise. */
+  const uint8_t *vload;
+  int vw; /* the vector path's lanes (elements per thread) */
 } cu;
 
 __attribute__((format(printf, 2, 3))) static void line(cu *c, const char *fmt, ...) {
@@ -307,8 +375,9 @@ static char *convert(const char *x, smelt_dtype from, smelt_dtype to) {
   return sm_fmt("((%s)%s)", ctype(to), x);
 }
 
-/* Substitutes $a $b $T $F in a table template. */
-static char *subst(const char *tpl, const char *a, const char *b, smelt_dtype dt) {
+/* Substitutes $a $b $c $T $F in a table template. */
+static char *subst(const char *tpl, const char *a, const char *b, const char *c,
+                   smelt_dtype dt) {
   sm_buf o = {0};
   for (const char *p = tpl; *p; p++) {
     if (*p != '$' || !p[1]) {
@@ -320,6 +389,7 @@ static char *subst(const char *tpl, const char *a, const char *b, smelt_dtype dt
     switch (*p) {
     case 'a': sm_buf_puts(&o, a); break;
     case 'b': sm_buf_puts(&o, b ? b : "?"); break;
+    case 'c': sm_buf_puts(&o, c ? c : "?"); break;
     case 'T': sm_buf_puts(&o, ctype(dt)); break;
     case 'F': sm_buf_puts(&o, dt == SMELT_F32 ? "f" : ""); break;
     default: sm_buf_puts(&o, "$"); break;
@@ -349,6 +419,10 @@ static char *affine_text(cu *c, int64_t off, const int64_t *coef, const bool *us
 }
 
 static const char *val(cu *c, int v);
+/* 16-byte accesses per lane group of a float dtype in the vector path. */
+static int vec_chunks(const cu *c, smelt_dtype dt) {
+  return c->vw * (int)smelt_dtype_size(dt) / 16;
+}
 
 /* Declares value v in the current scope: "const T vN = expr;". */
 static void declare(cu *c, int v, const char *type, char *expr) {
@@ -363,37 +437,41 @@ static void declare(cu *c, int v, const char *type, char *expr) {
   c->vserial[v] = c->active[c->depth];
 }
 
+/* The template of op in the domain of dtype dt (NULL: not defined). */
+static const char *op_template(sm_op op, smelt_dtype dt) {
+  if ((unsigned)op >= OP_COUNT) return NULL;
+  const cuda_op *t = &cuda_ops[op];
+  return sm_is_float(dt) ? t->flt : dt == SMELT_BOOL ? t->boo : t->num;
+}
+
+/* A KV_ELEM value: its operands converted as the shared table's form
+ * says, then the op's template in its domain. */
 static char *elem_expr(cu *c, const sm_kval *x) {
   const sm_kernel *k = c->k;
   sm_op op = (sm_op)x->op;
+  if (!sm_scalar_elementwise(op)) return NULL;
   smelt_dtype dt = (smelt_dtype)x->dtype;
-  smelt_dtype adt = (smelt_dtype)k->vals[x->a].dtype;
-  smelt_dtype bdt = x->b >= 0 ? (smelt_dtype)k->vals[x->b].dtype : adt;
-  const char *a = val(c, x->a);
-  const char *b = x->b >= 0 ? val(c, x->b) : NULL;
-  const char *cc = x->c >= 0 ? val(c, x->c) : NULL;
-  if (c->err) return NULL;
-  if (op == OP_CAST) return convert(a, adt, dt);
-  if (op == OP_WHERE) {
-    smelt_dtype cdt = (smelt_dtype)k->vals[x->c].dtype;
-    char *t = convert(a, adt, SMELT_BOOL), *p = convert(b, bdt, dt), *q = convert(cc, cdt, dt);
-    char *r = t && p && q ? sm_fmt("(%s ? %s : %s)", t, p, q) : NULL;
-    sm_free(t), sm_free(p), sm_free(q);
-    return r;
+  int nops = sm_scalar_ops[op].arity;
+  const int ids[3] = {x->a, x->b, x->c};
+  const char *names[3] = {NULL, NULL, NULL};
+  for (int i = 0; i < nops; i++) {
+    if (ids[i] < 0) return NULL;
+    names[i] = val(c, ids[i]);
   }
-  if (op >= OP_COUNT || (sm_ops[op].cls != OPC_UNARY && sm_ops[op].cls != OPC_BINARY)) return NULL;
-  /* the domain the operands are computed in */
-  smelt_dtype odt = dt;
-  bool cmp = op == OP_LT || op == OP_LE || op == OP_GT || op == OP_GE || op == OP_EQ ||
-             op == OP_NE;
-  if (cmp) odt = adt;
-  if (op == OP_NOT || op == OP_AND || op == OP_OR) odt = SMELT_BOOL;
-  const cuda_op *t = &cuda_ops[op];
-  const char *tpl = sm_is_float(odt) ? t->flt : odt == SMELT_BOOL ? t->boo : t->num;
-  if (!tpl) return NULL;
-  char *ca = convert(a, adt, odt), *cb = b ? convert(b, bdt, odt) : NULL;
-  char *r = ca && (!b || cb) ? subst(tpl, ca, cb, odt) : NULL;
-  sm_free(ca), sm_free(cb);
+  if (c->err) return NULL;
+  smelt_dtype adt = (smelt_dtype)k->vals[x->a].dtype;
+  smelt_dtype odt = sm_scalar_domain(op, dt, adt);
+  const char *tpl = op_template(op, odt);
+  if (!tpl || !(sm_scalar_ops[op].domains & sm_scalar_domain_bit(odt))) return NULL;
+  char *cv[3] = {NULL, NULL, NULL};
+  bool ok = true;
+  for (int i = 0; i < nops; i++) {
+    cv[i] = convert(names[i], (smelt_dtype)k->vals[ids[i]].dtype,
+                    sm_scalar_operand(op, i, dt, adt));
+    ok &= cv[i] != NULL;
+  }
+  char *r = ok ? subst(tpl, cv[0], cv[1], cv[2], odt) : NULL;
+  for (int i = 0; i < 3; i++) sm_free(cv[i]);
   return r;
 }
 
@@ -434,6 +512,11 @@ static const char *val(cu *c, int v) {
     break;
   }
   case KV_LOAD: {
+    if (c->vload && c->vload[v]) {
+      e = dt == SMELT_F32 || vec_chunks(c, dt) == 1 ? sm_fmt("sm_lane(w%d_0, l)", v)
+                                                    : sm_fmt("sm_lane(w%d_0, w%d_1, l)", v, v);
+      break;
+    }
     const char *idx = val(c, x->a);
     const sm_karg *ar = &k->args[x->arg];
     const char *rd = dt == SMELT_BOOL ? "(a%d[%s] != 0)" : "a%d[%s]";
@@ -494,29 +577,29 @@ static const char *val(cu *c, int v) {
 
 /* ------------------------------------------------------- accumulators */
 
-static bool is_arg(sm_op op) { return op == OP_ARGMAX || op == OP_ARGMIN; }
+static bool is_arg(sm_op op) {
+  const sm_scalar_op *r = sm_scalar_op_of(op);
+  return r && r->form == SOP_ARGREDUCE;
+}
 
 static void acc_identity(char *out, size_t cap, const sm_kacc *a) {
   smelt_dtype adt = (smelt_dtype)a->acc_dtype;
   sm_op op = (sm_op)a->op;
   if (sm_is_float(adt)) literal(out, cap, adt, sm_reduce_identity_f(op), 0);
   else if (adt == SMELT_BOOL)
-    snprintf(out, cap, "%s",
-             op == OP_REDUCE_PROD || op == OP_REDUCE_MIN || op == OP_ARGMIN ? "true" : "false");
+    snprintf(out, cap, "%s", sm_reduce_identity_i(op, SMELT_BOOL) ? "true" : "false");
   else literal(out, cap, adt, 0, sm_reduce_identity_i(op, adt));
 }
 
 /* "s = s (op) x" for a non-arg accumulator in its acc dtype. */
 static void acc_combine(cu *c, const sm_kacc *a, const char *s, const char *x) {
   smelt_dtype adt = (smelt_dtype)a->acc_dtype;
-  sm_op red = (sm_op)a->op;
-  sm_op op = red == OP_REDUCE_SUM    ? OP_ADD
-             : red == OP_REDUCE_PROD ? OP_MUL
-             : red == OP_REDUCE_MAX  ? OP_MAXIMUM
-                                     : OP_MINIMUM;
-  const cuda_op *t = &cuda_ops[op];
-  const char *tpl = sm_is_float(adt) ? t->flt : adt == SMELT_BOOL ? t->boo : t->num;
-  char *e = subst(tpl, s, x, adt);
+  const sm_scalar_op *r = sm_scalar_op_of((sm_op)a->op);
+  const char *tpl = r && r->form == SOP_REDUCE ? op_template((sm_op)r->combine, adt) : NULL;
+  if (!tpl)
+    return fail(c, sm_fmt("kernel %s: reduction %s has no CUDA form for %s", c->k->name,
+                          sm_ops[a->op].name, smelt_dtype_name(adt)));
+  char *e = subst(tpl, s, x, NULL, adt);
   if (!e) return fail(c, NULL);
   line(c, "%s = %s;", s, e);
   sm_free(e);
@@ -662,33 +745,35 @@ static void block_reduce(cu *c) {
 
 /* ------------------------------------------------------------- phases */
 
+static void store_one(cu *c, const sm_kstore *s) {
+  const sm_kernel *k = c->k;
+  const sm_karg *ar = &k->args[s->arg];
+  smelt_dtype adt = (smelt_dtype)ar->dtype;
+  const char *idx = val(c, s->index);
+  const char *v = val(c, s->value);
+  char *cv = convert(v, (smelt_dtype)k->vals[s->value].dtype, adt);
+  if (!cv) return fail(c, NULL);
+  if (!s->accumulate) {
+    if (adt == SMELT_BOOL) line(c, "a%d[%s] = (unsigned char)%s;", s->arg, idx, cv);
+    else line(c, "a%d[%s] = %s;", s->arg, idx, cv);
+  } else if (adt == SMELT_I64) {
+    line(c, "atomicAdd((unsigned long long *)&a%d[%s], (unsigned long long)%s);", s->arg, idx,
+         cv);
+  } else if (adt == SMELT_BOOL) {
+    /* OR into the byte through its aligned word (allocations are padded) */
+    line(c, "if (%s) { const unsigned long long at = (unsigned long long)&a%d[%s]; "
+            "atomicOr((unsigned *)(at & ~3ull), 1u << (8 * (at & 3))); }",
+         cv, s->arg, idx);
+  } else {
+    line(c, "atomicAdd(&a%d[%s], %s);", s->arg, idx, cv);
+  }
+  sm_free(cv);
+}
+
 static void stores(cu *c, bool outer) {
   const sm_kernel *k = c->k;
-  for (int i = 0; i < k->nstores && !c->err; i++) {
-    const sm_kstore *s = &k->stores[i];
-    if ((bool)s->outer != outer) continue;
-    const sm_karg *ar = &k->args[s->arg];
-    smelt_dtype adt = (smelt_dtype)ar->dtype;
-    const char *idx = val(c, s->index);
-    const char *v = val(c, s->value);
-    char *cv = convert(v, (smelt_dtype)k->vals[s->value].dtype, adt);
-    if (!cv) return fail(c, NULL);
-    if (!s->accumulate) {
-      if (adt == SMELT_BOOL) line(c, "a%d[%s] = (unsigned char)%s;", s->arg, idx, cv);
-      else line(c, "a%d[%s] = %s;", s->arg, idx, cv);
-    } else if (adt == SMELT_I64) {
-      line(c, "atomicAdd((unsigned long long *)&a%d[%s], (unsigned long long)%s);", s->arg, idx,
-           cv);
-    } else if (adt == SMELT_BOOL) {
-      /* OR into the byte through its aligned word (allocations are padded) */
-      line(c, "if (%s) { const unsigned long long at = (unsigned long long)&a%d[%s]; "
-              "atomicOr((unsigned *)(at & ~3ull), 1u << (8 * (at & 3))); }",
-           cv, s->arg, idx);
-    } else {
-      line(c, "atomicAdd(&a%d[%s], %s);", s->arg, idx, cv);
-    }
-    sm_free(cv);
-  }
+  for (int i = 0; i < k->nstores && !c->err; i++)
+    if ((bool)k->stores[i].outer == outer) store_one(c, &k->stores[i]);
 }
 
 /* The outer phase at the current point of D \ R: reduced indices are 0. */
@@ -749,17 +834,308 @@ static void grid_loop(cu *c, int64_t n, bool serial) {
   open_scope(c, head);
 }
 
+/* ---------------------------------------------------------- vectors */
+
+/* The vector path of a pointwise kernel: each thread computes W
+ * consecutive points of the innermost axis (a group), reading the float
+ * buffers that step by 1 along it with 16-byte loads (float4, double2) and
+ * writing its float results with 16-byte stores. It applies when
+ *  - no store accumulates, the innermost extent is a multiple of W;
+ *  - every float store steps by 1 along the innermost axis, by multiples
+ *    of W along the others (so a group is W aligned, consecutive elements
+ *    once the buffer's first one is);
+ *  - no float load steps along the innermost axis by anything but 0 or 1
+ *    (a transposed operand keeps the scalar loop);
+ *  - something is read or written as vectors.
+ * W is 4 (f32 present: float4, f64 as two double2) or 2 (f64 only).
+ * Loads that step by 1 and by multiples of W elsewhere, without a mask,
+ * are read as vectors; values that do not depend on the innermost axis
+ * (broadcast operands: stride 0) are computed once per group and shared
+ * by its lanes; anything else (masked or gathered loads, integer and bool
+ * buffers, other strides) is computed per lane as in the scalar loop, in
+ * the same expressions, so the results are bit for bit the same. Whether
+ * every vector access is 16-byte aligned (the first element of its buffer
+ * it reads plus its constant offset) is checked once at run time; if not,
+ * the kernel runs the scalar loop. */
+typedef struct vec_plan {
+  int w;         /* lanes */
+  int in;        /* the innermost axis */
+  uint8_t *load; /* per value: 1 for a load read as vectors */
+  uint8_t *used; /* per value: reached from a store */
+  bool *vstore;  /* per store: written as vectors */
+} vec_plan;
+
+static void vec_plan_free(vec_plan *vp) {
+  sm_free(vp->load), sm_free(vp->used), sm_free(vp->vstore);
+  memset(vp, 0, sizeof *vp);
+}
+
+static void mark_used(const sm_kernel *k, uint8_t *used, int v) {
+  if (v < 0 || v >= k->nvals || used[v]) return;
+  used[v] = 1;
+  const sm_kval *x = &k->vals[v];
+  mark_used(k, used, x->a);
+  mark_used(k, used, x->b);
+  mark_used(k, used, x->c);
+}
+
+/* Whether the affine offset coef steps by 1 along `in` and by multiples
+ * of w along the other axes. */
+static bool vec_steps(const sm_kernel *k, const int64_t *coef, int in, int w) {
+  if (coef[in] != 1) return false;
+  for (int d = 0; d < k->ndim; d++)
+    if (d != in && coef[d] % w) return false;
+  return true;
+}
+
+/* Plans the vector path; false (and vp empty) when there is none or out
+ * of memory (then c->err is set). */
+static bool vec_plan_make(cu *c, vec_plan *vp) {
+  const sm_kernel *k = c->k;
+  memset(vp, 0, sizeof *vp);
+  if (k->ndim < 1 || k->nstores == 0) return false;
+  for (int i = 0; i < k->nstores; i++)
+    if (k->stores[i].accumulate || k->stores[i].outer) return false;
+  int in = k->order[k->ndim - 1];
+  vp->in = in;
+  vp->used = sm_calloc((size_t)k->nvals + 1, 1);
+  vp->load = sm_calloc((size_t)k->nvals + 1, 1);
+  vp->vstore = sm_calloc((size_t)k->nstores + 1, sizeof *vp->vstore);
+  if (!vp->used || !vp->load || !vp->vstore) {
+    fail(c, NULL);
+    goto none;
+  }
+  for (int i = 0; i < k->nstores; i++) {
+    mark_used(k, vp->used, k->stores[i].index);
+    mark_used(k, vp->used, k->stores[i].value);
+  }
+  /* the lanes: 4 when an f32 buffer is read or written along the axis */
+  bool f32 = false, f64 = false;
+  for (int v = 0; v < k->nvals; v++) {
+    const sm_kval *x = &k->vals[v];
+    if (!vp->used[v] || x->kind != KV_LOAD || sm_kval_invariant(k, v, in)) continue;
+    f32 |= k->args[x->arg].dtype == SMELT_F32;
+    f64 |= k->args[x->arg].dtype == SMELT_F64;
+  }
+  for (int i = 0; i < k->nstores; i++) {
+    f32 |= k->args[k->stores[i].arg].dtype == SMELT_F32;
+    f64 |= k->args[k->stores[i].arg].dtype == SMELT_F64;
+  }
+  int w = vp->w = f32 ? 4 : f64 ? 2 : 0;
+  if (!w || k->extent[in] % w) goto none;
+  int64_t off, coef[MAXAX];
+  bool any = false;
+  for (int i = 0; i < k->nstores; i++) {
+    const sm_kstore *st = &k->stores[i];
+    if (!sm_is_float((smelt_dtype)k->args[st->arg].dtype)) continue; /* per lane */
+    if (!sm_kernel_affine_of(k, st->index, &off, coef) || !vec_steps(k, coef, in, w)) goto none;
+    vp->vstore[i] = any = true;
+  }
+  for (int v = 0; v < k->nvals; v++) {
+    const sm_kval *x = &k->vals[v];
+    if (!vp->used[v] || x->kind != KV_LOAD || sm_kval_invariant(k, v, in)) continue;
+    const sm_karg *ar = &k->args[x->arg];
+    if (!sm_is_float((smelt_dtype)ar->dtype) || !sm_kernel_affine_of(k, x->a, &off, coef))
+      continue; /* per lane */
+    if (coef[in] != 1 && coef[in] != 0) goto none; /* strided along the axis */
+    if (x->b < 0 && ar->numel > 0 && vec_steps(k, coef, in, w)) vp->load[v] = any = true;
+  }
+  if (any) return true;
+none:
+  vec_plan_free(vp);
+  return false;
+}
+
+/* Marks what the lanes compute: not the offsets of vector loads. */
+static void mark_lane(const sm_kernel *k, const vec_plan *vp, uint8_t *seen, int v) {
+  if (v < 0 || v >= k->nvals || seen[v]) return;
+  seen[v] = 1;
+  if (vp->load[v]) return;
+  const sm_kval *x = &k->vals[v];
+  mark_lane(k, vp, seen, x->a);
+  mark_lane(k, vp, seen, x->b);
+  mark_lane(k, vp, seen, x->c);
+}
+
+/* Whether a lane reads the innermost axis's index itself. */
+static bool lane_reads_axis(cu *c, const vec_plan *vp) {
+  const sm_kernel *k = c->k;
+  uint8_t *seen = sm_calloc((size_t)k->nvals + 1, 1);
+  if (!seen) return fail(c, NULL), false;
+  for (int i = 0; i < k->nstores; i++) {
+    if (!vp->vstore[i]) mark_lane(k, vp, seen, k->stores[i].index);
+    mark_lane(k, vp, seen, k->stores[i].value);
+  }
+  bool r = false;
+  for (int v = 0; v < k->nvals && !r; v++) {
+    const sm_kval *x = &k->vals[v];
+    r = seen[v] && ((x->kind == KV_IDX && x->axis == vp->in) ||
+                    (x->kind == KV_AFFINE && x->coef[vp->in] != 0));
+  }
+  sm_free(seen);
+  return r;
+}
+
+/* The element offset of chunk j of a vector access at offset off + coef
+ * . idx (coef: along the innermost axis 1, read as the group's first
+ * lane iv). */
+static char *vec_offset(cu *c, int64_t off, int64_t *coef, int in, int j, smelt_dtype dt) {
+  coef[in] = 0;
+  bool outer = off != 0;
+  for (int d = 0; d < c->k->ndim; d++) outer |= coef[d] != 0;
+  char *base = outer ? affine_text(c, off, coef, NULL) : sm_strdup("");
+  int lane = j * 16 / (int)smelt_dtype_size(dt);
+  char *r = NULL;
+  if (base) {
+    if (lane) r = sm_fmt("%s%siv + %d", base, outer ? " + " : "", lane);
+    else r = sm_fmt("%s%siv", base, outer ? " + " : "");
+  }
+  sm_free(base);
+  return r;
+}
+
+/* The vector path's loop; the caller prints the scalar one after it. */
+static void body_vector(cu *c, const vec_plan *vp, int64_t n) {
+  const sm_kernel *k = c->k;
+  const int w = vp->w, in = vp->in;
+  int kept[MAXAX], red[MAXAX], nk, nr;
+  split_axes(k, kept, &nk, red, &nr);
+  /* the address of every vector access's first element, each once */
+  sm_buf al = {0};
+  int64_t off, coef[MAXAX];
+  int nacc = 0, accarg[64];
+  int64_t accoff[64];
+  for (int v = 0; v <= k->nvals + k->nstores; v++) {
+    int arg, idx;
+    if (v < k->nvals) {
+      if (!vp->load[v]) continue;
+      arg = k->vals[v].arg, idx = k->vals[v].a;
+    } else if (v - k->nvals < k->nstores && vp->vstore[v - k->nvals]) {
+      arg = k->stores[v - k->nvals].arg, idx = k->stores[v - k->nvals].index;
+    } else {
+      continue;
+    }
+    if (!sm_kernel_affine_of(k, idx, &off, coef)) continue;
+    bool seen = false;
+    for (int j = 0; j < nacc && !seen; j++) seen = accarg[j] == arg && accoff[j] == off;
+    if (seen) continue;
+    if (nacc < 64) accarg[nacc] = arg, accoff[nacc++] = off;
+    if (off) sm_buf_printf(&al, "%s(unsigned long long)(a%d + %" PRId64 ")", al.len ? " | " : "",
+                           arg, off);
+    else sm_buf_printf(&al, "%s(unsigned long long)a%d", al.len ? " | " : "", arg);
+  }
+  char *addr = sm_buf_take(&al);
+  if (!addr) return fail(c, NULL);
+  line(c, "/* vector path: %d consecutive elements per thread, 16-byte accesses */", w);
+  line(c, "const unsigned long long sm_addr = %s;", addr);
+  sm_free(addr);
+  open_scope(c, "if ((sm_addr & 15ull) == 0ull) ");
+  char head[256];
+  snprintf(head, sizeof head,
+           "for (%s p = (%s)blockIdx.x * blockDim.x + threadIdx.x; p < (%s)%" PRId64
+           "; p += (%s)gridDim.x * blockDim.x) ",
+           c->I, c->I, c->I, n / w, c->I);
+  open_scope(c, head);
+  /* the group's indices: the innermost axis as iv, its first lane */
+  line(c, "%s rest = p;", c->I);
+  for (int i = nk - 1; i >= 0; i--) {
+    int d = kept[i];
+    int64_t ext = d == in ? k->extent[d] / w : k->extent[d];
+    char name[16];
+    if (d == in) snprintf(name, sizeof name, "iv");
+    else snprintf(name, sizeof name, "i%d", d);
+    const char *scale = d == in ? (w == 4 ? " * 4" : " * 2") : "";
+    if (i == 0) line(c, "const %s %s = rest%s;", c->I, name, scale);
+    else {
+      line(c, "const %s %s = (rest %% (%s)%" PRId64 ")%s;", c->I, name, c->I, ext, scale);
+      line(c, "rest /= (%s)%" PRId64 ";", c->I, ext);
+    }
+  }
+  /* values shared by the lanes (broadcast along the axis) */
+  for (int v = 0; v < k->nvals && !c->err; v++)
+    if (vp->used[v] && sm_kval_invariant(k, v, in)) val(c, v);
+  /* vector loads */
+  for (int v = 0; v < k->nvals && !c->err; v++) {
+    if (!vp->load[v] || !sm_kernel_affine_of(k, k->vals[v].a, &off, coef)) continue;
+    smelt_dtype dt = (smelt_dtype)k->args[k->vals[v].arg].dtype;
+    const char *vt = dt == SMELT_F32 ? "float4" : "double2";
+    for (int j = 0; j < vec_chunks(c, dt); j++) {
+      char *at = vec_offset(c, off, coef, in, j, dt);
+      if (!at) return fail(c, NULL);
+      line(c, "const %s w%d_%d = *reinterpret_cast<const %s *>(a%d + (%s));", vt, v, j, vt,
+           k->vals[v].arg, at);
+      sm_free(at);
+    }
+  }
+  for (int i = 0; i < k->nstores; i++)
+    if (vp->vstore[i]) {
+      smelt_dtype dt = (smelt_dtype)k->args[k->stores[i].arg].dtype;
+      for (int j = 0; j < vec_chunks(c, dt); j++)
+        line(c, "%s o%d_%d;", dt == SMELT_F32 ? "float4" : "double2", i, j);
+    }
+  /* the lanes */
+  line(c, "#pragma unroll");
+  snprintf(head, sizeof head, "for (int l = 0; l < %d; l++) ", w);
+  open_scope(c, head);
+  if (lane_reads_axis(c, vp)) line(c, "const %s i%d = iv + (%s)l;", c->I, in, c->I);
+  c->vload = vp->load;
+  for (int i = 0; i < k->nstores && !c->err; i++) {
+    const sm_kstore *st = &k->stores[i];
+    if (!vp->vstore[i]) {
+      store_one(c, st);
+      continue;
+    }
+    smelt_dtype adt = (smelt_dtype)k->args[st->arg].dtype;
+    const char *x = val(c, st->value);
+    char *cx = convert(x, (smelt_dtype)k->vals[st->value].dtype, adt);
+    if (!cx) {
+      fail(c, NULL);
+      break;
+    }
+    if (vec_chunks(c, adt) == 1) line(c, "sm_set_lane(o%d_0, l, %s);", i, cx);
+    else line(c, "sm_set_lane(o%d_0, o%d_1, l, %s);", i, i, cx);
+    sm_free(cx);
+  }
+  c->vload = NULL;
+  close_scope(c);
+  /* vector stores */
+  for (int i = 0; i < k->nstores && !c->err; i++) {
+    const sm_kstore *st = &k->stores[i];
+    if (!vp->vstore[i] || !sm_kernel_affine_of(k, st->index, &off, coef)) continue;
+    smelt_dtype dt = (smelt_dtype)k->args[st->arg].dtype;
+    const char *vt = dt == SMELT_F32 ? "float4" : "double2";
+    for (int j = 0; j < vec_chunks(c, dt); j++) {
+      char *at = vec_offset(c, off, coef, in, j, dt);
+      if (!at) return fail(c, NULL);
+      line(c, "*reinterpret_cast<%s *>(a%d + (%s)) = o%d_%d;", vt, st->arg, at, i, j);
+      sm_free(at);
+    }
+  }
+  close_scope(c);
+  line(c, "return;");
+  close_scope(c);
+}
+
 static void body_pointwise(cu *c, sm_cuda_kernel *info) {
   const sm_kernel *k = c->k;
   int kept[MAXAX], red[MAXAX], nk, nr;
   split_axes(k, kept, &nk, red, &nr);
   int64_t n = product(k, kept, nk);
+  vec_plan vp;
+  int w = 0;
+  if (vec_plan_make(c, &vp)) {
+    w = c->vw = vp.w;
+    body_vector(c, &vp, n);
+    c->vw = 0;
+    vec_plan_free(&vp);
+  }
   grid_loop(c, n, false);
   unflatten(c, kept, nk, "p");
   stores(c, false);
   close_scope(c);
-  info->grid[0] = (n + BLOCK - 1) / BLOCK;
+  info->grid[0] = (n / (w ? w : 1) + BLOCK - 1) / BLOCK;
   info->grid_stride = true;
+  info->vector = w;
 }
 
 static void body_thread_reduce(cu *c, sm_cuda_kernel *info, int64_t npoints, int64_t len,

@@ -36,6 +36,12 @@ typedef struct sm_cuda_kernel {
   int *zero_args;
   const char *strategy; /* "pointwise", "thread-reduce", "block-reduce",
                            "two-stage-reduce", "tiled-matmul", "scatter" */
+  /* Pointwise kernels with a vector path: the consecutive elements of the
+   * innermost axis each thread computes there (4: float4 accesses, 2: f64
+   * only, double2), and grid[0] counts those groups; the scalar path the
+   * kernel falls back to (a misaligned buffer) covers the domain with the
+   * same grid, as grid-stride loops do. 0: no vector path. */
+  int vector;
 } sm_cuda_kernel;
 
 typedef struct sm_cuda_source {

@@ -12,6 +12,7 @@
 
 #include "llvm_math.h"
 #include "llvm_matmul.h"
+#include "scalar_ops.h"
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Target.h>
@@ -362,6 +363,7 @@ static LLVMValueRef ctx_field(emitter *e, int off, LLVMTypeRef t) {
 
 /* --------------------------------------------------------- scalar ops */
 
+/* maximum/minimum of floats: NaN when either is NaN */
 static LLVMValueRef fmax_sem(emitter *e, LLVMValueRef a, LLVMValueRef b, bool is_max) {
   LLVMBuilderRef B = e->b;
   LLVMValueRef c = LLVMBuildFCmp(B, is_max ? LLVMRealOGT : LLVMRealOLT, a, b, "");
@@ -370,146 +372,268 @@ static LLVMValueRef fmax_sem(emitter *e, LLVMValueRef a, LLVMValueRef b, bool is
   return LLVMBuildSelect(B, uno, LLVMConstReal(LLVMTypeOf(a), NAN), r, "");
 }
 
-static LLVMValueRef imax_sem(emitter *e, smelt_dtype dt, LLVMValueRef a, LLVMValueRef b,
-                             bool is_max) {
-  if (dt == SMELT_BOOL) return is_max ? LLVMBuildOr(e->b, a, b, "") : LLVMBuildAnd(e->b, a, b, "");
+static LLVMValueRef imax_sem(emitter *e, LLVMValueRef a, LLVMValueRef b, bool is_max) {
   LLVMValueRef c = LLVMBuildICmp(e->b, is_max ? LLVMIntSGT : LLVMIntSLT, a, b, "");
   return LLVMBuildSelect(e->b, c, a, b, "");
 }
 
-/* Transcendentals: the IR versions of llvm_math.c (they vectorize); where
- * it has none for a type, LLVM intrinsics (lowered to libm calls) and libm. */
-static LLVMValueRef transcendental(emitter *e, sm_op op, smelt_dtype dt, LLVMValueRef a,
-                                   LLVMValueRef b) {
-  LLVMValueRef r = sm_llvm_math(e->m, e->b, op, a, b);
-  if (r) return r;
-  LLVMTypeRef t = ty(e, dt);
-  LLVMValueRef args[2] = {a, b};
-  bool f32 = dt == SMELT_F32;
-  switch (op) {
-  case OP_EXP: return call_intr(e, "llvm.exp", &t, 1, args, 1);
-  case OP_LOG: return call_intr(e, "llvm.log", &t, 1, args, 1);
-  case OP_SIN: return call_intr(e, "llvm.sin", &t, 1, args, 1);
-  case OP_COS: return call_intr(e, "llvm.cos", &t, 1, args, 1);
-  case OP_POW: return call_intr(e, "llvm.pow", &t, 1, args, 2);
-  case OP_TANH: return call_libm(e, f32 ? "tanhf" : "tanh", t, args, 1);
-  case OP_SIGMOID: {
-    /* as f_sigmoid: never exp of a large positive number */
-    LLVMValueRef one = LLVMConstReal(t, 1.0);
-    LLVMValueRef na = LLVMBuildFNeg(e->b, call_intr(e, "llvm.fabs", &t, 1, args, 1), "");
-    LLVMValueRef ex = call_intr(e, "llvm.exp", &t, 1, &na, 1);
-    LLVMValueRef den = LLVMBuildFAdd(e->b, one, ex, "");
-    LLVMValueRef pos = LLVMBuildFDiv(e->b, one, den, "");
-    LLVMValueRef neg = LLVMBuildFDiv(e->b, ex, den, "");
-    LLVMValueRef ge = LLVMBuildFCmp(e->b, LLVMRealOGE, a, LLVMConstNull(t), "");
-    /* NaN: e/(1+e) with e = NaN */
-    return LLVMBuildSelect(e->b, ge, pos, neg, "");
-  }
-  default: return NULL;
-  }
-}
+/* The emitters of the table below: x holds the operands, converted to dt
+ * (the op's domain) as the shared table says. */
+typedef LLVMValueRef (*op_fn)(emitter *e, smelt_dtype dt, LLVMValueRef *x);
 
-static LLVMValueRef elem_float(emitter *e, sm_op op, smelt_dtype dt, LLVMValueRef a,
-                               LLVMValueRef b) {
+static LLVMValueRef f_neg(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  (void)dt;
+  return LLVMBuildFNeg(e->b, x[0], "");
+}
+static LLVMValueRef f_sign(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
   LLVMBuilderRef B = e->b;
   LLVMTypeRef t = ty(e, dt);
-  LLVMValueRef zero = LLVMConstNull(t), one = LLVMConstReal(t, 1.0);
-  switch (op) {
-  case OP_NEG: return LLVMBuildFNeg(B, a, "");
-  case OP_ABS: return call_intr(e, "llvm.fabs", &t, 1, &a, 1);
-  case OP_SIGN: {
-    LLVMValueRef gt = LLVMBuildFCmp(B, LLVMRealOGT, a, zero, "");
-    LLVMValueRef lt = LLVMBuildFCmp(B, LLVMRealOLT, a, zero, "");
-    return LLVMBuildSelect(B, gt, one, LLVMBuildSelect(B, lt, LLVMConstReal(t, -1.0), zero, ""),
-                           "");
-  }
-  case OP_SQRT: return call_intr(e, "llvm.sqrt", &t, 1, &a, 1);
-  case OP_RSQRT: return LLVMBuildFDiv(B, one, call_intr(e, "llvm.sqrt", &t, 1, &a, 1), "");
-  case OP_RECIPROCAL: return LLVMBuildFDiv(B, one, a, "");
-  case OP_EXP:
-  case OP_LOG:
-  case OP_SIN:
-  case OP_COS:
-  case OP_TANH:
-  case OP_SIGMOID:
-  case OP_POW: return transcendental(e, op, dt, a, b);
-  case OP_RELU:
-    return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, zero, ""), zero, a, "");
-  case OP_STOP_GRADIENT: return a;
-  case OP_ADD: return fcontract(LLVMBuildFAdd(B, a, b, ""));
-  case OP_SUB: return fcontract(LLVMBuildFSub(B, a, b, ""));
-  case OP_MUL: return fcontract(LLVMBuildFMul(B, a, b, ""));
-  case OP_DIV: return LLVMBuildFDiv(B, a, b, "");
-  case OP_MAXIMUM: return fmax_sem(e, a, b, true);
-  case OP_MINIMUM: return fmax_sem(e, a, b, false);
-  default: return NULL;
-  }
+  LLVMValueRef a = x[0], zero = LLVMConstNull(t), one = LLVMConstReal(t, 1.0);
+  LLVMValueRef gt = LLVMBuildFCmp(B, LLVMRealOGT, a, zero, "");
+  LLVMValueRef lt = LLVMBuildFCmp(B, LLVMRealOLT, a, zero, "");
+  return LLVMBuildSelect(B, gt, one, LLVMBuildSelect(B, lt, LLVMConstReal(t, -1.0), zero, ""), "");
+}
+static LLVMValueRef f_rsqrt(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  LLVMTypeRef t = ty(e, dt);
+  return LLVMBuildFDiv(e->b, LLVMConstReal(t, 1.0), call_intr(e, "llvm.sqrt", &t, 1, x, 1), "");
+}
+static LLVMValueRef f_recip(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  return LLVMBuildFDiv(e->b, LLVMConstReal(ty(e, dt), 1.0), x[0], "");
+}
+static LLVMValueRef f_relu(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef zero = LLVMConstNull(ty(e, dt));
+  return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, x[0], zero, ""), zero, x[0], "");
+}
+static LLVMValueRef f_max(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  (void)dt;
+  return fmax_sem(e, x[0], x[1], true);
+}
+static LLVMValueRef f_min(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  (void)dt;
+  return fmax_sem(e, x[0], x[1], false);
+}
+/* Fallbacks of transcendentals where llvm_math.c has no IR (and LLVM no
+ * intrinsic): libm's tanh, and sigmoid as src/ops.c's f_sigmoid computes
+ * it. */
+static LLVMValueRef f_tanh_libm(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  return call_libm(e, dt == SMELT_F32 ? "tanhf" : "tanh", ty(e, dt), x, 1);
+}
+static LLVMValueRef f_sigmoid_exp(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  /* never exp of a large positive number */
+  LLVMTypeRef t = ty(e, dt);
+  LLVMValueRef a = x[0], one = LLVMConstReal(t, 1.0);
+  LLVMValueRef na = LLVMBuildFNeg(e->b, call_intr(e, "llvm.fabs", &t, 1, x, 1), "");
+  LLVMValueRef ex = call_intr(e, "llvm.exp", &t, 1, &na, 1);
+  LLVMValueRef den = LLVMBuildFAdd(e->b, one, ex, "");
+  LLVMValueRef pos = LLVMBuildFDiv(e->b, one, den, "");
+  LLVMValueRef neg = LLVMBuildFDiv(e->b, ex, den, "");
+  LLVMValueRef ge = LLVMBuildFCmp(e->b, LLVMRealOGE, a, LLVMConstNull(t), "");
+  /* NaN: e/(1+e) with e = NaN */
+  return LLVMBuildSelect(e->b, ge, pos, neg, "");
 }
 
-static LLVMValueRef elem_int(emitter *e, sm_op op, smelt_dtype dt, LLVMValueRef a,
-                             LLVMValueRef b) {
+static LLVMValueRef i_neg(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  return LLVMBuildSub(e->b, LLVMConstNull(ty(e, dt)), x[0], "");
+}
+static LLVMValueRef i_abs(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef a = x[0], zero = LLVMConstNull(ty(e, dt));
+  return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, a, zero, ""),
+                         LLVMBuildSub(B, zero, a, ""), a, "");
+}
+static LLVMValueRef i_sign(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
   LLVMBuilderRef B = e->b;
   LLVMTypeRef t = ty(e, dt);
-  LLVMValueRef zero = LLVMConstNull(t);
-  bool isb = dt == SMELT_BOOL;
-  switch (op) {
-  case OP_NEG: return isb ? a : LLVMBuildSub(B, zero, a, "");
-  case OP_ABS:
-    if (isb) return a;
-    return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, a, zero, ""),
-                           LLVMBuildSub(B, zero, a, ""), a, "");
-  case OP_SIGN: {
-    if (isb) return a;
-    LLVMValueRef gt = LLVMBuildZExt(B, LLVMBuildICmp(B, LLVMIntSGT, a, zero, ""), t, "");
-    LLVMValueRef lt = LLVMBuildZExt(B, LLVMBuildICmp(B, LLVMIntSLT, a, zero, ""), t, "");
-    return LLVMBuildSub(B, gt, lt, "");
+  LLVMValueRef a = x[0], zero = LLVMConstNull(t);
+  LLVMValueRef gt = LLVMBuildZExt(B, LLVMBuildICmp(B, LLVMIntSGT, a, zero, ""), t, "");
+  LLVMValueRef lt = LLVMBuildZExt(B, LLVMBuildICmp(B, LLVMIntSLT, a, zero, ""), t, "");
+  return LLVMBuildSub(B, gt, lt, "");
+}
+static LLVMValueRef i_relu(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef a = x[0], zero = LLVMConstNull(ty(e, dt));
+  return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, a, zero, ""), a, zero, "");
+}
+/* src/ops.c's i_pow in i64 (wrapping), then back to dt */
+static LLVMValueRef i_pow(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  LLVMValueRef f = ipow_fn(e);
+  LLVMTypeRef ps[2] = {e->t_i64, e->t_i64};
+  LLVMValueRef args[2] = {convert(e, x[0], dt, SMELT_I64), convert(e, x[1], dt, SMELT_I64)};
+  LLVMValueRef r = LLVMBuildCall2(e->b, LLVMFunctionType(e->t_i64, ps, 2, 0), f, args, 2, "");
+  return convert(e, r, SMELT_I64, dt);
+}
+static LLVMValueRef i_max(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  (void)dt;
+  return imax_sem(e, x[0], x[1], true);
+}
+static LLVMValueRef i_min(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  (void)dt;
+  return imax_sem(e, x[0], x[1], false);
+}
+/* bool pow: the int64 result as bool; 0^0 = 1 */
+static LLVMValueRef b_pow(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  (void)dt;
+  return LLVMBuildOr(e->b, x[0], LLVMBuildNot(e->b, x[1], ""), "");
+}
+static LLVMValueRef b_not(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  (void)dt;
+  return LLVMBuildNot(e->b, x[0], "");
+}
+static LLVMValueRef select3(emitter *e, smelt_dtype dt, LLVMValueRef *x) {
+  (void)dt;
+  return LLVMBuildSelect(e->b, x[0], x[1], x[2], "");
+}
+
+/* How each scalar op is emitted, one row per op (designated by the op),
+ * one form per domain (float, integer, bool: the domain of the shared
+ * table, codegen/scalar_ops.h, whose form also says how the operands are
+ * converted first). sm_llvm_ops_check checks the rows against it. */
+enum {
+  L_NONE,  /* not defined in this domain */
+  L_ID,    /* the (converted) operand itself */
+  L_BIN,   /* one instruction: LLVMOpcode code */
+  L_FCMP,  /* fcmp with predicate code */
+  L_ICMP,  /* icmp with predicate code */
+  L_INTR,  /* the intrinsic name, overloaded on the type */
+  L_MATH,  /* codegen/llvm_math.c's IR (it vectorizes), else the intrinsic
+              name (lowered to a libm call), else fn */
+  L_FN     /* fn */
+};
+typedef struct llvm_form {
+  uint8_t how;
+  int code;
+  const char *name;
+  op_fn fn;
+} llvm_form;
+typedef struct llvm_op {
+  llvm_form flt, num, boo;
+} llvm_op;
+
+#define ID {L_ID, 0, NULL, NULL}
+#define BIN(o) {L_BIN, o, NULL, NULL}
+#define FCMP(p) {L_FCMP, p, NULL, NULL}
+#define ICMP(p) {L_ICMP, p, NULL, NULL}
+#define INTR(n) {L_INTR, 0, n, NULL}
+#define MATH(n, f) {L_MATH, 0, n, f}
+#define FN(f) {L_FN, 0, NULL, f}
+#define NONE {L_NONE, 0, NULL, NULL}
+/* comparisons: floats ordered (false with NaN) but ne; bool as unsigned
+ * (false < true) */
+#define CMP(fp, ip, up) {FCMP(fp), ICMP(ip), ICMP(up)}
+static const llvm_op llvm_ops[OP_COUNT] = {
+    [OP_NEG] = {FN(f_neg), FN(i_neg), ID},
+    [OP_ABS] = {INTR("llvm.fabs"), FN(i_abs), ID},
+    [OP_SIGN] = {FN(f_sign), FN(i_sign), ID},
+    [OP_EXP] = {MATH("llvm.exp", NULL), NONE, NONE},
+    [OP_LOG] = {MATH("llvm.log", NULL), NONE, NONE},
+    [OP_SQRT] = {INTR("llvm.sqrt"), NONE, NONE},
+    [OP_RSQRT] = {FN(f_rsqrt), NONE, NONE},
+    [OP_RECIPROCAL] = {FN(f_recip), NONE, NONE},
+    [OP_SIN] = {MATH("llvm.sin", NULL), NONE, NONE},
+    [OP_COS] = {MATH("llvm.cos", NULL), NONE, NONE},
+    [OP_TANH] = {MATH(NULL, f_tanh_libm), NONE, NONE},
+    [OP_SIGMOID] = {MATH(NULL, f_sigmoid_exp), NONE, NONE},
+    [OP_RELU] = {FN(f_relu), FN(i_relu), ID},
+    [OP_NOT] = {NONE, NONE, FN(b_not)},
+    [OP_STOP_GRADIENT] = {ID, ID, ID},
+    [OP_CAST] = {ID, ID, ID}, /* the conversion of the operand is the cast */
+    /* bool arithmetic: the int64 result stored as bool (nonzero) */
+    [OP_ADD] = {BIN(LLVMFAdd), BIN(LLVMAdd), BIN(LLVMOr)},
+    [OP_SUB] = {BIN(LLVMFSub), BIN(LLVMSub), BIN(LLVMXor)},
+    [OP_MUL] = {BIN(LLVMFMul), BIN(LLVMMul), BIN(LLVMAnd)},
+    [OP_DIV] = {BIN(LLVMFDiv), NONE, NONE},
+    [OP_POW] = {MATH("llvm.pow", NULL), FN(i_pow), FN(b_pow)},
+    [OP_MAXIMUM] = {FN(f_max), FN(i_max), BIN(LLVMOr)},
+    [OP_MINIMUM] = {FN(f_min), FN(i_min), BIN(LLVMAnd)},
+    [OP_LT] = CMP(LLVMRealOLT, LLVMIntSLT, LLVMIntULT),
+    [OP_LE] = CMP(LLVMRealOLE, LLVMIntSLE, LLVMIntULE),
+    [OP_GT] = CMP(LLVMRealOGT, LLVMIntSGT, LLVMIntUGT),
+    [OP_GE] = CMP(LLVMRealOGE, LLVMIntSGE, LLVMIntUGE),
+    [OP_EQ] = CMP(LLVMRealOEQ, LLVMIntEQ, LLVMIntEQ),
+    [OP_NE] = CMP(LLVMRealUNE, LLVMIntNE, LLVMIntNE),
+    [OP_AND] = {NONE, NONE, BIN(LLVMAnd)},
+    [OP_OR] = {NONE, NONE, BIN(LLVMOr)},
+    [OP_WHERE] = {FN(select3), FN(select3), FN(select3)},
+};
+#undef ID
+#undef BIN
+#undef FCMP
+#undef ICMP
+#undef INTR
+#undef MATH
+#undef FN
+#undef NONE
+#undef CMP
+_Static_assert(sizeof llvm_ops / sizeof llvm_ops[0] == OP_COUNT, "one row per op");
+
+static const llvm_form *op_form(sm_op op, smelt_dtype dt) {
+  if ((unsigned)op >= OP_COUNT) return NULL;
+  const llvm_op *r = &llvm_ops[op];
+  return sm_is_float(dt) ? &r->flt : dt == SMELT_BOOL ? &r->boo : &r->num;
+}
+
+/* op on operands x already in its domain dt, at the builder's position;
+ * NULL where the op has no form there. No fast-math flags: the callers
+ * add what they allow. */
+static LLVMValueRef emit_op(emitter *e, sm_op op, smelt_dtype dt, LLVMValueRef *x) {
+  const llvm_form *f = op_form(op, dt);
+  if (!f) return NULL;
+  unsigned n = sm_scalar_ops[op].arity;
+  LLVMTypeRef t = ty(e, dt);
+  switch (f->how) {
+  case L_ID: return x[0];
+  case L_BIN: return LLVMBuildBinOp(e->b, (LLVMOpcode)f->code, x[0], x[1], "");
+  case L_FCMP: return LLVMBuildFCmp(e->b, (LLVMRealPredicate)f->code, x[0], x[1], "");
+  case L_ICMP: return LLVMBuildICmp(e->b, (LLVMIntPredicate)f->code, x[0], x[1], "");
+  case L_INTR: return call_intr(e, f->name, &t, 1, x, n);
+  case L_MATH: {
+    LLVMValueRef r = sm_llvm_math(e->m, e->b, op, x[0], n > 1 ? x[1] : NULL);
+    if (r) return r;
+    if (f->name) return call_intr(e, f->name, &t, 1, x, n);
+    return f->fn ? f->fn(e, dt, x) : NULL;
   }
-  case OP_RELU:
-    if (isb) return a;
-    return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, a, zero, ""), a, zero, "");
-  case OP_STOP_GRADIENT: return a;
-  /* bool arithmetic: the int64 result stored as bool (nonzero) */
-  case OP_ADD: return isb ? LLVMBuildOr(B, a, b, "") : LLVMBuildAdd(B, a, b, "");
-  case OP_SUB: return isb ? LLVMBuildXor(B, a, b, "") : LLVMBuildSub(B, a, b, "");
-  case OP_MUL: return isb ? LLVMBuildAnd(B, a, b, "") : LLVMBuildMul(B, a, b, "");
-  case OP_POW: {
-    if (isb) return LLVMBuildOr(B, a, LLVMBuildNot(B, b, ""), ""); /* 0^0 = 1 */
-    LLVMValueRef f = ipow_fn(e);
-    LLVMTypeRef ps[2] = {e->t_i64, e->t_i64};
-    LLVMValueRef args[2] = {convert(e, a, dt, SMELT_I64), convert(e, b, dt, SMELT_I64)};
-    LLVMValueRef r =
-        LLVMBuildCall2(B, LLVMFunctionType(e->t_i64, ps, 2, 0), f, args, 2, "");
-    return convert(e, r, SMELT_I64, dt);
-  }
-  case OP_MAXIMUM: return imax_sem(e, dt, a, b, true);
-  case OP_MINIMUM: return imax_sem(e, dt, a, b, false);
+  case L_FN: return f->fn(e, dt, x);
   default: return NULL;
   }
 }
 
-static LLVMValueRef compare(emitter *e, sm_op op, smelt_dtype dt, LLVMValueRef a,
-                            LLVMValueRef b) {
-  if (sm_is_float(dt)) {
-    LLVMRealPredicate p = op == OP_LT   ? LLVMRealOLT
-                          : op == OP_LE ? LLVMRealOLE
-                          : op == OP_GT ? LLVMRealOGT
-                          : op == OP_GE ? LLVMRealOGE
-                          : op == OP_EQ ? LLVMRealOEQ
-                                        : LLVMRealUNE;
-    return LLVMBuildFCmp(e->b, p, a, b, "");
+int sm_llvm_ops_check(char **why) {
+  *why = NULL;
+  for (int op = 0; op < OP_COUNT; op++) {
+    const sm_scalar_op *s = &sm_scalar_ops[op];
+    bool elem = sm_scalar_elementwise((sm_op)op);
+    const llvm_form *f[3] = {&llvm_ops[op].flt, &llvm_ops[op].num, &llvm_ops[op].boo};
+    static const int bits[3] = {SOP_F, SOP_I, SOP_B};
+    static const char *names[3] = {"float", "integer", "bool"};
+    for (int d = 0; d < 3; d++) {
+      const char *bad = NULL;
+      bool want = elem && (s->domains & bits[d]);
+      int how = f[d]->how;
+      if (want && how == L_NONE) bad = "no form where the shared table defines the op";
+      else if (!want && how != L_NONE) bad = "a form where the shared table does not define the op";
+      else if ((how == L_FN && !f[d]->fn) || (how == L_INTR && !f[d]->name) ||
+               (how == L_MATH && !f[d]->name && !f[d]->fn))
+        bad = "an incomplete form";
+      else if (how != L_NONE && (how == L_BIN || how == L_FCMP || how == L_ICMP) != 0 &&
+               s->arity != 2)
+        bad = "a binary form for an op that is not binary";
+      else if (d == 0 && how != L_NONE && (how == L_MATH) != ((s->flags & SOP_MATH) != 0))
+        bad = "transcendentals (SOP_MATH) and only they go through llvm_math.c";
+      else if (d == 0 && how == L_FCMP &&
+               !(s->nan == SOP_NAN_FALSE ? f[d]->code >= LLVMRealOEQ && f[d]->code <= LLVMRealONE
+                 : s->nan == SOP_NAN_TRUE ? f[d]->code >= LLVMRealUEQ && f[d]->code <= LLVMRealUNE
+                                          : false))
+        bad = "its predicate's NaN rule differs from the shared table's";
+      else if (how != L_NONE && s->form == SOP_COMPARE && how != L_FCMP && how != L_ICMP)
+        bad = "a comparison that is not a compare instruction";
+      if (bad) {
+        *why = sm_fmt("llvm_ops: %s (%s): %s", sm_ops[op].name, names[d], bad);
+        return -1;
+      }
+    }
   }
-  bool u = dt == SMELT_BOOL; /* 0 < 1 */
-  LLVMIntPredicate p = op == OP_LT   ? (u ? LLVMIntULT : LLVMIntSLT)
-                       : op == OP_LE ? (u ? LLVMIntULE : LLVMIntSLE)
-                       : op == OP_GT ? (u ? LLVMIntUGT : LLVMIntSGT)
-                       : op == OP_GE ? (u ? LLVMIntUGE : LLVMIntSGE)
-                       : op == OP_EQ ? LLVMIntEQ
-                                     : LLVMIntNE;
-  return LLVMBuildICmp(e->b, p, a, b, "");
-}
-
-static LLVMValueRef truth(emitter *e, LLVMValueRef x, smelt_dtype dt) {
-  return convert(e, x, dt, SMELT_BOOL);
+  return 0;
 }
 
 /* KV_ELEM at the builder's position; operands already emitted. */
@@ -517,34 +641,21 @@ static LLVMValueRef emit_elem(emitter *e, const sm_kval *x, LLVMValueRef a, LLVM
                               LLVMValueRef c) {
   const sm_kernel *k = e->k;
   sm_op op = (sm_op)x->op;
+  if (!sm_scalar_elementwise(op)) return NULL;
+  const sm_scalar_op *s = &sm_scalar_ops[op];
   smelt_dtype dt = (smelt_dtype)x->dtype;
   smelt_dtype adt = (smelt_dtype)k->vals[x->a].dtype;
-  smelt_dtype bdt = x->b >= 0 ? (smelt_dtype)k->vals[x->b].dtype : adt;
-  switch (op) {
-  case OP_CAST: return convert(e, a, adt, dt);
-  case OP_NOT: return LLVMBuildNot(e->b, truth(e, a, adt), "");
-  case OP_AND:
-  case OP_OR: {
-    LLVMValueRef ta = truth(e, a, adt), tb = truth(e, b, bdt);
-    return op == OP_AND ? LLVMBuildAnd(e->b, ta, tb, "") : LLVMBuildOr(e->b, ta, tb, "");
+  const int ids[3] = {x->a, x->b, x->c};
+  LLVMValueRef in[3] = {a, b, c};
+  for (int i = 0; i < s->arity; i++) {
+    if (!in[i]) return NULL;
+    in[i] = convert(e, in[i], (smelt_dtype)k->vals[ids[i]].dtype,
+                    sm_scalar_operand(op, i, dt, adt));
   }
-  case OP_LT:
-  case OP_LE:
-  case OP_GT:
-  case OP_GE:
-  case OP_EQ:
-  case OP_NE: return compare(e, op, adt, a, convert(e, b, bdt, adt));
-  case OP_WHERE: {
-    smelt_dtype cdt = (smelt_dtype)k->vals[x->c].dtype;
-    return LLVMBuildSelect(e->b, truth(e, a, adt), convert(e, b, bdt, dt), convert(e, c, cdt, dt),
-                           "");
-  }
-  default: break;
-  }
-  if (sm_ops[op].cls != OPC_UNARY && sm_ops[op].cls != OPC_BINARY) return NULL;
-  a = convert(e, a, adt, dt);
-  if (b) b = convert(e, b, bdt, dt);
-  return sm_is_float(dt) ? elem_float(e, op, dt, a, b) : elem_int(e, op, dt, a, b);
+  smelt_dtype odt = sm_scalar_domain(op, dt, adt);
+  if (!(s->domains & sm_scalar_domain_bit(odt))) return NULL;
+  LLVMValueRef r = emit_op(e, op, odt, in);
+  return r && (s->flags & SOP_FMA) ? fcontract(r) : r;
 }
 
 /* Philox 4x32-10 on counter (i, step) with key seed (src/philox.c). */
@@ -766,37 +877,33 @@ static void close_all(emitter *e, int to_depth) {
 
 /* ------------------------------------------------------- accumulators */
 
-static bool is_arg_op(sm_op op) { return op == OP_ARGMAX || op == OP_ARGMIN; }
+static bool is_arg_op(sm_op op) {
+  const sm_scalar_op *r = sm_scalar_op_of(op);
+  return r && r->form == SOP_ARGREDUCE;
+}
 
 static LLVMValueRef acc_identity(emitter *e, const sm_kacc *a) {
   smelt_dtype adt = (smelt_dtype)a->acc_dtype;
   sm_op op = (sm_op)a->op;
   if (sm_is_float(adt)) return LLVMConstReal(ty(e, adt), sm_reduce_identity_f(op));
-  if (adt == SMELT_BOOL)
-    return LLVMConstInt(e->t_i1, op == OP_REDUCE_PROD || op == OP_REDUCE_MIN || op == OP_ARGMIN, 0);
+  if (adt == SMELT_BOOL) return LLVMConstInt(e->t_i1, sm_reduce_identity_i(op, adt) != 0, 0);
   return LLVMConstInt(ty(e, adt), (unsigned long long)sm_reduce_identity_i(op, adt), 1);
 }
 
-/* acc <- acc (op) x, all in acc_dtype. */
+/* acc <- acc (op) x, all in acc_dtype: the reduction's combining op
+ * (codegen/scalar_ops.c), reassociable where the kernel allows it. */
 static LLVMValueRef combine(emitter *e, const sm_kacc *a, LLVMValueRef acc, LLVMValueRef x) {
   smelt_dtype adt = (smelt_dtype)a->acc_dtype;
-  LLVMBuilderRef B = e->b;
-  bool fl = sm_is_float(adt);
-  LLVMValueRef r;
-  switch ((sm_op)a->op) {
-  case OP_REDUCE_SUM:
-    if (!fl) return adt == SMELT_BOOL ? LLVMBuildOr(B, acc, x, "") : LLVMBuildAdd(B, acc, x, "");
-    r = LLVMBuildFAdd(B, acc, x, "");
-    break;
-  case OP_REDUCE_PROD:
-    if (!fl) return adt == SMELT_BOOL ? LLVMBuildAnd(B, acc, x, "") : LLVMBuildMul(B, acc, x, "");
-    r = LLVMBuildFMul(B, acc, x, "");
-    break;
-  case OP_REDUCE_MAX: return fl ? fmax_sem(e, acc, x, true) : imax_sem(e, adt, acc, x, true);
-  case OP_REDUCE_MIN: return fl ? fmax_sem(e, acc, x, false) : imax_sem(e, adt, acc, x, false);
-  default: return acc;
+  const sm_scalar_op *s = sm_scalar_op_of((sm_op)a->op);
+  LLVMValueRef in[2] = {acc, x};
+  LLVMValueRef r = s && s->form == SOP_REDUCE ? emit_op(e, (sm_op)s->combine, adt, in) : NULL;
+  if (!r) {
+    set_err(e, sm_fmt("kernel %s: reduction %s has no LLVM form for %s", e->k->name,
+                      sm_ops[a->op].name, smelt_dtype_name(adt)));
+    return acc;
   }
-  if (e->k->reassociate && LLVMIsAInstruction(r))
+  if (sm_is_float(adt) && (sm_scalar_ops[s->combine].flags & SOP_FMA) && e->k->reassociate &&
+      LLVMIsAInstruction(r))
     LLVMSetFastMathFlags(r, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
   return r;
 }
@@ -946,10 +1053,8 @@ static void do_store(emitter *e, const sm_kstore *s) {
   smelt_dtype adt = (smelt_dtype)e->k->args[s->arg].dtype;
   v = convert(e, v, (smelt_dtype)e->k->vals[s->value].dtype, adt);
   if (s->accumulate) {
-    LLVMValueRef old = load_elem(e, s->arg, idx);
-    v = sm_is_float(adt)         ? LLVMBuildFAdd(e->b, old, v, "")
-        : adt == SMELT_BOOL ? LLVMBuildOr(e->b, old, v, "")
-                            : LLVMBuildAdd(e->b, old, v, "");
+    LLVMValueRef in[2] = {load_elem(e, s->arg, idx), v};
+    v = emit_op(e, OP_ADD, adt, in);
   }
   store_elem(e, s->arg, idx, v);
 }

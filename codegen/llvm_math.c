@@ -27,6 +27,8 @@
  * the measured errors (tests/test_math.c prints them). */
 #include "llvm_math.h"
 
+#include "scalar_ops.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -410,39 +412,63 @@ static LLVMValueRef emit_pow_wide(const mc *c, LLVMValueRef x, LLVMValueRef y) {
 }
 
 /* ----------------------------------------------------------- dispatch */
-static LLVMValueRef emit(const mc *c, sm_op op, LLVMValueRef x, LLVMValueRef y) {
-  switch (op) {
-  case OP_EXP: return emit_exp(c, x);
-  case OP_LOG: return emit_log(c, x);
-  case OP_SIN: return emit_sincos(c, x, 0);
-  case OP_COS: return emit_sincos(c, x, 1);
-  case OP_TANH: return emit_tanh(c, x);
-  case OP_SIGMOID: return emit_sigmoid(c, x);
-  case OP_POW: return emit_pow_wide(c, x, y);
-  default: return NULL;
-  }
+/* One row per op this file emits (the ops flagged SOP_MATH in
+ * codegen/scalar_ops.c): the function, whether an f32 result is computed in
+ * double and rounded once, and whether it has an f64 version (else NULL:
+ * the LLVM backend calls libm). The operands' count is the shared table's
+ * arity. */
+typedef struct math_fn {
+  LLVMValueRef (*f)(const mc *c, LLVMValueRef x, LLVMValueRef y);
+  unsigned char wide;
+  unsigned char f64;
+} math_fn;
+
+static LLVMValueRef m_exp(const mc *c, LLVMValueRef x, LLVMValueRef y) {
+  (void)y;
+  return emit_exp(c, x);
 }
+static LLVMValueRef m_log(const mc *c, LLVMValueRef x, LLVMValueRef y) {
+  (void)y;
+  return emit_log(c, x);
+}
+static LLVMValueRef m_sin(const mc *c, LLVMValueRef x, LLVMValueRef y) {
+  (void)y;
+  return emit_sincos(c, x, 0);
+}
+static LLVMValueRef m_cos(const mc *c, LLVMValueRef x, LLVMValueRef y) {
+  (void)y;
+  return emit_sincos(c, x, 1);
+}
+static LLVMValueRef m_tanh(const mc *c, LLVMValueRef x, LLVMValueRef y) {
+  (void)y;
+  return emit_tanh(c, x);
+}
+static LLVMValueRef m_sigmoid(const mc *c, LLVMValueRef x, LLVMValueRef y) {
+  (void)y;
+  return emit_sigmoid(c, x);
+}
+
+static const math_fn math_fns[OP_COUNT] = {
+    [OP_EXP] = {m_exp, 0, 1},     [OP_LOG] = {m_log, 0, 1},
+    [OP_SIN] = {m_sin, 1, 1},     [OP_COS] = {m_cos, 1, 1},
+    [OP_TANH] = {m_tanh, 1, 1},   [OP_SIGMOID] = {m_sigmoid, 1, 1},
+    [OP_POW] = {emit_pow_wide, 1, 0},
+};
 
 LLVMValueRef sm_llvm_math(LLVMModuleRef m, LLVMBuilderRef b, sm_op op, LLVMValueRef x,
                           LLVMValueRef y) {
   mc c;
   if (!m || !b || !x || !mc_init(&c, m, b, LLVMTypeOf(x))) return NULL;
-  switch (op) {
-  case OP_EXP:
-  case OP_LOG: return emit(&c, op, x, NULL);
-  case OP_SIN:
-  case OP_COS:
-  case OP_TANH:
-  case OP_SIGMOID:
-  case OP_POW: break;
-  default: return NULL;
-  }
-  if (op == OP_POW && (!y || LLVMTypeOf(y) != c.ty)) return NULL;
-  if (c.dbl) return op == OP_POW ? NULL : emit(&c, op, x, y);
+  if ((unsigned)op >= OP_COUNT || !math_fns[op].f) return NULL;
+  const math_fn *fn = &math_fns[op];
+  bool binary = sm_scalar_ops[op].arity == 2;
+  if (binary && (!y || LLVMTypeOf(y) != c.ty)) return NULL;
+  if (c.dbl) return fn->f64 ? fn->f(&c, x, y) : NULL;
+  if (!fn->wide) return fn->f(&c, x, y);
   /* f32 through double, rounded once. */
   mc w;
   mc_widen(&c, &w);
   LLVMValueRef xd = LLVMBuildFPExt(b, x, w.ty, "");
-  LLVMValueRef yd = op == OP_POW ? LLVMBuildFPExt(b, y, w.ty, "") : NULL;
-  return LLVMBuildFPTrunc(b, emit(&w, op, xd, yd), c.ty, "");
+  LLVMValueRef yd = binary ? LLVMBuildFPExt(b, y, w.ty, "") : NULL;
+  return LLVMBuildFPTrunc(b, fn->f(&w, xd, yd), c.ty, "");
 }

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../codegen/scalar_ops.h"
 #include "../runtime/cuda_build.h"
 #include "dump.h"
 #include "internal.h"
@@ -680,9 +681,9 @@ static bool binary_ok(binary_fn f, smelt_dtype a, smelt_dtype b) {
 /* Every unary op, every binary op (with itself and with every other dtype,
  * broadcasting), clamp, where and casts to every dtype, on inputs of one
  * dtype. */
-static void elementwise_of(smelt_graph *g, smelt_dtype dt) {
-  smelt_node x = in(g, "x", dt, 2, TU_DIMS(17, 5));
-  smelt_node y = in(g, "y", dt, 1, TU_DIMS(5));
+static void elementwise_of(smelt_graph *g, smelt_dtype dt, int64_t inner) {
+  smelt_node x = in(g, "x", dt, 2, TU_DIMS(17, inner));
+  smelt_node y = in(g, "y", dt, 1, TU_DIMS(inner));
   smelt_node c = in(g, "c", SMELT_BOOL, 2, TU_DIMS(17, 1));
   int nu = 0, nb = 0;
   for (size_t i = 0; i < sizeof UNARY / sizeof UNARY[0]; i++)
@@ -699,7 +700,7 @@ static void elementwise_of(smelt_graph *g, smelt_dtype dt) {
       char nm[16], name[64];
       snprintf(nm, sizeof nm, "y_%s", smelt_dtype_name(dj));
       smelt_node yj = dj == dt ? y : smelt_find(g, nm);
-      if (!smelt_node_valid(yj)) yj = in(g, nm, dj, 1, TU_DIMS(5));
+      if (!smelt_node_valid(yj)) yj = in(g, nm, dj, 1, TU_DIMS(inner));
       snprintf(name, sizeof name, "%s_%s", BINARY[i].name, smelt_dtype_name(dj));
       out(g, name, BINARY[i].f(g, x, yj));
       nb++;
@@ -722,11 +723,41 @@ static void elementwise_of(smelt_graph *g, smelt_dtype dt) {
   ck_assert_int_ge(nb, 7);
 }
 
-static void b_elem_f32(smelt_graph *g) { elementwise_of(g, SMELT_F32); }
-static void b_elem_f64(smelt_graph *g) { elementwise_of(g, SMELT_F64); }
-static void b_elem_i32(smelt_graph *g) { elementwise_of(g, SMELT_I32); }
-static void b_elem_i64(smelt_graph *g) { elementwise_of(g, SMELT_I64); }
-static void b_elem_bool(smelt_graph *g) { elementwise_of(g, SMELT_BOOL); }
+static void b_elem_f32(smelt_graph *g) { elementwise_of(g, SMELT_F32, 5); }
+static void b_elem_f64(smelt_graph *g) { elementwise_of(g, SMELT_F64, 5); }
+static void b_elem_i32(smelt_graph *g) { elementwise_of(g, SMELT_I32, 5); }
+static void b_elem_i64(smelt_graph *g) { elementwise_of(g, SMELT_I64, 5); }
+static void b_elem_bool(smelt_graph *g) { elementwise_of(g, SMELT_BOOL, 5); }
+/* an innermost extent of 8: the vector path of codegen/cuda.c, every op in
+ * its lanes */
+static void b_elem_f32_vec(smelt_graph *g) { elementwise_of(g, SMELT_F32, 8); }
+static void b_elem_f64_vec(smelt_graph *g) { elementwise_of(g, SMELT_F64, 8); }
+static void b_elem_i32_vec(smelt_graph *g) { elementwise_of(g, SMELT_I32, 8); }
+
+/* Contiguous float operands: the vector path (float4; double2). */
+static void b_vec_f32(smelt_graph *g) {
+  smelt_node x = in(g, "x", SMELT_F32, 2, TU_DIMS(64, 32));
+  smelt_node b = in(g, "b", SMELT_F32, 1, TU_DIMS(32));
+  smelt_node c = in(g, "c", SMELT_F32, 2, TU_DIMS(64, 1));
+  out(g, "y", smelt_tanh(g, smelt_add(g, smelt_mul(g, x, b), c)));
+}
+static void b_vec_f64(smelt_graph *g) {
+  smelt_node x = in(g, "x", SMELT_F64, 2, TU_DIMS(64, 32));
+  smelt_node b = in(g, "b", SMELT_F64, 1, TU_DIMS(32));
+  out(g, "y", smelt_sub(g, smelt_mul(g, x, b), smelt_scalar(g, 0.5)));
+}
+/* A permuted operand (strided along the innermost axis): no vector path. */
+static void b_vec_permuted(smelt_graph *g) {
+  smelt_node x = in(g, "x", SMELT_F32, 2, TU_DIMS(64, 32));
+  smelt_node w = in(g, "w", SMELT_F32, 2, TU_DIMS(32, 64));
+  out(g, "y", smelt_add(g, x, smelt_transpose(g, w, 0, 1)));
+}
+/* An innermost extent that is not a multiple of 4: no vector path. */
+static void b_vec_odd(smelt_graph *g) {
+  smelt_node x = in(g, "x", SMELT_F32, 2, TU_DIMS(64, 31));
+  smelt_node b = in(g, "b", SMELT_F32, 1, TU_DIMS(31));
+  out(g, "y", smelt_mul(g, x, b));
+}
 
 static void b_casts_fused(smelt_graph *g) {
   /* a chain through every dtype in one kernel, plus losses */
@@ -851,6 +882,11 @@ static const ccase CASES[] = {
     {"elementwise_i32", b_elem_i32, {S("pointwise"), {0}, 1}},
     {"elementwise_i64", b_elem_i64, {S("pointwise"), {0}, 1}},
     {"elementwise_bool", b_elem_bool, {S("pointwise"), {0}, 1}},
+    {"elementwise_f32_vector", b_elem_f32_vec, {S("pointwise"), S("vector path: 4"), 1}},
+    {"elementwise_f64_vector", b_elem_f64_vec, {S("pointwise"), S("vector path"), 1}},
+    {"elementwise_i32_vector", b_elem_i32_vec, {S("pointwise"), {0}, 1}},
+    {"vector_f32", b_vec_f32, {S("pointwise"), S("float4", "sm_set_lane"), 1}},
+    {"vector_f64", b_vec_f64, {S("pointwise"), S("double2", "sm_set_lane"), 1}},
     {"casts_and_losses", b_casts_fused, {{0}, {0}, 1}},
     {"index_64bit_reduce", b_index64, {S("two-stage-reduce"), S("long long"), 1}},
     {"index_64bit_pointwise", b_index64_pointwise, {S("pointwise"), S("long long"), 1}},
@@ -938,6 +974,85 @@ START_TEST(every_strategy_reached) {
         found = !strcmp(CASES[i].e.strategies[k], all[s]);
     ck_assert_msg(found, "no case expects the strategy %s", all[s]);
   }
+}
+END_TEST
+
+/* The vector path of pointwise kernels (codegen/cuda.c): printed for
+ * contiguous float operands, with a grid of groups of 4 (f32) or 2 (f64
+ * only) elements; not for a permuted operand or an odd innermost extent. */
+START_TEST(vector_path) {
+  static const struct {
+    const char *name;
+    void (*build)(smelt_graph *);
+    int vector;
+    const char *text;
+  } cases[] = {
+      {"f32", b_vec_f32, 4, "reinterpret_cast<const float4 *>"},
+      {"f64", b_vec_f64, 2, "reinterpret_cast<const double2 *>"},
+      {"permuted", b_vec_permuted, 0, NULL},
+      {"odd", b_vec_odd, 0, NULL},
+  };
+  smelt_compile_options o = cuda_options();
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    smelt_graph *g = TU_GRAPH();
+    cases[i].build(g);
+    TU_ASSERT_OK(g);
+    size_t n;
+    uint32_t *roots = output_roots(g, &n);
+    sm_cuda_image img;
+    char *err = NULL;
+    ck_assert_msg(sm_cuda_build(g, n, roots, &o, 80, SM_CUDA_PRINT_ONLY, NULL, &img, &err) == 0,
+                  "%s: %s", cases[i].name, err);
+    ck_assert_uint_eq(img.src.nkernels, 1);
+    const sm_cuda_kernel *kk = &img.src.kernels[0];
+    if (verbose()) printf("%s: vector %d, grid %lld\n%s", cases[i].name, kk->vector,
+                          (long long)kk->grid[0], img.src.text);
+    ck_assert_str_eq(kk->strategy, "pointwise");
+    ck_assert_msg(kk->vector == cases[i].vector, "%s: vector %d, want %d", cases[i].name,
+                  kk->vector, cases[i].vector);
+    /* 2048 elements (1984 for odd): one thread per group, 256 per block */
+    int64_t numel = cases[i].build == b_vec_odd ? 64 * 31 : 64 * 32;
+    int64_t per = cases[i].vector ? cases[i].vector : 1;
+    ck_assert_int_eq(kk->grid[0], (numel / per + 255) / 256);
+    ck_assert(kk->grid_stride);
+    ck_assert_msg(has(img.src.text, "vector path") == (cases[i].vector != 0), "%s:\n%s",
+                  cases[i].name, img.src.text);
+    if (cases[i].text) {
+      ck_assert_msg(has(img.src.text, cases[i].text), "%s:\n%s", cases[i].name, img.src.text);
+      /* the alignment check and the scalar loop it falls back to */
+      ck_assert(has(img.src.text, "& 15ull) == 0ull"));
+      ck_assert(has(img.src.text, "p < (int)2048"));
+      /* each allocation failing in turn: an error or the same text */
+      bool done = false;
+      for (long f = 0; !done && f < 100000; f++) {
+        sm_cuda_image again;
+        sm_alloc_fail_after(f);
+        int rc = sm_cuda_build(g, n, roots, &o, 80, SM_CUDA_PRINT_ONLY, NULL, &again, &err);
+        sm_alloc_fail_after(-1);
+        if (rc == 0) {
+          ck_assert_str_eq(again.src.text, img.src.text);
+          done = true;
+        } else {
+          ck_assert_ptr_null(again.src.text);
+          sm_free(err);
+        }
+        sm_cuda_image_free(&again);
+      }
+      ck_assert(done);
+    }
+    sm_cuda_image_free(&img);
+    free(roots);
+    smelt_graph_free(g);
+  }
+}
+END_TEST
+
+/* The scalar op tables: the shared one (codegen/scalar_ops.c) against the
+ * graph op table, and cuda_ops against it: a row for every op. */
+START_TEST(op_tables) {
+  char *why = NULL;
+  ck_assert_msg(sm_scalar_ops_check(&why) == 0, "%s", why);
+  ck_assert_msg(sm_cuda_ops_check(&why) == 0, "%s", why);
 }
 END_TEST
 
@@ -1233,6 +1348,8 @@ static Suite *suite(void) {
   tcase_add_loop_test(t, built_graphs, 0, NCASES);
   tcase_add_test(t, serial_hand_built);
   tcase_add_test(t, every_strategy_reached);
+  tcase_add_test(t, vector_path);
+  tcase_add_test(t, op_tables);
   suite_add_tcase(s, t);
   t = tcase_create("errors_and_dumps");
   tcase_set_timeout(t, 120);

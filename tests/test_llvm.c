@@ -13,6 +13,7 @@
 
 #include "../codegen/kernel.h"
 #include "../codegen/llvm.h"
+#include "../codegen/scalar_ops.h"
 #include "../runtime/jit.h"
 #include "internal.h"
 #include "testutil.h"
@@ -1114,6 +1115,17 @@ START_TEST(several_kernels_one_module) {
 }
 END_TEST
 
+/* The scalar op tables: the shared one (codegen/scalar_ops.c) against the
+ * graph op table, and llvm_ops against it: a form for every op in exactly
+ * the domains it is defined in, comparisons whose NaN rule is the shared
+ * one, transcendentals through llvm_math.c. */
+START_TEST(op_tables) {
+  char *why = NULL;
+  ck_assert_msg(sm_scalar_ops_check(&why) == 0, "%s", why);
+  ck_assert_msg(sm_llvm_ops_check(&why) == 0, "%s", why);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("llvm");
   TCase *tc = tcase_create("core");
@@ -1139,6 +1151,7 @@ int main(void) {
   tcase_add_test(tc, fused_elementwise_vectorizes);
   tcase_add_test(tc, bad_kernels_report_errors);
   tcase_add_test(tc, several_kernels_one_module);
+  tcase_add_test(tc, op_tables);
   suite_add_tcase(s, tc);
   /* its own case: the blocked kernel's large unrolled blocks exceed what
    * valgrind's translator handles, so memcheck runs may skip it with

@@ -65,6 +65,15 @@
 #define __shared__ static /* see the execution model above */
 /* __restrict__ is a GNU C++ keyword already. */
 
+/* --------------------------------------------------------- vector types */
+/* The 16-byte vector types of the vector path (CUDA's are aligned so). */
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+struct alignas(16) double2 {
+  double x, y;
+};
+
 /* ------------------------------------------------------ thread indices */
 struct uint3 {
   unsigned x, y, z;

@@ -170,6 +170,7 @@ typedef struct emu_case {
   const char *file;       /* a file of tests/graphs */
   const char *strategies; /* each of these (comma-separated) must be printed */
   const char *error;      /* the interpreter's error contains this: both must fail */
+  const char *source;     /* the printed source contains this ("!...": does not) */
 } emu_case;
 
 /* One graph: what both sides need. */
@@ -361,7 +362,8 @@ static char *read_head(const char *path, size_t max) {
 static void *compile_and_load(const char *source, const char *dir) {
   char cmd[8192];
   snprintf(cmd, sizeof cmd,
-           "%s -std=c++17 -O1 -fPIC -shared -pthread -ffp-contract=off -Wl,-Bsymbolic %s "
+           "%s -std=c++17 -O1 -fPIC -shared -pthread -ffp-contract=off -fno-strict-aliasing "
+           "-Wl,-Bsymbolic %s "
            "-include '%s/emu.h' -x c++ '%s' -o '%s/gen.so' > '%s/cc.log' 2>&1",
            cxx(), CUDA_EMU_CXXFLAGS, CUDA_EMU_DIR, source, dir, dir);
   int rc = system(cmd);
@@ -428,6 +430,12 @@ static void prog_build(emu_prog *ep, const emu_graph *eg, const emu_case *c) {
     ck_assert_msg(found, "%s: no kernel printed as %.*s (printed: %s)", c->name, (int)n, w,
                   printed);
     w += n + (w[n] == ',');
+  }
+  if (c->source) {
+    bool lacks = c->source[0] == '!';
+    const char *piece = c->source + lacks;
+    ck_assert_msg((strstr(ep->src.text, piece) == NULL) == lacks, "%s: the source %s \"%s\"",
+                  c->name, lacks ? "has" : "lacks", piece);
   }
   snprintf(ep->dir, sizeof ep->dir, "/tmp/smelt-cuda-emu-XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(ep->dir));
@@ -731,12 +739,12 @@ static void run_case(const emu_case *c) {
  * repeated maxima, tienan.. with NaN, pos.. positive floats. */
 static const emu_case cases[] = {
     /* the graphs of tests/graphs */
-    {"canonical_basic", NULL, "canonical_basic.smelt", "thread-reduce,tiled-matmul", NULL},
-    {"canonical_mlp", NULL, "canonical_mlp.smelt", NULL, NULL},
-    {"mlp", NULL, "mlp.smelt", NULL, NULL},
-    {"sources", NULL, "sources.smelt", NULL, NULL},
-    {"tutorial", NULL, "tutorial.smelt", NULL, NULL},
-    {"views", NULL, "views.smelt", NULL, NULL},
+    {"canonical_basic", NULL, "canonical_basic.smelt", "thread-reduce,tiled-matmul", NULL, NULL},
+    {"canonical_mlp", NULL, "canonical_mlp.smelt", NULL, NULL, NULL},
+    {"mlp", NULL, "mlp.smelt", NULL, NULL, NULL},
+    {"sources", NULL, "sources.smelt", NULL, NULL, NULL},
+    {"tutorial", NULL, "tutorial.smelt", NULL, NULL, NULL},
+    {"views", NULL, "views.smelt", NULL, NULL, NULL},
 
     /* elementwise math: every unary and binary float op, specials included */
     {"pointwise_f32",
@@ -754,7 +762,7 @@ static const emu_case cases[] = {
      "output ng = %ng\noutput ab = %ab\noutput sgn = %sgn\noutput ge = %ge\noutput cl = %cl\n"
      "output a = %a\noutput s = %s\noutput m = %m\noutput d = %d\noutput mx = %mx\n"
      "output mn = %mn\noutput pw = %pw\noutput pp = %pp\noutput p3 = %p3\noutput lp = %lp\n",
-     NULL, "pointwise", NULL},
+     NULL, "pointwise", NULL, NULL},
     {"pointwise_f64",
      "input %sp : f64[64]\n"
      "input %y : f64[64]\n"
@@ -764,7 +772,7 @@ static const emu_case cases[] = {
      "output e = %e\noutput l = %l\noutput sq = %sq\noutput rs = %rs\noutput th = %th\n"
      "output sg = %sg\noutput sn = %sn\noutput sgn = %sgn\noutput ab = %ab\noutput d = %d\n"
      "output mx = %mx\noutput mn = %mn\noutput pw = %pw\n",
-     NULL, "pointwise", NULL},
+     NULL, "pointwise", NULL, NULL},
     /* wrapping integer arithmetic at the extremes */
     {"integers",
      "input %ie : i32[48]\n"
@@ -782,7 +790,7 @@ static const emu_case cases[] = {
      "output lt = %lt\noutput eq = %eq\noutput d = %d\noutput al = %al\noutput sl = %sl\n"
      "output ml = %ml\noutput nl = %nl\noutput abl = %abl\noutput pwl = %pwl\n"
      "output p2 = %p2\noutput ge = %ge\noutput mix = %mix\noutput c = %c\n",
-     NULL, "pointwise", NULL},
+     NULL, "pointwise", NULL, NULL},
     /* conversions: NaN, infinities and out-of-range values to integers */
     {"casts",
      "input %sp : f32[32]\n"
@@ -797,7 +805,7 @@ static const emu_case cases[] = {
      "output c1 = %c1\noutput c2 = %c2\noutput c3 = %c3\noutput c4 = %c4\noutput c5 = %c5\n"
      "output c6 = %c6\noutput c7 = %c7\noutput c8 = %c8\noutput c9 = %c9\noutput c10 = %c10\n"
      "output c11 = %c11\noutput c12 = %c12\noutput c13 = %c13\noutput c14 = %c14\n",
-     NULL, "pointwise", NULL},
+     NULL, "pointwise", NULL, NULL},
     /* comparisons with NaN, where, logic */
     {"compare_where",
      "input %sp : f32[32]\n"
@@ -810,7 +818,7 @@ static const emu_case cases[] = {
      "output lt = %lt\noutput le = %le\noutput gt = %gt\noutput ge = %ge\noutput eq = %eq\n"
      "output ne = %ne\noutput w = %w\noutput w2 = %w2\noutput and = %and\noutput or = %or\n"
      "output not = %not\noutput bb = %bb\noutput bm = %bm\n",
-     NULL, "pointwise", NULL},
+     NULL, "pointwise", NULL, NULL},
 
     /* reductions, one strategy each */
     {"thread_reduce",
@@ -832,7 +840,7 @@ static const emu_case cases[] = {
      "output si = %si\noutput mi = %mi\noutput sb = %sb\noutput mb = %mb\noutput nb = %nb\n"
      "output spm = %spm\noutput spa = %spa\noutput spn = %spn\noutput spi = %spi\n"
      "output s02 = %s02\noutput m02 = %m02\n",
-     NULL, "thread-reduce", NULL},
+     NULL, "thread-reduce", NULL, NULL},
     {"block_reduce",
      "input %x : f32[64,4096]\n"
      "input %tie : f32[6,100]\n"
@@ -856,7 +864,7 @@ static const emu_case cases[] = {
      "output ann = %ann\noutput any = %any\noutput all = %all\noutput si = %si\n"
      "output mi = %mi\noutput ai = %ai\noutput pr = %pr\noutput ls = %ls\noutput sj = %sj\n"
      "output mj = %mj\noutput s02 = %s02\noutput sc = %sc\noutput ac = %ac\n",
-     NULL, "block-reduce", NULL},
+     NULL, "block-reduce", NULL, NULL},
     {"two_stage_sum",
      "input %x : f32[262144]\n"
      "input %xd : f64[262144]\n"
@@ -867,7 +875,7 @@ static const emu_case cases[] = {
      "%sm = softmax %r axis=1\n%si = sum %ie\n%mi = max %ie\n%s02 = sum %x3 axes=[0,2]\n"
      "output s = %s\noutput m = %m\noutput sd = %sd\noutput sr = %sr\noutput mr = %mr\n"
      "output sm = %sm\noutput si = %si\noutput mi = %mi\noutput s02 = %s02\n",
-     NULL, "two-stage-reduce", NULL},
+     NULL, "two-stage-reduce", NULL, NULL},
     {"two_stage_arg",
      "input %tienan : f32[70000]\n"
      "input %tie : f32[70000]\n"
@@ -881,7 +889,7 @@ static const emu_case cases[] = {
      "output am = %am\noutput an = %an\noutput mx = %mx\noutput am2 = %am2\noutput an2 = %an2\n"
      "output any = %any\noutput all = %all\noutput ami = %ami\noutput ani = %ani\n"
      "output mi = %mi\noutput amd = %amd\noutput mxd = %mxd\n",
-     NULL, "two-stage-reduce", NULL},
+     NULL, "two-stage-reduce", NULL, NULL},
 
     /* matmul: odd sizes, a fused bias + relu, batches, transposed operands */
     {"matmul",
@@ -906,10 +914,10 @@ static const emu_case cases[] = {
      "%bc = matmul %bc1, %bc2\n%mv = matmul %a, %v\n%vm = matmul %v, %b\n%im = matmul %ia, %ib\n"
      "output r = %r\noutput mm = %mm\noutput bm = %bm\noutput tm = %tm\noutput dm = %dm\n"
      "output bc = %bc\noutput mv = %mv\noutput vm = %vm\noutput im = %im\n",
-     NULL, "tiled-matmul", NULL},
+     NULL, "tiled-matmul", NULL, NULL},
 
     /* a backward graph: matmul transposes, broadcast sums, and the
-     * scatter_add of cross_entropy's gather */
+     * gradient of cross_entropy's gather (a select) */
     {"grad",
      "input %x : f32[37,20]\n"
      "input %w : f32[20,9]\n"
@@ -918,7 +926,7 @@ static const emu_case cases[] = {
      "%h = matmul %x, %w\n%hb = add %h, %bias\n%t = tanh %hb\n%l = cross_entropy %t, %ix9\n"
      "%gw = grad %l, %w\n%gx = grad %l, %x\n%gb = grad %l, %bias\n"
      "output l = %l\noutput gw = %gw\noutput gx = %gx\noutput gb = %gb\n",
-     NULL, "tiled-matmul,scatter", NULL},
+     NULL, "tiled-matmul", NULL, NULL},
 
     /* scatter_add of every dtype, gathers, an index out of range */
     {"scatter",
@@ -934,13 +942,13 @@ static const emu_case cases[] = {
      "%sj = scatter_add %ix10, %srcj axis=0 : i32[10,5]\n"
      "%sd = scatter_add %ix5, %srcd axis=1 : f64[10,5]\n"
      "output sx = %sx\noutput si = %si\noutput sj = %sj\noutput sd = %sd\n",
-     NULL, "scatter", NULL},
+     NULL, "scatter", NULL, NULL},
     {"scatter_bool",
      "input %ix10 : i64[30,5]\n"
      "input %b : bool[30,5]\n"
      "%sb = scatter_add %ix10, %b axis=0 : bool[10,5]\n"
      "output sb = %sb\n",
-     NULL, "scatter", NULL},
+     NULL, "scatter", NULL, NULL},
     {"gather",
      "input %x : f32[10,6]\n"
      "input %ix10 : i64[4,6]\n"
@@ -952,20 +960,20 @@ static const emu_case cases[] = {
      "%is = index_select %x, %ix6v axis=1\n%oh = one_hot %ix6v num_classes=6\n"
      "%em = embedding %w, %ix12\n"
      "output g = %g\noutput g2 = %g2\noutput is = %is\noutput oh = %oh\noutput em = %em\n",
-     NULL, "pointwise", NULL},
+     NULL, "pointwise", NULL, NULL},
     {"gather_out_of_range",
      "input %x : f32[10,6]\n"
      "input %bad6 : i64[10,3]\n"
      "%g = gather %x, %bad6 axis=1\n%y = mul %g, 2\n"
      "output y = %y\n",
-     NULL, "pointwise", "out of range"},
+     NULL, "pointwise", "out of range", NULL},
 
     {"scatter_out_of_range",
      "input %neg10 : i32[30,5]\n"
      "input %src : f32[30,5]\n"
      "%sa = scatter_add %neg10, %src axis=0 : f32[10,5]\n"
      "output sa = %sa\n",
-     NULL, "scatter", "out of range"},
+     NULL, "scatter", "out of range", NULL},
 
     /* random numbers: the interpreter's Philox draws */
     {"random",
@@ -977,7 +985,64 @@ static const emu_case cases[] = {
      "%d = dropout %x p=0.3 seed=9 training\n%rx = add %r, %x\n"
      "output r = %r\noutput rd = %rd\noutput n = %n\noutput nd = %nd\noutput d = %d\n"
      "output rx = %rx\n",
-     NULL, "pointwise", NULL},
+     NULL, "pointwise", NULL, NULL},
+    /* the vector path of pointwise kernels (codegen/cuda.c): float4 with
+     * broadcast operands (a row and a column), integer loads and bool
+     * stores per lane, NaN and infinities, a 1-D kernel, a domain of
+     * several blocks (grid-stride on 3 of them in the first run) */
+    {"vector_f32",
+     "input %x : f32[6,16]\n"
+     "input %b : f32[16]\n"
+     "input %c : f32[6,1]\n"
+     "input %sp : f32[6,16]\n"
+     "input %i : i32[6,16]\n"
+     "input %v : f32[64]\n"
+     "input %big : f32[40,256]\n"
+     "input %bb : f32[256]\n"
+     "%y = mul %x, %b\n%z = add %y, %c\n%t = tanh %z\n%m = maximum %sp, %z\n%e = exp %sp\n"
+     "%f = cast %i dtype=f32\n%g = add %f, %sp\n%lt = lt %x, %sp\n%w = where %lt, %x, %b\n"
+     "%ve = sigmoid %v\n%bg = sub %big, %bb\n%bs = mul %bg, %bg\n"
+     "output t = %t\noutput m = %m\noutput e = %e\noutput g = %g\noutput lt = %lt\n"
+     "output w = %w\noutput ve = %ve\noutput bs = %bs\n",
+     NULL, "pointwise", NULL, "vector path: 4"},
+    /* f64: double2; a column broadcast; f32 into f64 (4 lanes, two double2
+     * per group) */
+    {"vector_f64",
+     "input %x : f64[5,8]\n"
+     "input %b : f64[8]\n"
+     "input %c : f64[5,1]\n"
+     "input %sp : f64[5,8]\n"
+     "%y = mul %x, %b\n%z = sub %y, %c\n%d = div %z, %sp\n%s = sqrt %sp\n%n = minimum %sp, %x\n"
+     "output d = %d\noutput s = %s\noutput n = %n\n",
+     NULL, "pointwise", NULL, "vector path: 2"},
+    {"vector_mixed",
+     "input %x : f32[3,12]\n"
+     "input %y : f64[3,12]\n"
+     "input %r : f64[12]\n"
+     "%xd = cast %x dtype=f64\n%s = add %xd, %y\n%p = mul %s, %r\n%h = cast %p dtype=f32\n"
+     "output p = %p\noutput h = %h\n",
+     NULL, "pointwise", NULL, "sm_lane(w"},
+    /* an operand one element off its buffer's start: the vector path is
+     * printed, its alignment check fails, the scalar loop runs */
+    {"vector_misaligned",
+     "input %x : f32[6,20]\n"
+     "input %b : f32[16]\n"
+     "%s = slice %x start=[0,1] stop=[6,17] step=[1,1]\n%y = mul %s, %b\n"
+     "output y = %y\n",
+     NULL, "pointwise", NULL, "vector path: 4"},
+    /* no vector path: an odd innermost extent, a transposed operand */
+    {"vector_odd",
+     "input %x : f32[5,7]\n"
+     "input %b : f32[7]\n"
+     "%y = mul %x, %b\n"
+     "output y = %y\n",
+     NULL, "pointwise", NULL, "!vector path"},
+    {"vector_transposed",
+     "input %x : f32[8,8]\n"
+     "%t = transpose %x axis0=0 axis1=1\n%y = add %t, %x\n"
+     "output y = %y\n",
+     NULL, "pointwise", NULL, "!vector path"},
+
     /* empty tensors: reductions over nothing, empty results */
     {"empty",
      "input %e : f32[0,5]\n"
@@ -987,7 +1052,7 @@ static const emu_case cases[] = {
      "%s = sum %e axes=[0]\n%p = prod %e axes=[0]\n%s1 = sum %e axes=[1]\n%m = exp %e\n"
      "%sa = scatter_add %ix4, %src axis=0 : f32[4,5]\n%sx = add %x, %sa\n"
      "output s = %s\noutput p = %p\noutput s1 = %s1\noutput m = %m\noutput sx = %sx\n",
-     NULL, NULL, NULL},
+     NULL, NULL, NULL, NULL},
 };
 
 START_TEST(test_case) { run_case(&cases[_i]); }
@@ -1084,6 +1149,130 @@ START_TEST(test_serial) {
 }
 END_TEST
 
+/* The vector path on a kernel built by hand, domain [5, 12]:
+ *   out[i,j] = m[i,j] > 0 ? y : -y,  y = (ot)(x[i,j] * b[j]) + c[i]
+ *   pos[i,j] = m[i,j] > 0                  (bool, stored per lane)
+ * with x, b of dtype xt and c, out of dtype ot (c is read with stride 0
+ * along the innermost axis, m is an i32 buffer read per lane). It runs
+ * with every buffer aligned (the vector path), then three times with one
+ * buffer one element off (x, b, out: the scalar loop): every result must
+ * be the same bits, those of the same arithmetic in C. */
+static void vector_kernel(smelt_dtype xt, smelt_dtype ot) {
+  const int64_t ext[2] = {5, 12};
+  sm_kernel *k = sm_kernel_new("kv", SM_KERNEL_POINTWISE, 2, ext, NULL);
+  ck_assert_ptr_nonnull(k);
+  int ax = sm_kernel_arg(k, 1, xt, KA_IN, 60);
+  int ab = sm_kernel_arg(k, 2, xt, KA_IN, 12);
+  int ac = sm_kernel_arg(k, 3, ot, KA_IN, 5);
+  int am = sm_kernel_arg(k, 4, SMELT_I32, KA_IN, 60);
+  int ao = sm_kernel_arg(k, 5, ot, KA_OUT, 60);
+  int ap = sm_kernel_arg(k, 6, SMELT_BOOL, KA_OUT, 60);
+  int off = sm_kv_affine(k, 0, (const int64_t[]){12, 1});
+  int x = sm_kv_load(k, ax, off, -1, 0, 0);
+  int b = sm_kv_load(k, ab, sm_kv_idx(k, 1), -1, 0, 0);
+  int c = sm_kv_load(k, ac, sm_kv_idx(k, 0), -1, 0, 0);
+  int m = sm_kv_load(k, am, off, -1, 0, 0);
+  int xb = sm_kv_elem(k, OP_MUL, xt, x, b, -1);
+  int y = sm_kv_elem(k, OP_ADD, ot, sm_kv_elem(k, OP_CAST, ot, xb, -1, -1), c, -1);
+  int pos = sm_kv_elem(k, OP_GT, SMELT_BOOL, m, sm_kv_const_i(k, SMELT_I32, 0), -1);
+  int r = sm_kv_elem(k, OP_WHERE, ot, pos, y, sm_kv_elem(k, OP_NEG, ot, y, -1, -1));
+  sm_kernel_store(k, ao, off, r, false, false);
+  sm_kernel_store(k, ap, off, pos, false, false);
+  ck_assert(!k->oom);
+  sm_cuda_source src;
+  char *err = NULL;
+  ck_assert_msg(!sm_cuda_emit(&k, 1, &src, &err), "sm_cuda_emit: %s", err);
+  const sm_cuda_kernel *ck = &src.kernels[0];
+  int w = xt == SMELT_F32 || ot == SMELT_F32 ? 4 : 2;
+  ck_assert_str_eq(ck->strategy, "pointwise");
+  ck_assert_int_eq(ck->vector, w);
+  ck_assert_int_eq(ck->grid[0], 1);
+  ck_assert_msg(strstr(src.text, "vector path") != NULL, "%s", src.text);
+  char dir[64] = "/tmp/smelt-cuda-emu-XXXXXX", path[256];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/gen.cu", dir);
+  char *text = full_source(&k, 1, &src);
+  write_file(path, text);
+  free(text);
+  void *so = compile_and_load(path, dir);
+  emu_call call;
+  *(void **)&call = dlsym(so, "emu_call_kv");
+  ck_assert_ptr_nonnull(call);
+  /* the data, as double; each buffer has room for one more element */
+  double X[60], B[12], C[5];
+  int32_t M[60];
+  for (int i = 0; i < 60; i++) {
+    X[i] = (double)((i * 37) % 23) * 0.37 - 3.1 + 1e-9 * i;
+    M[i] = (i * 7) % 5 - 2;
+  }
+  for (int j = 0; j < 12; j++) B[j] = 1.0 / (j + 3.0);
+  for (int i = 0; i < 5; i++) C[i] = i * 0.3 - 0.7;
+  X[7] = NAN, X[20] = INFINITY, B[5] = -0.0;
+  size_t xs = smelt_dtype_size(xt), os = smelt_dtype_size(ot);
+  unsigned char *bx = buf_new(61 * xs, NULL, 0), *bb = buf_new(13 * xs, NULL, 0);
+  unsigned char *bc = buf_new(5 * os, NULL, 0), *bm = buf_new(sizeof M, M, 0);
+  unsigned char *bo[4], *bp[4];
+  for (int run = 0; run < 4; run++) {
+    int sx = run == 1, sb = run == 2, so_ = run == 3;
+    for (int i = 0; i < 60; i++) {
+      if (xt == SMELT_F32) ((float *)bx)[i + sx] = (float)X[i];
+      else ((double *)bx)[i + sx] = X[i];
+    }
+    for (int j = 0; j < 12; j++) {
+      if (xt == SMELT_F32) ((float *)bb)[j + sb] = (float)B[j];
+      else ((double *)bb)[j + sb] = B[j];
+    }
+    for (int i = 0; i < 5; i++) {
+      if (ot == SMELT_F32) ((float *)bc)[i] = (float)C[i];
+      else ((double *)bc)[i] = C[i];
+    }
+    bo[run] = buf_new(61 * os, NULL, 0xff);
+    bp[run] = buf_new(60, NULL, 0xff);
+    void *args[6] = {bx + sx * xs, bb + sb * xs, bc, bm, bo[run] + so_ * os, bp[run]};
+    sm_kctx ctx = {0, 0, 0, 0, 0};
+    char scratch[8] = {0};
+    long long grid[3] = {ck->grid[0], ck->grid[1], ck->grid[2]};
+    ck_assert(!call(args, &ctx, scratch, grid, ck->block));
+    if (so_) memmove(bo[run], bo[run] + os, 60 * os);
+  }
+  for (int i = 0; i < 60; i++) {
+    double want, got[4];
+    bool p = M[i] > 0;
+    if (ot == SMELT_F32) {
+      float xb_ = xt == SMELT_F32 ? (float)X[i] * (float)B[i % 12] : (float)(X[i] * B[i % 12]);
+      float y_ = xb_ + (float)C[i / 12];
+      want = p ? y_ : -y_;
+      for (int run = 0; run < 4; run++) got[run] = ((float *)bo[run])[i];
+    } else {
+      double xb_ = xt == SMELT_F32 ? (double)((float)X[i] * (float)B[i % 12]) : X[i] * B[i % 12];
+      double y_ = xb_ + C[i / 12];
+      want = p ? y_ : -y_;
+      for (int run = 0; run < 4; run++) got[run] = ((double *)bo[run])[i];
+    }
+    static const char *how[4] = {"aligned", "x misaligned", "b misaligned", "out misaligned"};
+    for (int run = 0; run < 4; run++) {
+      ck_assert_msg(!memcmp(&got[run], &want, sizeof want) || (isnan(got[run]) && isnan(want)),
+                    "%s -> %s, %s: element %d is %.17g, want %.17g", smelt_dtype_name(xt),
+                    smelt_dtype_name(ot), how[run], i, got[run], want);
+      ck_assert_int_eq(bp[run][i], p);
+    }
+  }
+  for (int run = 0; run < 4; run++) free(bo[run]), free(bp[run]);
+  free(bx), free(bb), free(bc), free(bm);
+  dlclose(so);
+  if (!env_on("CUDA_EMU_KEEP")) remove_dir(dir);
+  sm_cuda_source_free(&src);
+  sm_kernel_free(k);
+}
+
+START_TEST(test_vector) {
+  if (!*cxx()) return;
+  static const smelt_dtype types[][2] = {
+      {SMELT_F32, SMELT_F32}, {SMELT_F64, SMELT_F64}, {SMELT_F32, SMELT_F64}, {SMELT_F64, SMELT_F32}};
+  vector_kernel(types[_i][0], types[_i][1]);
+}
+END_TEST
+
 /* The emulator's own checks (selftest.cu). */
 START_TEST(test_emulator) {
   char dir[64] = "/tmp/smelt-cuda-emu-XXXXXX", src[256], msg[512] = "";
@@ -1102,7 +1291,7 @@ END_TEST
 
 /* CUDA_EMU_GRAPH=FILE: that graph alone (absolute, or under tests/graphs). */
 START_TEST(test_file) {
-  emu_case c = {getenv("CUDA_EMU_GRAPH"), NULL, getenv("CUDA_EMU_GRAPH"), NULL, NULL};
+  emu_case c = {getenv("CUDA_EMU_GRAPH"), NULL, getenv("CUDA_EMU_GRAPH"), NULL, NULL, NULL};
   run_case(&c);
 }
 END_TEST
@@ -1117,6 +1306,7 @@ static Suite *suite(void) {
   } else {
     tcase_add_test(tc, test_emulator);
     tcase_add_loop_test(tc, test_serial, 0, 2);
+    tcase_add_loop_test(tc, test_vector, 0, 4);
     tcase_add_loop_test(tc, test_case, 0, (int)(sizeof cases / sizeof *cases));
   }
   suite_add_tcase(s, tc);
