@@ -15,6 +15,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 enum { BATCH = SPIRALS_INPUT_X_DIM0, CLASSES = 3, TRAIN = 3072, TEST = 1536, EPOCHS = 60 };
 
@@ -36,13 +39,19 @@ static void make_points(int n, unsigned seed, float *xy, int64_t *label) {
 }
 
 #ifdef _OPENMP
-/* Threads through OpenMP: the pieces of a kernel's range, in parallel. */
+/* Threads through OpenMP: one contiguous run of grain-sized pieces per
+ * thread (a matmul packs its panels once per call, so one call per piece
+ * would repeat that work). */
 static void omp_parallel_for(void *pool, int64_t n, int64_t grain,
                              void (*task)(void *arg, int64_t begin, int64_t end), void *arg) {
   (void)pool;
   int64_t pieces = (n + grain - 1) / grain;
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < pieces; p++) task(arg, p * grain, p + 1 < pieces ? (p + 1) * grain : n);
+#pragma omp parallel
+  {
+    int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int64_t lo = pieces * t / nt, hi = pieces * (t + 1) / nt;
+    if (lo < hi) task(arg, lo * grain, hi * grain < n ? hi * grain : n);
+  }
 }
 #endif
 
