@@ -536,8 +536,9 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
   }
   add_attr(g, fn, 1, "readonly");
   add_attr(g, fn, 2, "readonly");
-  /* a frame of a few hundred KiB: probe it page by page so that an
-   * overflow hits the guard page instead of jumping past it */
+  /* packing buffers of up to a few hundred KiB on the stack: probe them
+   * page by page so that an overflow hits the guard page instead of
+   * jumping past it */
   LLVMAddTargetDependentFunctionAttr(fn, "probe-stack", "inline-asm");
   LLVMValueRef A = LLVMGetParam(fn, 0), B = LLVMGetParam(fn, 1), C = LLVMGetParam(fn, 2);
   LLVMValueRef N = LLVMGetParam(fn, 4), K = LLVMGetParam(fn, 5);
@@ -547,14 +548,7 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
   LLVMValueRef zero = k64(g, 0), one = k64(g, 1);
 
   LLVMPositionBuilderAtEnd(g->b, block(g, "entry"));
-  /* fixed-size packing buffers, aligned for vector loads */
-  LLVMValueRef Bp =
-      LLVMBuildAlloca(g->b, LLVMArrayType2(g->el, (uint64_t)c->kc * (uint64_t)c->nc), "Bp");
-  LLVMValueRef Ap =
-      LLVMBuildAlloca(g->b, LLVMArrayType2(g->el, (uint64_t)c->mc * (uint64_t)c->kc), "Ap");
-  LLVMSetAlignment(Bp, 64);
-  LLVMSetAlignment(Ap, 64);
-
+  LLVMValueRef size_slot = LLVMBuildAlloca(g->b, g->i64, "size");
   LLVMBasicBlockRef ret = LLVMCreateBasicBlockInContext(g->cx, "ret");
   LLVMBasicBlockRef work = block(g, "work"), kzero = block(g, "kzero"),
                     blocked = block(g, "blocked");
@@ -584,6 +578,28 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
   LLVMValueRef nnb = LLVMBuildSDiv(g->b, add(g, N, k64(g, c->nc - 1)), NC, "");
   LLVMValueRef nstep = LLVMBuildSDiv(g->b, add(g, N, sub(g, nnb, one)), nnb, "");
   nstep = mul(g, LLVMBuildSDiv(g->b, add(g, nstep, k64(g, c->nr - 1)), NR, ""), NR);
+  /* The packing buffers, sized to the blocks (at most KC x NC and MC x KC)
+   * and aligned for vector loads, are dynamic allocas, never part of a
+   * static frame: a static frame over 8 pages makes LLVM 19's x86 prologue
+   * probe the stack with a loop that uses r11 as scratch without checking
+   * that it is free, and shrink-wrapping may place that prologue after code
+   * holding a live value in r11 (it was the trip count of the epilogue of
+   * the kernel this function had been inlined into: the epilogue ran past
+   * the output). Dynamic allocas are probed with allocated registers. The
+   * sizes go through a volatile slot so that constant shapes cannot fold
+   * them into fixed-size allocas that end up in an entry block (which also
+   * keeps this function out of its callers). */
+  LLVMValueRef asize = mul(g, k64(g, c->mc), kstep), bsize = mul(g, kstep, nstep);
+  LLVMSetVolatile(LLVMBuildStore(g->b, bsize, size_slot), 1);
+  LLVMValueRef bn = LLVMBuildLoad2(g->b, g->i64, size_slot, "");
+  LLVMSetVolatile(bn, 1);
+  LLVMValueRef Bp = LLVMBuildArrayAlloca(g->b, g->el, bn, "Bp");
+  LLVMSetVolatile(LLVMBuildStore(g->b, asize, size_slot), 1);
+  LLVMValueRef an = LLVMBuildLoad2(g->b, g->i64, size_slot, "");
+  LLVMSetVolatile(an, 1);
+  LLVMValueRef Ap = LLVMBuildArrayAlloca(g->b, g->el, an, "Ap");
+  LLVMSetAlignment(Bp, 64);
+  LLVMSetAlignment(Ap, 64);
 
   LLVMValueRef one_panel = LLVMBuildICmp(g->b, LLVMIntSLE, N, NR, "");
   mm_loop jc, pc, ic, ir, jr;
