@@ -2,7 +2,7 @@
  * difftest: differential testing of a compiled target against the
  * reference interpreter on random graphs.
  *
- *   difftest [--count N] [--seed S] [--target cpu|interp] [--ops LIST]
+ *   difftest [--count N] [--seed S] [--target cpu|cuda|interp] [--ops LIST]
  *            [--verbose] [--save DIR] [--max-failures N] [--cuda-compile ARCHS]
  *
  * Graph i is built from seed S+i alone (splitmix64, our own generator, so a
@@ -98,6 +98,9 @@ typedef struct val {
   double R, A, Asq;
   bool special;   /* may hold NaN, inf or -0 */
   bool gradlike;  /* tolerance relative to the output's largest value */
+  bool product;   /* an f32 product (or its negation): an add or sub of it may
+                     be contracted into an FMA by the cpu target (one rounding
+                     fewer, codegen/llvm.c), so it is not exact */
   uint32_t deps;  /* the leaves it depends on (bit i: leaf i) */
 } val;
 
@@ -131,6 +134,7 @@ typedef struct leaf {
   double scale; /* NORMAL/SPECIAL: standard deviation */
   int64_t hi;   /* INDEX: values in [0, hi) */
   bool bad;     /* INDEX: one value out of range: a run-time error */
+  bool nograd;  /* batch_norm's running statistics: updated by their own assigns */
   smelt_node n;
   void *data;
   size_t nbytes;
@@ -174,6 +178,8 @@ static const opdesc OPS[] = {
     {"rand", "source", 1},      {"randn", "source", 1},      {"full", "source", 1},
     {"const", "source", 1},     {"softmax", "nn", 2},        {"log_softmax", "nn", 2},
     {"cross_entropy", "nn", 1}, {"mse_loss", "nn", 1},       {"dropout", "nn", 1},
+    {"unfold", "view", 2},      {"conv2d", "conv", 2},       {"max_pool2d", "conv", 1},
+    {"avg_pool2d", "conv", 1},  {"batch_norm", "conv", 1},
 };
 enum { NOPS = (int)(sizeof OPS / sizeof OPS[0]) };
 
@@ -211,6 +217,7 @@ typedef struct gen {
   bool specials;   /* this graph's float inputs hold special values */
   bool eval;       /* compile evaluation programs */
   bool has_f32;    /* some value is f32: f64 gradients may inherit f32 rounding */
+  uint32_t nograd_deps; /* leaves upstream of a batch_norm with batch statistics */
 } gen;
 
 static val *push(gen *G, val v) {
@@ -635,6 +642,7 @@ static bool op_unary(gen *G, const char *op) {
     (void)0;
   r.mag = mag, r.lo = lo, r.R = R, r.A = A, r.Asq = Asq;
   r.special = special, r.deps = x->deps, r.gradlike = x->gradlike;
+  r.product = !strcmp(op, "neg") && x->product && r.dt == SMELT_F32;
   if (!is_float(r.dt)) r.R = r.A = r.Asq = 0;
   if (is_float(r.dt) && r.mag > MAG_MAX && !exact(&r)) return false;
   (void)fdt;
@@ -727,7 +735,13 @@ static bool op_binary(gen *G, const char *op) {
   } else if (!strcmp(op, "add") || !strcmp(op, "sub")) {
     r.mag = a->mag + b->mag;
     if (!ex) r.A = Ea + Eb, r.R = u;
+    /* a*b + c as an FMA skips the product's rounding (u |a*b|) */
+    if (r.dt == SMELT_F32 && (a->product || b->product)) {
+      r.A += u * ((a->product ? a->mag : 0) + (b->product ? b->mag : 0));
+      r.R = u;
+    }
   } else if (!strcmp(op, "mul")) {
+    r.product = r.dt == SMELT_F32;
     r.mag = a->mag * b->mag;
     if (!ex) r.R = a->R + b->R + u, r.A = (a->A + sqrt(a->Asq)) * b->mag + (b->A + sqrt(b->Asq)) * a->mag;
   } else if (!strcmp(op, "div")) {
@@ -1014,6 +1028,16 @@ static bool op_view(gen *G, const char *op) {
       }
       n = smelt_slice(g, x->n, st, sp, rp(&G->r, 0.2) ? NULL : step);
     }
+  } else if (!strcmp(op, "unfold")) {
+    /* windows of size 0..n (overlapping, adjacent or with gaps) */
+    if (r >= GEN_RANK) return false;
+    int a = (int)rint_(&G->r, 0, r - 1);
+    int64_t d = x->dims[a];
+    int64_t size = rp(&G->r, 0.08) ? 0 : rint_(&G->r, d > 0 ? 1 : 0, d < 4 ? d : 4);
+    int64_t step = rp(&G->r, 0.1) ? rint_(&G->r, 4, 9) : rint_(&G->r, 1, 3);
+    if (size > d) size = d;
+    if (((d - size) / step + 1) * size * (x->numel / (d ? d : 1)) > MAX_NUMEL) return false;
+    n = smelt_unfold(g, x->n, a - (rp(&G->r, .3) ? r : 0), size, step);
   } else if (!strcmp(op, "flip")) {
     int perm[SMELT_MAX_RANK], axes[SMELT_MAX_RANK];
     shuffle(G, perm, r);
@@ -1400,6 +1424,194 @@ static bool op_nn(gen *G, const char *op) {
   return push(G, r) != NULL;
 }
 
+/* ------------------------------------------------ convolution, pooling */
+/* A float [N, C, H, W] or [C, H, W] (rank rlo..rhi) operand: a pool value
+ * of moderate size, or a new input with small channels and spatial dims
+ * up to 8. */
+static val *conv_operand(gen *G, int rlo, int rhi) {
+  for (int t = 0; t < 4 && rp(&G->r, 0.6); t++) {
+    val *c = pick(G, p_float, NULL);
+    if (c && c->rank >= rlo && c->rank <= rhi && c->numel <= 1024) return c;
+  }
+  int rank = (int)rint_(&G->r, rlo, rhi);
+  int64_t d[4];
+  for (int i = 0; i < rank; i++)
+    d[i] = i >= rank - 2 ? rint_(&G->r, 1, 8) : rint_(&G->r, 1, i == rank - 3 ? 4 : 2);
+  if (rank == 4 && rp(&G->r, 0.02)) d[0] = 0; /* an empty batch */
+  return new_input(G, rand_float(G), rank, d);
+}
+
+/* A window over the last two axes of x with sizes hw: kernel, stride,
+ * padding, dilation that the builders accept (padding at most half the
+ * window for pooling; the window fits the padded input); false when none
+ * was found. out: the output size (PyTorch's rule, ceil_mode included). */
+typedef struct win2 {
+  int64_t k[2], s[2], p[2], d[2], out[2];
+  bool default_stride;
+} win2;
+
+static bool rand_window(gen *G, const int64_t hw[2], bool pool, bool dilate, bool ceil_mode,
+                        win2 *w) {
+  w->default_stride = pool && rp(&G->r, 0.3);
+  for (int i = 0; i < 2; i++) {
+    bool ok = false;
+    for (int t = 0; t < 8 && !ok; t++) {
+      int64_t k = rp(&G->r, 0.1) ? rint_(&G->r, 4, 5) : rint_(&G->r, 1, 3);
+      int64_t d = dilate && rp(&G->r, 0.25) ? rint_(&G->r, 2, 3) : 1;
+      int64_t span = d * (k - 1) + 1;
+      int64_t p = rp(&G->r, 0.5) ? 0 : rint_(&G->r, 1, pool ? (span / 2 > 0 ? span / 2 : 1) : 2);
+      if (pool && p > span / 2) p = span / 2;
+      int64_t s = w->default_stride ? k : rp(&G->r, 0.5) ? 1 : rint_(&G->r, 2, 3);
+      int64_t room = hw[i] + 2 * p - span;
+      if (room < 0) continue;
+      int64_t o = (ceil_mode ? (room + s - 1) / s : room / s) + 1;
+      if (ceil_mode && (o - 1) * s >= hw[i] + p) o--;
+      w->k[i] = k, w->s[i] = s, w->p[i] = p, w->d[i] = d, w->out[i] = o;
+      ok = true;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/* conv2d (im2col: a matmul over K = C/groups * KH * KW), max_pool2d and
+ * avg_pool2d (a max and a mean over the window), batch_norm (batch or
+ * running statistics, with their updates in training programs). */
+static bool op_conv(gen *G, const char *op) {
+  smelt_graph *g = G->g;
+  bool bn = !strcmp(op, "batch_norm");
+  val *x = conv_operand(G, bn ? 2 : 3, 4);
+  if (!x || !(x = as_float(G, x))) return false;
+  int r = x->rank;
+  smelt_dtype dt = x->dt;
+  double u = uround(dt), E = abserr(x), m = x->mag;
+  val res;
+  memset(&res, 0, sizeof res);
+  smelt_node n = SMELT_INVALID;
+  uint32_t deps = x->deps;
+  bool special = x->special, gradlike = x->gradlike;
+  if (bn) {
+    int64_t c = x->dims[1], per = c ? x->numel / c : 0;
+    if (c == 0 || x->numel > 2048) return false;
+    bool training = per > 1 && rp(&G->r, 0.8);
+    bool running = !training || rp(&G->r, 0.5);
+    double momentum = (double[]){0, 0.1, 0.5, 1}[rint_(&G->r, 0, 3)];
+    double eps = (double[]){1e-5, 1e-3, 0.1, 1}[rint_(&G->r, 0, 3)];
+    val *w = rp(&G->r, 0.5) ? new_leaf(G, dt, 1, &c, DOM_NORMAL, 0, true) : NULL;
+    val *b = rp(&G->r, 0.5) ? new_leaf(G, dt, 1, &c, DOM_NORMAL, 0, true) : NULL;
+    smelt_node rs[2] = {SMELT_INVALID, SMELT_INVALID};
+    if (running) {
+      /* params (PyTorch's buffers): the mean ~ N(0, 1), the variance in [0.5, 2] */
+      for (int k = 0; k < 2; k++) {
+        if (G->nl == MAX_LEAVES) return false;
+        leaf *l = &G->lv[G->nl];
+        memset(l, 0, sizeof *l);
+        l->dt = dt, l->rank = 1, l->dims[0] = c, l->param = true, l->nograd = true;
+        snprintf(l->name, sizeof l->name, "%s%d", k ? "rv" : "rm", G->nl);
+        l->n = rs[k] = smelt_param(g, l->name, dt, 1, &c,
+                                   k ? smelt_init_uniform(0.5, 2, rnext(&G->r) % 1000)
+                                     : smelt_init_normal(0, 1, rnext(&G->r) % 1000));
+        val *v = add_val(G, l->n, k ? 2 : 6, 1u << G->nl);
+        if (!v) return false;
+        G->nl++;
+      }
+    }
+    bool want_upd = training && running && G->cfg->update_on &&
+                    G->cfg->target != SMELT_TARGET_INTERP && G->nupd + 2 <= MAX_UPD;
+    smelt_node upd[2];
+    n = smelt_batch_norm(g, x->n, w ? w->n : SMELT_INVALID, b ? b->n : SMELT_INVALID, rs[0], rs[1],
+                         training, momentum, eps, want_upd ? upd : NULL);
+    if (!smelt_node_valid(n)) return false;
+    if (want_upd) G->upd[G->nupd++] = upd[0], G->upd[G->nupd++] = upd[1];
+    /* Batch statistics make the output invariant to a per-channel scale
+     * and shift of x: gradients through x with respect to what only
+     * scales or shifts its channels (a conv bias, an earlier batch_norm's
+     * weight) are exactly 0 and come out as rounding residue amplified by
+     * 1 / sqrt(var + eps), beyond any absolute floor. No gradients with
+     * respect to the leaves x depends on, then (the gradient checks of
+     * tests/test_conv.c cover batch_norm's backward on every target). */
+    if (training) G->nograd_deps |= x->deps;
+    /* Batch statistics: y = d * rsqrt(var + eps) with d = x - mean and
+     * |y| <= sqrt(n). An error Ed of d moves y by Ed / sqrt(var + eps)
+     * directly and, through the variance (2 Ed sigma), by at most
+     * sqrt(n) Ed / sqrt(eps) more; the variance's own rounding by 2 u n.
+     * Running statistics: |x - rm| / sqrt(rv + eps) with rv >= 0.5. */
+    double dn = (double)per, se = sqrt(eps), magy = 0, Ay = 0;
+    if (training) {
+      double Ed = 2 * E + 4 * u * sqrt(dn) * m + 2 * u * m;
+      magy = sqrt(dn);
+      Ay = (1 + sqrt(dn)) * Ed / se + (2 * dn + 8) * u + 4 * u * magy;
+    }
+    if (running) {
+      double sv = sqrt(0.5 + eps), my = (m + 6) / sv;
+      magy = fmax(magy, my);
+      Ay = fmax(Ay, (E + u * (m + 6)) / sv + 4 * u * my);
+      deps |= 3u << (G->nl - 2);
+    }
+    if (w) {
+      Ay = Ay * w->mag + abserr(w) * magy + u * magy * w->mag;
+      magy *= w->mag;
+      deps |= w->deps, special |= w->special, gradlike |= w->gradlike;
+    }
+    if (b) {
+      magy += b->mag;
+      Ay += abserr(b) + u * magy;
+      deps |= b->deps, special |= b->special, gradlike |= b->gradlike;
+    }
+    if (!describe(G, &res, n)) return false;
+    res.mag = magy, res.A = Ay, res.R = u;
+  } else {
+    int64_t hw[2] = {x->dims[r - 2], x->dims[r - 1]};
+    bool maxp = !strcmp(op, "max_pool2d"), conv = !strcmp(op, "conv2d");
+    bool ceil_mode = !conv && rp(&G->r, 0.4);
+    win2 w;
+    if (!rand_window(G, hw, !conv, !strcmp(op, "avg_pool2d") ? false : true, ceil_mode, &w))
+      return false;
+    int64_t batch = r == 4 ? x->dims[0] : 1, c = x->dims[r - 3];
+    if (conv) {
+      /* groups: a divisor of the channels; 1-3 outputs per group */
+      int64_t div[8], nd = 0;
+      for (int64_t k = 1; k <= c && nd < 8; k++)
+        if (c % k == 0) div[nd++] = k;
+      int64_t groups = nd ? div[rint_(&G->r, 0, nd - 1)] : 1;
+      int64_t o = groups * rint_(&G->r, 1, 3), cg = c / groups;
+      if (batch * o * w.out[0] * w.out[1] > MAX_NUMEL) return false;
+      int64_t wd[4] = {o, cg, w.k[0], w.k[1]};
+      val *wt = new_leaf(G, dt, 4, wd, DOM_NORMAL, 0, true);
+      val *b = wt && rp(&G->r, 0.5) ? new_leaf(G, dt, 1, &o, DOM_NORMAL, 0, true) : NULL;
+      if (!wt) return false;
+      n = smelt_conv2d(g, x->n, wt->n, b ? b->n : SMELT_INVALID, w.s, w.p, w.d, groups);
+      if (!describe(G, &res, n)) return false;
+      double K = (double)(cg * w.k[0] * w.k[1]);
+      res.mag = K * m * wt->mag + (b ? b->mag : 0);
+      res.R = u;
+      res.A = K * (E * wt->mag + abserr(wt) * m) + 4 * u * sqrt(K) * K * m * wt->mag +
+              (b ? abserr(b) + u * res.mag : 0);
+      deps |= wt->deps | (b ? b->deps : 0);
+      special |= wt->special || (b && b->special);
+      gradlike |= wt->gradlike || (b && b->gradlike);
+    } else {
+      if (batch * c * w.out[0] * w.out[1] > MAX_NUMEL ||
+          batch * c * w.out[0] * w.out[1] * w.k[0] * w.k[1] > 4 * MAX_NUMEL)
+        return false;
+      const int64_t *st = w.default_stride ? NULL : w.s;
+      if (maxp) {
+        n = smelt_max_pool2d(g, x->n, w.k, st, w.p, w.d, ceil_mode);
+        if (!describe(G, &res, n)) return false;
+        res.mag = m, res.R = x->R, res.A = x->A, res.Asq = x->Asq;
+      } else {
+        n = smelt_avg_pool2d(g, x->n, w.k, st, w.p, ceil_mode, rp(&G->r, 0.6));
+        if (!describe(G, &res, n)) return false;
+        double k = (double)(w.k[0] * w.k[1]);
+        res.mag = m, res.R = u, res.A = E + 4 * u * sqrt(k) * m;
+      }
+    }
+  }
+  res.deps = deps, res.special = special, res.gradlike = gradlike, res.lo = 0;
+  if (res.numel > MAX_NUMEL || res.mag > MAG_MAX) return false;
+  return push(G, res) != NULL;
+}
+
 /* ------------------------------------------------------ gradients, updates */
 /* A random scalar loss of a float value that depends on float leaves, and
  * its gradients with respect to some of those leaves, as outputs. */
@@ -1430,7 +1642,9 @@ static bool add_grads(gen *G) {
   smelt_node wrt[MAX_LEAVES], grads[MAX_LEAVES];
   int idx[MAX_LEAVES], k = 0;
   for (int i = 0; i < G->nl; i++) {
-    if (!is_float(G->lv[i].dt) || G->lv[i].dom == DOM_EXPO) continue;
+    if (!is_float(G->lv[i].dt) || G->lv[i].dom == DOM_EXPO || G->lv[i].nograd ||
+        (G->nograd_deps >> i & 1))
+      continue;
     bool dep = y->deps >> i & 1;
     if ((dep && rp(&G->r, 0.8)) || (!dep && rp(&G->r, 0.1))) idx[k] = i, wrt[k++] = G->lv[i].n;
   }
@@ -1502,6 +1716,7 @@ static bool apply_op(gen *G, int i) {
   if (!strcmp(grp, "matmul")) return op_matmul(G);
   if (!strcmp(grp, "index")) return op_index(G, name);
   if (!strcmp(grp, "source")) return op_source(G, name);
+  if (!strcmp(grp, "conv")) return op_conv(G, name);
   return op_nn(G, name);
 }
 
@@ -2087,14 +2302,14 @@ static int run_graph(const config *cfg, uint64_t seed, long number, stats *st) {
 /* ----------------------------------------------------------------- main */
 static int usage(FILE *f, int rc) {
   fprintf(f,
-          "usage: difftest [--count N] [--seed S] [--target cpu|interp] [--ops LIST]\n"
+          "usage: difftest [--count N] [--seed S] [--target cpu|cuda|interp] [--ops LIST]\n"
           "                [--verbose] [--save DIR] [--max-failures N] [--cuda-compile ARCHS]\n"
           "Random graphs compiled for a target and compared with the interpreter.\n"
           "Graph i uses seed S+i: rerun one with --seed S+i --count 1 --verbose.\n"
           "  --cuda-compile ARCHS  run nothing: compile each graph as CUDA with NVRTC for\n"
           "               each arch of the comma-separated list (e.g. sm_80,sm_90)\n"
           "  --ops LIST   comma-separated op names or groups (unary binary compare\n"
-          "               logical where reduce view matmul index source nn grad update)\n"
+          "               logical where reduce view matmul index source nn conv grad update)\n"
           "  --save DIR   write failing graphs (DIR/g<seed>.smelt) and inputs (.npy)\n"
           "exit: 0 all agree, 1 a mismatch, 2 usage, 77 target unavailable (skip)\n"
           "      (--cuda-compile: 1 a CUDA build failed, 77 built without NVRTC)\n");
@@ -2148,8 +2363,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--target")) {
       if (!strcmp(v, "cpu")) cfg.target = SMELT_TARGET_CPU;
       else if (!strcmp(v, "interp")) cfg.target = SMELT_TARGET_INTERP;
+      else if (!strcmp(v, "cuda")) cfg.target = SMELT_TARGET_CUDA;
       else {
-        fprintf(stderr, "difftest: unknown target \"%s\" (cpu or interp)\n", v);
+        fprintf(stderr, "difftest: unknown target \"%s\" (cpu, cuda or interp)\n", v);
         return 2;
       }
     } else {

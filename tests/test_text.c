@@ -194,6 +194,11 @@ static smelt_graph *g_views(void) {
   xs[2] = smelt_expand(g, y, 3, TU_DIMS(2, 3, 4));
   smelt_output(g, "concat", smelt_concat(g, 3, xs, 1));
   smelt_output(g, "stack", smelt_stack(g, 2, xs, -1));
+  smelt_output(g, "unfold", smelt_unfold(g, x, 1, 2, 1));
+  smelt_output(g, "unfold_step", smelt_unfold(g, y, -1, 2, 3));
+  smelt_output(g, "unfold_empty", smelt_unfold(g, x, 2, 0, 2));
+  smelt_output(g, "unfold_padded",
+               smelt_unfold(g, smelt_pad(g, x, TU_DIMS(0, 1, 0), TU_DIMS(0, 1, 0), -1), 1, 3, 2));
   return g;
 }
 
@@ -308,6 +313,40 @@ static smelt_graph *g_updates(void) {
   return g;
 }
 
+/* Convolution, pooling and batch normalization: composites of pad, unfold,
+ * matmul, reductions, gather and (avg_pool2d's divisors) array constants;
+ * the running statistics' updates in a declared program. */
+static smelt_graph *g_conv(void) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = tu_input(g, "x", SMELT_F32, 4, 2, 4, 5, 5);
+  smelt_node x3 = tu_input(g, "x3", SMELT_F64, 3, 2, 6, 5);
+  smelt_node w = smelt_param(g, "w", SMELT_F32, 4, TU_DIMS(6, 2, 3, 3),
+                             smelt_init_normal(0, 0.1, 3));
+  smelt_node b = smelt_param(g, "b", SMELT_F32, 1, TU_DIMS(6), smelt_init_zeros());
+  smelt_node w3 = smelt_param(g, "w3", SMELT_F64, 4, TU_DIMS(3, 2, 2, 2),
+                              smelt_init_uniform(-1, 1, 4));
+  const int64_t s21[2] = {2, 1}, p10[2] = {1, 0}, d12[2] = {1, 2}, k3[2] = {3, 3}, k23[2] = {2, 3},
+                one[2] = {1, 1}, s2[2] = {2, 2};
+  smelt_output(g, "conv", smelt_conv2d(g, x, w, b, s21, p10, d12, 2));
+  smelt_output(g, "conv3", smelt_conv2d(g, x3, w3, SMELT_INVALID, one, one, NULL, 1));
+  smelt_output(g, "max", smelt_max_pool2d(g, x, k3, s2, one, one, true));
+  smelt_output(g, "avg", smelt_avg_pool2d(g, x, k23, NULL, one, true, false));
+  smelt_output(g, "avg3", smelt_avg_pool2d(g, x3, k23, one, one, false, true));
+  smelt_node gamma = smelt_param(g, "gamma", SMELT_F32, 1, TU_DIMS(4), smelt_init_ones());
+  smelt_node beta = smelt_param(g, "beta", SMELT_F32, 1, TU_DIMS(4), smelt_init_zeros());
+  smelt_node rm = smelt_param(g, "rm", SMELT_F32, 1, TU_DIMS(4), smelt_init_zeros());
+  smelt_node rv = smelt_param(g, "rv", SMELT_F32, 1, TU_DIMS(4), smelt_init_ones());
+  smelt_node upd[2];
+  smelt_output(g, "bn", smelt_batch_norm(g, x, gamma, beta, rm, rv, true, 0.1, 1e-5, upd));
+  smelt_output(g, "bn_eval", smelt_batch_norm(g, x, SMELT_INVALID, SMELT_INVALID, rm, rv, false,
+                                              0.1, 1e-3, NULL));
+  ck_assert_int_eq(
+      smelt_graph_add_program(g, "train", 1, (const char *[]){"bn"}, 2, upd, false), 0);
+  ck_assert_int_eq(
+      smelt_graph_add_program(g, "eval", 2, (const char *[]){"bn", "conv"}, 0, NULL, true), 0);
+  return g;
+}
+
 /* Declared programs: a train step (outputs and updates) and an eval one. */
 static smelt_graph *g_programs(void) {
   smelt_graph *g = TU_GRAPH();
@@ -374,7 +413,7 @@ static const struct {
     {"indexing", g_indexing},       {"nn", g_nn},
     {"sources", g_sources},         {"updates", g_updates},
     {"random_consts", g_random_consts}, {"empty", g_empty},
-    {"programs", g_programs},
+    {"programs", g_programs},       {"conv", g_conv},
 };
 #define N_API_GRAPHS ((int)(sizeof api_graphs / sizeof api_graphs[0]))
 
@@ -564,6 +603,73 @@ START_TEST(parse_sugar_exact) {
                       "%11 = mul %7, %10 : f32[3]\n"
                       "output m = %11\n");
   smelt_free(t);
+  smelt_graph_free(g);
+}
+END_TEST
+
+/* unfold's canonical line (the axis normalized, step always printed) and
+ * the sugar lines of conv2d, max_pool2d, avg_pool2d and batch_norm: each
+ * parses to the graph the C function builds with the same arguments (the
+ * defaults of the omitted attributes included). */
+START_TEST(parse_conv_sugar) {
+  const char *text = "input %x : f32[2,4,5,5]\n"
+                     "input %w : f32[6,2,3,3]\n"
+                     "input %b : f32[6]\n"
+                     "param %rm : f32[4] init=zeros\n"
+                     "param %rv : f32[4] init=ones\n"
+                     "%u = unfold %x axis=-1 size=3 step=2\n"
+                     "%u1 = unfold %x axis=1 size=2 : f32[2,3,5,5,2]\n"
+                     "%c = conv2d %x, %w, %b stride=[2,1] padding=1 dilation=[1,2] groups=2\n"
+                     "%c0 = conv2d %x, %w groups=2\n"
+                     "%m = max_pool2d %x kernel=3 stride=2 padding=1 dilation=[1,2] ceil_mode\n"
+                     "%m0 = max_pool2d %x kernel=[2,3]\n"
+                     "%a = avg_pool2d %x kernel=[2,3] stride=1 padding=[1,1] ceil_mode "
+                     "count_include_pad=false\n"
+                     "%a0 = avg_pool2d %x kernel=2\n"
+                     "%n = batch_norm %x, %rm, %rv, %rm, %rv training=false momentum=0.2 "
+                     "eps=0.001\n"
+                     "%n0 = batch_norm %x\n"
+                     "%n1 = batch_norm %x, %rm, %rv training=true\n"
+                     "output n = %n\n";
+  char err[512];
+  smelt_graph *g = parse_str(text, err, sizeof err);
+  ck_assert_msg(g, "%s", err);
+  ck_assert(tu_text_contains(g, "%u = unfold %x axis=3 size=3 step=2 : f32[2,4,5,2,3]\n"));
+  ck_assert(tu_text_contains(g, "%u1 = unfold %x axis=1 size=2 step=1 : f32[2,3,5,5,2]\n"));
+
+  smelt_graph *a = TU_GRAPH();
+  smelt_node x = tu_input(a, "x", SMELT_F32, 4, 2, 4, 5, 5);
+  smelt_node w = tu_input(a, "w", SMELT_F32, 4, 6, 2, 3, 3);
+  smelt_node b = tu_input(a, "b", SMELT_F32, 1, 6);
+  smelt_node rm = smelt_param(a, "rm", SMELT_F32, 1, TU_DIMS(4), smelt_init_zeros());
+  smelt_node rv = smelt_param(a, "rv", SMELT_F32, 1, TU_DIMS(4), smelt_init_ones());
+  const int64_t one[2] = {1, 1}, zero[2] = {0, 0};
+  struct {
+    const char *name;
+    smelt_node n;
+  } v[] = {
+      {"u", smelt_unfold(a, x, -1, 3, 2)},
+      {"u1", smelt_unfold(a, x, 1, 2, 1)},
+      {"c", smelt_conv2d(a, x, w, b, TU_DIMS(2, 1), one, TU_DIMS(1, 2), 2)},
+      {"c0", smelt_conv2d(a, x, w, SMELT_INVALID, one, zero, one, 2)},
+      {"m", smelt_max_pool2d(a, x, TU_DIMS(3, 3), TU_DIMS(2, 2), one, TU_DIMS(1, 2), true)},
+      {"m0", smelt_max_pool2d(a, x, TU_DIMS(2, 3), NULL, zero, one, false)},
+      {"a", smelt_avg_pool2d(a, x, TU_DIMS(2, 3), one, one, true, false)},
+      {"a0", smelt_avg_pool2d(a, x, TU_DIMS(2, 2), NULL, zero, false, true)},
+      {"n", smelt_batch_norm(a, x, rm, rv, rm, rv, false, 0.2, 0.001, NULL)},
+      {"n0", smelt_batch_norm(a, x, SMELT_INVALID, SMELT_INVALID, SMELT_INVALID, SMELT_INVALID,
+                              true, 0.1, 1e-5, NULL)},
+      {"n1", smelt_batch_norm(a, x, rm, rv, SMELT_INVALID, SMELT_INVALID, true, 0.1, 1e-5, NULL)},
+  };
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) smelt_set_name(a, v[i].n, v[i].name);
+  smelt_output(a, "n", v[8].n);
+  TU_ASSERT_OK(a);
+  char *ta = smelt_graph_print(a), *tg = smelt_graph_print(g);
+  ck_assert_str_eq(tg, ta);
+  smelt_free(ta);
+  smelt_free(tg);
+  check_round_trip(g, "conv sugar");
+  smelt_graph_free(a);
   smelt_graph_free(g);
 }
 END_TEST
@@ -793,6 +899,61 @@ static const struct {
     {"param %w : f32[2] init=normal(0, 1, 2\n", "t.smelt:1:24: unterminated call (missing ')')"},
     {"param %w : f32[2] init=ones seed=3\n", "t.smelt:1:29: param has no attribute 'seed'"},
     {"param %w : f32[2]\n%a = assign %w, %w, %w\n", "t.smelt:2:6: assign takes 2 operands, got 3"},
+    /* unfold and the convolution sugar */
+#define CX "input %x : f32[2,4,5,5]\ninput %w : f32[6,2,3,3]\n"
+    {CX "%u = unfold %x size=2\n", "t.smelt:3:6: unfold needs axis=N"},
+    {CX "%u = unfold %x axis=1\n", "t.smelt:3:6: unfold needs size=N"},
+    {CX "%u = unfold %x axis=1 size=-1\n", "t.smelt:3:6: unfold: size -1 is negative"},
+    {CX "%u = unfold %x axis=1 size=2 step=0\n", "t.smelt:3:6: unfold: step 0 must be at least 1"},
+    {CX "%u = unfold %x axis=1 size=9\n",
+     "t.smelt:3:6: unfold: size 9 is larger than axis 1 of %x: f32[2,4,5,5]"},
+    {CX "%u = unfold %x axis=1 size=2 : f32[2,3,5,5]\n",
+     "t.smelt:3:32: declared f32[2,3,5,5] but the op gives f32[2,3,5,5,2]"},
+    {CX "%u = unfold %x axis=1 size=2 step=2 dim=3\n", "t.smelt:3:37: unfold has no attribute 'dim'"},
+    {CX "%u = unfold %x, %w axis=1 size=2\n", "t.smelt:3:6: unfold takes 1 operand, got 2"},
+    {CX "%c = conv2d %x\n", "t.smelt:3:6: conv2d takes 2 to 3 operands, got 1"},
+    {CX "%c = conv2d %x, %w, %w, %w\n", "t.smelt:3:6: conv2d takes 2 to 3 operands, got 4"},
+    {CX "%c = conv2d %x, %w stride=[1,2,3] groups=2\n",
+     "t.smelt:3:27: stride: too many entries (3, at most 2)"},
+    {CX "%c = conv2d %x, %w stride=[] groups=2\n",
+     "t.smelt:3:6: conv2d: stride needs one or two integers"},
+    {CX "%c = conv2d %x, %w stride=0 groups=2\n",
+     "t.smelt:3:6: conv2d: stride 0 (height) must be at least 1"},
+    {CX "%c = conv2d %x, %w padding=1.5 groups=2\n", "t.smelt:3:28: expected an integer for padding"},
+    {CX "%c = conv2d %x, %w kernel=3 groups=2\n", "t.smelt:3:20: conv2d has no attribute 'kernel'"},
+    {CX "%c = conv2d %x, %w groups=3\n",
+     "t.smelt:3:6: conv2d: groups 3 must divide the input channels (4) and the output channels (6)"},
+    {CX "%c = conv2d %x, %w groups=2 : f32[2,6,3,4]\n",
+     "t.smelt:3:31: declared f32[2,6,3,4] but the op gives f32[2,6,3,3]"},
+    {CX "%m = max_pool2d %x\n", "t.smelt:3:6: max_pool2d needs kernel=[KH,KW]"},
+    {CX "%m = avg_pool2d %x stride=2\n", "t.smelt:3:6: avg_pool2d needs kernel=[KH,KW]"},
+    {CX "%m = max_pool2d %x, %w kernel=2\n", "t.smelt:3:6: max_pool2d takes 1 operand, got 2"},
+    {CX "%m = max_pool2d %x kernel=2 count_include_pad=false\n",
+     "t.smelt:3:29: max_pool2d has no attribute 'count_include_pad'"},
+    {CX "%m = avg_pool2d %x kernel=2 dilation=2\n",
+     "t.smelt:3:29: avg_pool2d has no attribute 'dilation'"},
+    {CX "%m = avg_pool2d %x kernel=[2,2,2]\n", "t.smelt:3:27: kernel: too many entries (3, at most 2)"},
+    {CX "%m = max_pool2d %x kernel=2 ceil_mode=2\n", "t.smelt:3:39: ceil_mode: expected true or false"},
+    {CX "%m = max_pool2d %x kernel=2 padding=2\n",
+     "t.smelt:3:6: max_pool2d: padding 2 (height) must be at most half the window (2 with "
+     "dilation 1)"},
+    {CX "%n = batch_norm %x, %w\n",
+     "t.smelt:3:6: batch_norm takes %x, then optionally %weight, %bias, then optionally "
+     "%running_mean, %running_var (1, 3 or 5 operands), got 2"},
+    {CX "%n = batch_norm %x, %w, %w, %w\n",
+     "t.smelt:3:6: batch_norm takes %x, then optionally %weight, %bias, then optionally "
+     "%running_mean, %running_var (1, 3 or 5 operands), got 4"},
+    {CX "%n = batch_norm %x, %w, %w, %w, %w, %w\n", "t.smelt:3:6: batch_norm takes 1 to 5 operands, got 6"},
+    {CX "%n = batch_norm\n", "t.smelt:3:6: batch_norm takes 1 to 5 operands, got 0"},
+    {CX "%n = batch_norm %x training=maybe\n", "t.smelt:3:29: training: expected true or false"},
+    {CX "%n = batch_norm %x momentum=2\n", "t.smelt:3:6: batch_norm: momentum = 2 must be in [0, 1]"},
+    {CX "%n = batch_norm %x eps=0\n", "t.smelt:3:6: batch_norm: eps = 0 must be positive"},
+    {CX "%n = batch_norm %x training=false\n",
+     "t.smelt:3:6: batch_norm: without training, running_mean and running_var are needed"},
+    {CX "%n = batch_norm %x, %w, %w\n",
+     "t.smelt:3:6: batch_norm: weight must be f32[4] (one per channel), got %w: f32[6,2,3,3]"},
+    {CX "%n = batch_norm %x foo=1\n", "t.smelt:3:20: batch_norm has no attribute 'foo'"},
+#undef CX
 };
 #define N_ERRORS ((int)(sizeof errors / sizeof errors[0]))
 
@@ -1099,6 +1260,7 @@ static Suite *text_suite(void) {
   tcase_add_test(tc, print_exact_small);
   tcase_add_test(tc, print_exact_consts);
   tcase_add_test(tc, parse_sugar_exact);
+  tcase_add_test(tc, parse_conv_sugar);
   tcase_add_test(tc, parse_names_and_literals);
   tcase_add_test(tc, print_dot_exact);
   tcase_add_test(tc, print_programs_exact);

@@ -947,6 +947,118 @@ case("mul_chain", "%a = mul $0, $0\n%b = mul %a, $1\n%r = mul %b, $0", [normal(3
 case("x^3", "%a = mul $0, $0\n%r = mul %a, $0", [normal(5)], lambda x: x * x * x, order=3)
 
 
+# ---------------------------------------------------------------- convolution and pooling
+# unfold's gradient sums the overlapping windows; conv2d's comes from its
+# unfolds and matmul; max_pool2d sends each window's gradient to its first
+# maximum (inputs with many ties: torch's CPU kernel also keeps the first,
+# scanning the window row by row); avg_pool2d divides by PyTorch's divisor;
+# batch_norm in training (batch statistics, gradients through them) and
+# with running statistics (training=false). The running statistics get no
+# gradient (torch has none for them), so wrt leaves them out.
+
+
+def pair(v):
+    return str(v) if isinstance(v, int) else lst(v)
+
+
+x = normal(3, 7, 4)
+for ax, size, step in [(1, 3, 1), (1, 3, 2), (1, 2, 3), (1, 7, 1), (-1, 2, 2), (0, 1, 1), (2, 4, 4),
+                       (1, 5, 2)]:
+    case("unfold", f"%r = unfold $0 axis={ax} size={size} step={step}", [x],
+         lambda t, a=ax, sz=size, p=step: t.unfold(a, sz, p), order=2 if step == 2 else 1)
+case("unfold", "%r = unfold $0 axis=1 size=0 step=2", [x], lambda t: t.unfold(1, 0, 2))
+# nonlinear: second and third derivatives through the gradient of unfold
+case("unfold", "%u = unfold $0 axis=1 size=3 step=2\n%r = mul %u, %u", [x],
+     lambda t: t.unfold(1, 3, 2) ** 2, order=3)
+case("unfold", "%u = unfold $0 axis=0 size=4 step=1\n%s = sin %u\n%r = mul %s, %u", [normal(6)],
+     lambda t: torch.sin(t.unfold(0, 4, 1)) * t.unfold(0, 4, 1), order=3)
+case("unfold", "%u = unfold $0 axis=1 size=3 step=2\n%r = unfold %u axis=2 size=2 step=1", [x],
+     lambda t: t.unfold(1, 3, 2).unfold(2, 2, 1), order=2)
+case("unfold", "%p = pad $0 lo=[0,2,1] hi=[0,1,0] value=0.5\n%u = unfold %p axis=1 size=3 step=2\n"
+     "%r = mul %u, %u", [x], lambda t: F.pad(t, [1, 0, 2, 1], value=0.5).unfold(1, 3, 2) ** 2, order=2)
+
+# (x shape, w shape, bias, stride, padding, dilation, groups, order)
+for xs, ws, bias, st, pd, dl, gr, order in [
+        ((2, 3, 6, 5), (4, 3, 3, 3), True, 1, 0, 1, 1, 2),
+        ((1, 4, 7, 6), (6, 2, 3, 2), False, [2, 1], [1, 2], [1, 2], 2, 1),
+        ((3, 6, 6), (4, 3, 2, 2), True, 2, 1, 1, 1, 2),          # unbatched
+        ((2, 4, 5, 5), (4, 1, 3, 3), True, 1, 1, 1, 4, 1),       # depthwise
+        ((1, 2, 9, 8), (3, 2, 3, 3), True, 3, 0, 2, 1, 1),
+        ((1, 2, 4, 4), (2, 2, 4, 4), False, 1, 0, 1, 1, 1),
+        ((2, 2, 5, 7), (2, 2, 1, 1), True, [1, 3], 0, 1, 1, 1),
+        ((1, 6, 5, 4), (6, 2, 2, 3), False, [2, 2], [2, 1], [3, 1], 3, 1),
+        ((2, 2, 3, 3), (3, 2, 3, 3), True, 1, 2, 2, 1, 1)]:
+    args = [normal(*xs), normal(*ws)] + ([normal(ws[0])] if bias else [])
+    case("conv2d", f"%r = conv2d $0, $1{', $2' if bias else ''} stride={pair(st)} padding={pair(pd)} "
+         f"dilation={pair(dl)} groups={gr}", args,
+         lambda *t, st=st, pd=pd, dl=dl, gr=gr: F.conv2d(t[0], t[1], t[2] if len(t) > 2 else None,
+                                                         st, pd, dl, gr), order=order)
+case("conv2d", "%c = conv2d $0, $1 padding=1\n%t = tanh %c\n%r = conv2d %t, $2",
+     [normal(1, 2, 5, 5), normal(3, 2, 3, 3), normal(2, 3, 2, 2)],
+     lambda x, w1, w2: F.conv2d(torch.tanh(F.conv2d(x, w1, padding=1)), w2), order=2)
+
+# (x shape, kernel, stride, padding, dilation, ceil_mode); stride None: the kernel's
+for xs, k, st, pd, dl, ceil in [((2, 3, 6, 6), 2, None, 0, 1, False),
+                                ((1, 2, 5, 5), 3, 2, 1, 1, True),
+                                ((1, 2, 5, 5), 2, 2, 1, 1, True),
+                                ((2, 1, 7, 6), [3, 2], [2, 1], [1, 1], [1, 2], True),
+                                ((3, 5, 5), [2, 3], [1, 2], [1, 0], 1, False),
+                                ((1, 1, 8, 7), 3, 3, 1, 2, True),
+                                ((1, 2, 4, 4), 4, 4, 2, 1, True),
+                                ((1, 1, 6, 6), 2, 1, 1, [2, 1], False)]:
+    tst = k if st is None else st
+    stext = "" if st is None else f" stride={pair(st)}"
+    cm = " ceil_mode" if ceil else ""
+    for mk in (normal, ties):
+        case("max_pool2d", f"%r = max_pool2d $0 kernel={pair(k)}{stext} padding={pair(pd)} "
+             f"dilation={pair(dl)}{cm}", [mk(*xs)],
+             lambda t, k=k, st=tst, pd=pd, dl=dl, c=ceil: F.max_pool2d(t, k, st, pd, dl, ceil_mode=c))
+    if dl == 1:
+        for inc in (True, False):
+            case("avg_pool2d", f"%r = avg_pool2d $0 kernel={pair(k)}{stext} padding={pair(pd)}{cm} "
+                 f"count_include_pad={'true' if inc else 'false'}", [normal(*xs)],
+                 lambda t, k=k, st=tst, pd=pd, c=ceil, inc=inc:
+                 F.avg_pool2d(t, k, st, pd, ceil_mode=c, count_include_pad=inc))
+# all equal: each window's first element; second order through the gathered values
+case("max_pool2d", "%r = max_pool2d $0 kernel=2 stride=1 padding=1", [np.ones((1, 2, 3, 3))],
+     lambda t: F.max_pool2d(t, 2, 1, 1))
+case("max_pool2d", "%m = max_pool2d $0 kernel=3 stride=2 padding=1 ceil_mode\n%r = mul %m, %m",
+     [normal(2, 2, 5, 5)], lambda t: F.max_pool2d(t, 3, 2, 1, ceil_mode=True) ** 2, order=2)
+case("avg_pool2d", "%m = avg_pool2d $0 kernel=3 stride=2 padding=1 ceil_mode count_include_pad=false\n"
+     "%r = mul %m, %m", [normal(2, 2, 5, 5)],
+     lambda t: F.avg_pool2d(t, 3, 2, 1, ceil_mode=True, count_include_pad=False) ** 2, order=2)
+
+for xs in [(4, 3), (2, 3, 5), (2, 3, 4, 4)]:
+    c = xs[1]
+    args = [normal(*xs) + 1, positive(c), normal(c), normal(c), positive(c)]
+    case("batch_norm", "%r = batch_norm $0", args[:1], lambda t: F.batch_norm(t, None, None, training=True),
+         order=2 if xs == (4, 3) else 1)
+    case("batch_norm", "%r = batch_norm $0, $1, $2 eps=0.01", args[:3],
+         lambda t, w, b: F.batch_norm(t, None, None, w, b, training=True, eps=0.01),
+         order=2 if xs == (2, 3, 5) else 1)
+    case("batch_norm", "%r = batch_norm $0, $1, $2, $3, $4 momentum=0.3", args,
+         lambda t, w, b, m, v: F.batch_norm(t, m.clone(), v.clone(), w, b, training=True, momentum=0.3),
+         wrt=[0, 1, 2])
+    case("batch_norm", "%r = batch_norm $0, $1, $2, $3, $4 training=false eps=0.001", args,
+         lambda t, w, b, m, v: F.batch_norm(t, m, v, w, b, training=False, eps=1e-3), wrt=[0, 1, 2],
+         order=2 if xs == (4, 3) else 1)
+# a small network: conv (no bias: batch_norm's mean would cancel it, leaving
+# gradients that are rounding residue), batch_norm, relu, max_pool, a linear
+# layer, cross_entropy; second order in f64 only (in f32 some second
+# derivatives are sums that cancel, off by about 1.5 rtol of the output's
+# scale in smelt and luckily less in torch)
+for dts, order in ((["f64"], 2), (["f32"], 1)):
+    case("convnet", "%c = conv2d $0, $1 padding=1\n%n = batch_norm %c, $2, $3\n%a = relu %n\n"
+         "%m = max_pool2d %a kernel=2\n%f = reshape %m shape=[2,-1]\n%o = matmul %f, $4\n"
+         "%r = cross_entropy %o, $5",
+         [normal(2, 1, 4, 4), normal(3, 1, 3, 3), positive(3), normal(3), normal(12, 5),
+          index((2,), 5)],
+         lambda x, w, g, be, l, y: F.cross_entropy(
+             F.max_pool2d(torch.relu(F.batch_norm(F.conv2d(x, w, padding=1), None, None, g, be,
+                                                  training=True)), 2).reshape(2, -1) @ l, y),
+         dts=dts, order=order)
+
+
 # ================================================================== main
 
 

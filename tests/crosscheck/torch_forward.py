@@ -1167,6 +1167,173 @@ for da in DTYPES:
                  outs=("r", "s", "t", "u"))
 
 
+# ---------------------------------------------------------------- convolution and pooling
+# unfold (a view: exact, every dtype), conv2d, max_pool2d (exact: a maximum),
+# avg_pool2d and batch_norm over strides, paddings, dilations, groups,
+# ceil_mode, count_include_pad, unbatched [C, H, W] inputs, f32 and f64.
+# (Last, so that the inputs drawn for the cases above do not change.)
+
+
+def pair(v):
+    """An int-or-pair attribute as smelt text writes it."""
+    return str(v) if isinstance(v, int) else lst(v)
+
+
+for dt in DTYPES:
+    x = rnd(dt, (3, 7, 4), special=dt in FLOATS, big=True)
+    for ax, size, step in [(1, 3, 1), (1, 3, 2), (1, 2, 3), (1, 7, 1), (1, 7, 5), (-1, 2, 2),
+                           (0, 1, 1), (2, 4, 4), (1, 0, 1), (1, 0, 3), (-3, 2, 1)]:
+        case("unfold", f"%r = unfold $0 axis={ax} size={size} step={step}", [x],
+             lambda t, a=ax, s=size, p=step: t.unfold(a, s, p), exact=True)
+    case("unfold", "%r = unfold $0 axis=0 size=2", [rnd(dt, (5,))], lambda t: t.unfold(0, 2, 1),
+         exact=True)
+    case("unfold", "%r = unfold $0 axis=1 size=0", [rnd(dt, (2, 0))], lambda t: t.unfold(1, 0, 1),
+         exact=True)
+    # windows of windows, and windows over padding and transposes
+    case("unfold", "%u = unfold $0 axis=1 size=3 step=2\n%r = unfold %u axis=2 size=2 step=1", [x],
+         lambda t: t.unfold(1, 3, 2).unfold(2, 2, 1), exact=True)
+    case("unfold", "%t = transpose $0 axis0=0 axis1=2\n%r = unfold %t axis=1 size=4 step=3", [x],
+         lambda t: t.transpose(0, 2).unfold(1, 4, 3), exact=True)
+    if dt != "bool":
+        case("unfold", "%p = pad $0 lo=[0,2,1] hi=[0,1,0] value=-3\n%r = unfold %p axis=1 size=3 step=2",
+             [x], lambda t: F.pad(t, [1, 0, 2, 1], value=-3).unfold(1, 3, 2), exact=True)
+    # both reject: size larger than the axis, step 0, a negative size
+    for size, step in [(8, 1), (2, 0), (-1, 1)]:
+        case("unfold", f"%r = unfold $0 axis=1 size={size} step={step}", [x],
+             lambda t, s=size, p=step: t.unfold(1, s, p))
+case("unfold", "%r = unfold $0 axis=0 size=1 step=1", [rnd("f32", ())], lambda t: t.unfold(0, 1, 1),
+     reject="smelt.h: unfold takes an axis of the tensor; a rank-0 tensor has none (torch: as [1])")
+
+# (x shape, w shape, bias, stride, padding, dilation, groups)
+CONV_CASES = [((2, 3, 7, 6), (4, 3, 3, 3), True, 1, 0, 1, 1),
+              ((1, 4, 8, 7), (6, 2, 3, 2), False, [2, 1], [1, 2], [1, 2], 2),
+              ((3, 8, 8), (4, 3, 2, 2), True, 2, 1, 1, 1),          # unbatched
+              ((2, 4, 5, 5), (4, 1, 3, 3), True, 1, 1, 1, 4),       # depthwise
+              ((1, 2, 9, 9), (3, 2, 3, 3), True, 3, 0, 2, 1),
+              ((1, 1, 4, 4), (1, 1, 4, 4), False, 1, 0, 1, 1),      # one output position
+              ((2, 2, 6, 7), (2, 2, 1, 1), True, [1, 3], 0, 1, 1),  # 1x1
+              ((1, 6, 5, 4), (6, 2, 2, 3), False, [2, 2], [2, 1], [3, 1], 3),
+              ((2, 2, 3, 3), (3, 2, 3, 3), True, 1, 2, 2, 1),       # mostly padding
+              ((0, 2, 4, 4), (3, 2, 2, 2), True, 1, 0, 1, 1),       # an empty batch
+              ((2, 3, 5, 6), (2, 3, 3, 3), True, 1, [0, 1], 1, 1)]
+for dt in FLOATS:
+    for xs, ws, bias, st, pd, dl, gr in CONV_CASES:
+        args = [rnd(dt, xs), rnd(dt, ws)] + ([rnd(dt, (ws[0],))] if bias else [])
+        text = (f"%r = conv2d $0, $1{', $2' if bias else ''} stride={pair(st)} padding={pair(pd)} "
+                f"dilation={pair(dl)} groups={gr}")
+        case("conv2d", text, args,
+             lambda *t, st=st, pd=pd, dl=dl, gr=gr: F.conv2d(t[0], t[1], t[2] if len(t) > 2 else None,
+                                                             st, pd, dl, gr),
+             tol={"scaled": True}, scale=True)
+    case("conv2d", "%r = conv2d $0, $1", [rnd(dt, (1, 2, 4, 4)), rnd(dt, (3, 2, 3, 3))], F.conv2d,
+         tol={"scaled": True}, scale=True)
+    # both reject: groups that do not divide, a weight of the wrong shape, a
+    # kernel larger than the padded input, a 2-D input, a bias of the wrong size
+    x = rnd(dt, (1, 4, 4, 4))
+    case("conv2d", "%r = conv2d $0, $1 groups=3", [x, rnd(dt, (6, 2, 2, 2))],
+         lambda a, w: F.conv2d(a, w, groups=3))
+    case("conv2d", "%r = conv2d $0, $1", [x, rnd(dt, (2, 3, 2, 2))], F.conv2d)
+    case("conv2d", "%r = conv2d $0, $1", [x, rnd(dt, (2, 4, 5, 5))], F.conv2d)
+    case("conv2d", "%r = conv2d $0, $1 padding=1 dilation=3", [x, rnd(dt, (2, 4, 3, 3))],
+         lambda a, w: F.conv2d(a, w, padding=1, dilation=3))
+    case("conv2d", "%r = conv2d $0, $1", [rnd(dt, (4, 4)), rnd(dt, (1, 1, 2, 2))], F.conv2d)
+    case("conv2d", "%r = conv2d $0, $1, $2", [x, rnd(dt, (2, 4, 2, 2)), rnd(dt, (3,))], F.conv2d)
+    case("conv2d", "%r = conv2d $0, $1 stride=0", [x, rnd(dt, (2, 4, 2, 2))],
+         lambda a, w: F.conv2d(a, w, stride=0))
+case("conv2d", "%r = conv2d $0, $1", [rnd("f32", (1, 1, 4, 4)), rnd("f64", (1, 1, 2, 2))], F.conv2d)
+case("conv2d", "%r = conv2d $0, $1", [rnd("i64", (1, 1, 4, 4)), rnd("i64", (1, 1, 2, 2))], F.conv2d,
+     reject="smelt.h/ops.md: conv2d takes float tensors (torch's CPU kernel also takes integers)")
+
+# (x shape, kernel, stride, padding, dilation, ceil_mode); stride None: the kernel's
+POOL_CASES = [((2, 3, 6, 6), 2, None, 0, 1, False),
+              ((1, 2, 5, 5), 3, 2, 1, 1, True),
+              ((1, 2, 5, 5), 2, 2, 1, 1, True),  # ceil_mode drops a window in the padding
+              ((2, 1, 7, 6), [3, 2], [2, 1], [1, 1], [1, 2], True),
+              ((3, 5, 5), [2, 3], [1, 2], [1, 0], 1, False),  # unbatched
+              ((1, 1, 8, 7), 3, 3, 1, 2, True),
+              ((1, 2, 4, 4), 4, 4, 2, 1, True),
+              ((2, 2, 3, 8), [1, 3], [1, 3], [0, 1], 1, False),
+              ((1, 1, 6, 6), 2, 1, 1, [2, 1], False)]
+for dt in FLOATS:
+    for xs, k, st, pd, dl, ceil in POOL_CASES:
+        x = rnd(dt, xs, special=True)
+        tst = k if st is None else st
+        stext = "" if st is None else f" stride={pair(st)}"
+        cm = " ceil_mode" if ceil else ""
+        case("max_pool2d", f"%r = max_pool2d $0 kernel={pair(k)}{stext} padding={pair(pd)} "
+             f"dilation={pair(dl)}{cm}", [x],
+             lambda t, k=k, st=tst, pd=pd, dl=dl, c=ceil: F.max_pool2d(t, k, st, pd, dl, ceil_mode=c),
+             exact=True, zero_sign=False)
+        if dl != 1:
+            continue
+        for inc in (True, False):
+            xa = rnd(dt, xs, special=not inc)
+            case("avg_pool2d", f"%r = avg_pool2d $0 kernel={pair(k)}{stext} padding={pair(pd)}{cm} "
+                 f"count_include_pad={'true' if inc else 'false'}", [xa],
+                 lambda t, k=k, st=tst, pd=pd, c=ceil, inc=inc:
+                 F.avg_pool2d(t, k, st, pd, ceil_mode=c, count_include_pad=inc),
+                 tol={"scaled": True}, scale=True)
+    # -inf padding never wins; windows of -inf, NaN and infinities
+    x = np.array([[[[-5, -4, -3], [-2, -1, -INF], [NAN, 2, INF]]]], NP[dt])
+    case("max_pool2d", "%r = max_pool2d $0 kernel=2 stride=1 padding=1", [x],
+         lambda t: F.max_pool2d(t, 2, 1, 1), exact=True)
+    case("avg_pool2d", "%r = avg_pool2d $0 kernel=2 stride=1 padding=1", [x],
+         lambda t: F.avg_pool2d(t, 2, 1, 1))
+    # both reject: padding more than half the window, a window larger than
+    # the padded input, 2-D and 5-D inputs, no kernel size
+    x = rnd(dt, (1, 1, 4, 4))
+    case("max_pool2d", "%r = max_pool2d $0 kernel=2 padding=2", [x], lambda t: F.max_pool2d(t, 2, padding=2))
+    case("avg_pool2d", "%r = avg_pool2d $0 kernel=3 padding=2", [x], lambda t: F.avg_pool2d(t, 3, padding=2))
+    case("max_pool2d", "%r = max_pool2d $0 kernel=5", [x], lambda t: F.max_pool2d(t, 5))
+    case("max_pool2d", "%r = max_pool2d $0 kernel=2 dilation=4", [x], lambda t: F.max_pool2d(t, 2, dilation=4))
+    case("avg_pool2d", "%r = avg_pool2d $0 kernel=5", [x], lambda t: F.avg_pool2d(t, 5))
+    case("max_pool2d", "%r = max_pool2d $0 kernel=2", [rnd(dt, (4, 4))], lambda t: F.max_pool2d(t, 2))
+    case("avg_pool2d", "%r = avg_pool2d $0 kernel=2", [rnd(dt, (1, 1, 1, 4, 4))], lambda t: F.avg_pool2d(t, 2))
+case("max_pool2d", "%r = max_pool2d $0 kernel=2", [rnd("i64", (1, 1, 4, 4))], lambda t: F.max_pool2d(t, 2))
+case("avg_pool2d", "%r = avg_pool2d $0 kernel=2", [rnd("i64", (1, 1, 4, 4))], lambda t: F.avg_pool2d(t, 2),
+     reject="smelt.h/ops.md: avg_pool2d takes float tensors (torch's also takes integers)")
+
+# batch_norm: batch statistics (training; smeltc runs a training program) or
+# the running ones (training=false), with and without weight and bias
+for dt in FLOATS:
+    for xs in [(4, 3), (2, 3, 5), (2, 3, 4, 4), (5, 1, 2, 1)]:
+        c = xs[1]
+        x = rnd(dt, xs) + 1
+        w, b = rnd(dt, (c,)), rnd(dt, (c,))
+        rm, rv = rnd(dt, (c,)), np.abs(rnd(dt, (c,))) + np.array(0.5, NP[dt])
+        case("batch_norm", "%r = batch_norm $0", [x],
+             lambda t: F.batch_norm(t, None, None, training=True), tol={"scaled": True}, scale=True)
+        case("batch_norm", "%r = batch_norm $0, $1, $2 eps=0.01", [x, w, b],
+             lambda t, w, b: F.batch_norm(t, None, None, w, b, training=True, eps=0.01),
+             tol={"scaled": True}, scale=True)
+        case("batch_norm", "%r = batch_norm $0, $1, $2, $3, $4 momentum=0.3", [x, w, b, rm, rv],
+             lambda t, w, b, m, v: F.batch_norm(t, m, v, w, b, training=True, momentum=0.3),
+             tol={"scaled": True}, scale=True)
+        case("batch_norm", "%r = batch_norm $0, $1, $2, $3, $4 training=false eps=0.001",
+             [x, w, b, rm, rv], lambda t, w, b, m, v: F.batch_norm(t, m, v, w, b, training=False, eps=1e-3),
+             tol={"scaled": True}, scale=True)
+    # a constant channel: 0 / sqrt(eps)
+    x = np.array([[1, 2], [1, -2], [1, 0.5]], NP[dt])
+    case("batch_norm", "%r = batch_norm $0", [x], lambda t: F.batch_norm(t, None, None, training=True))
+    # both reject: no running statistics without training, one value per
+    # channel in training, a rank-1 input, a weight of the wrong size
+    x = rnd(dt, (4, 3))
+    case("batch_norm", "%r = batch_norm $0 training=false", [x],
+         lambda t: F.batch_norm(t, None, None, training=False))
+    case("batch_norm", "%r = batch_norm $0", [rnd(dt, (1, 3))],
+         lambda t: F.batch_norm(t, None, None, training=True))
+    case("batch_norm", "%r = batch_norm $0", [rnd(dt, (3,))],
+         lambda t: F.batch_norm(t, None, None, training=True))
+    case("batch_norm", "%r = batch_norm $0, $1, $1", [x, rnd(dt, (4,))],
+         lambda t, w: F.batch_norm(t, None, None, w, w, training=True))
+    case("batch_norm", "%r = batch_norm $0 eps=0", [x], lambda t: F.batch_norm(t, None, None, training=True, eps=0),
+         reject="smelt.h: eps must be positive (torch accepts 0: inf or NaN for a constant channel)")
+    case("batch_norm", "%r = batch_norm $0 momentum=2", [x],
+         lambda t: F.batch_norm(t, None, None, training=True, momentum=2),
+         reject="smelt.h: momentum must be in [0, 1] (torch does not check it)")
+case("batch_norm", "%r = batch_norm $0", [rnd("i64", (4, 3))], lambda t: F.batch_norm(t, None, None, training=True))
+
+
 # ================================================================== main
 
 
