@@ -187,20 +187,31 @@ static int check_pool_padding(smelt_graph *g, const char *op, const win2d *w) {
   return 0;
 }
 
+/* The checks and the window plan every pooling op starts with: x as 4-D
+ * (SMELT_INVALID on an error, recorded). */
+static smelt_node pool_setup(smelt_graph *g, const char *op, smelt_node x,
+                             const int64_t kernel[2], const int64_t stride[2],
+                             const int64_t padding[2], const int64_t dilation[2], bool ceil_mode,
+                             win2d *w, bool *unbatched) {
+  if (!kernel) return sm_fail(g, "%s: the kernel size is required", op);
+  x = as_batched(g, op, x, unbatched);
+  if (BAD(x)) return x;
+  int64_t hw[2];
+  spatial(g, x, hw);
+  if (plan(g, op, hw, kernel, stride, padding, dilation, true, ceil_mode, w) ||
+      check_pool_padding(g, op, w))
+    return SMELT_INVALID;
+  return x;
+}
+
 smelt_node smelt_max_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2],
                             const int64_t stride[2], const int64_t padding[2],
                             const int64_t dilation[2], bool ceil_mode) {
   const char *op = "max_pool2d";
-  if (!kernel) return sm_fail(g, "%s: the kernel size is required", op);
   bool unbatched = false;
-  x = as_batched(g, op, x, &unbatched);
-  if (BAD(x)) return x;
-  int64_t hw[2];
-  spatial(g, x, hw);
   win2d w;
-  if (plan(g, op, hw, kernel, stride, padding, dilation, true, ceil_mode, &w) ||
-      check_pool_padding(g, op, &w))
-    return SMELT_INVALID;
+  x = pool_setup(g, op, x, kernel, stride, padding, dilation, ceil_mode, &w, &unbatched);
+  if (BAD(x)) return x;
   const sm_node *xn = node(g, x);
   int64_t shape[5] = {xn->shape[0], xn->shape[1], w.out[0], w.out[1], w.k[0] * w.k[1]};
   /* padding never wins: -inf; the values are gathered at the first
@@ -215,16 +226,12 @@ smelt_node smelt_avg_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2
                             const int64_t stride[2], const int64_t padding[2], bool ceil_mode,
                             bool count_include_pad) {
   const char *op = "avg_pool2d";
-  if (!kernel) return sm_fail(g, "%s: the kernel size is required", op);
   bool unbatched = false;
-  x = as_batched(g, op, x, &unbatched);
+  win2d w;
+  x = pool_setup(g, op, x, kernel, stride, padding, NULL, ceil_mode, &w, &unbatched);
   if (BAD(x)) return x;
   int64_t hw[2];
   spatial(g, x, hw);
-  win2d w;
-  if (plan(g, op, hw, kernel, stride, padding, NULL, true, ceil_mode, &w) ||
-      check_pool_padding(g, op, &w))
-    return SMELT_INVALID;
   smelt_dtype dt = (smelt_dtype)node(g, x)->dtype;
   smelt_node sum = smelt_sum(g, windows(g, x, &w, 0.0), 2, (const int[]){4, 5}, false);
   /* PyTorch's divisor per output position: the window clipped to the

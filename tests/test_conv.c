@@ -12,9 +12,9 @@
  *    padding), in f32 and f64, all outputs of a grid in one run.
  * 2. Every error message of the five builders, compared exactly, and that
  *    the error is sticky (nothing crashes afterwards).
- * 3. Gradients against central differences in f64 (the method and the
- *    tolerance of tests/test_grad.c: y = sum(op(x) * R), h = 1e-5, |a - n|
- *    <= 1e-7 + 1e-6 |n|), including second order through unfold (the
+ * 3. Gradients against central differences in f64 (GC of tests/gradcheck.h,
+ *    as in the grad suite: y = sum(op(x) * R), h = 1e-5,
+ *    |a - n| <= 1e-7 + 1e-6 |n|), including second order through unfold (the
  *    gradient of its gradient), conv2d, the pools and batch_norm; exact
  *    gradients of unfold (window counts), the tie rule of max_pool2d (the
  *    first maximum of each window).
@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gradcheck.h"
 #include "testutil.h"
 
 #define F32 SMELT_F32
@@ -43,24 +44,7 @@
 #define NONE SMELT_INVALID
 #define K2(a, b) ((const int64_t[]){(a), (b)})
 
-/* ======================================================== random numbers */
-
-static uint64_t rnd_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static double rnd_unif(uint64_t *s, double lo, double hi) {
-  return lo + (hi - lo) * ((double)(rnd_next(s) >> 11) * 0x1.0p-53);
-}
-
-static int64_t numel_of(int rank, const int64_t *dims) {
-  int64_t n = 1;
-  for (int i = 0; i < rank; i++) n *= dims[i];
-  return n;
-}
+/* ================================================================ values */
 
 static double *xmalloc_d(int64_t n) {
   double *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
@@ -666,38 +650,65 @@ static void binds_free(binds *B) {
   B->n = 0;
 }
 
-/* Every conv2d configuration of the grid in one graph, run once. */
+/* A grid: every configuration's outputs in one graph, checked in one run. */
+enum { GRID_MAX = 32 };
+typedef struct grid {
+  smelt_graph *g;
+  binds B; /* the inputs */
+  int n;   /* outputs so far */
+  expect e[GRID_MAX];
+  double *want[GRID_MAX];
+} grid;
+
+/* An input [N, C, H, W] (or [C, H, W] when unbatched) with values v. */
+static smelt_node grid_input(grid *G, smelt_dtype dt, bool unbatched, const int64_t d[4],
+                             const double *v) {
+  return unbatched ? bound_input(G->g, &G->B, dt, 3, d + 1, v)
+                   : bound_input(G->g, &G->B, dt, 4, d, v);
+}
+
+/* y, which must be [N, C, OH, OW] (or [C, OH, OW] when unbatched), is the
+ * grid's next output (configuration i of the `what` grid). Returns the
+ * buffer of its expected values, for a reference loop to fill. */
+static double *grid_output(grid *G, const char *what, int i, smelt_node y, bool unbatched,
+                           const int64_t yd[4]) {
+  ck_assert_msg(unbatched ? tu_shape_eq(G->g, y, 3, yd + 1) : tu_shape_eq(G->g, y, 4, yd),
+                "%s grid %d: wrong shape (%s)", what, i,
+                smelt_graph_error(G->g) ? smelt_graph_error(G->g) : "no error");
+  ck_assert_int_lt(G->n, GRID_MAX);
+  int64_t n = numel_of(4, yd);
+  double *want = G->want[G->n] = xmalloc_d(n);
+  G->e[G->n++] = (expect){y, n, want};
+  return want;
+}
+
+/* Runs the grid's outputs against their expected values; frees the grid. */
+static void grid_check(grid *G, double tol) {
+  check_all_(__FILE__, __LINE__, G->g, tol, G->n, G->e, G->B.n, G->B.b);
+  for (int i = 0; i < G->n; i++) free(G->want[i]);
+  binds_free(&G->B);
+  smelt_graph_free(G->g);
+}
+
 static void conv_grid_check(smelt_dtype dt) {
-  smelt_graph *g = TU_GRAPH();
-  binds B = {0};
-  expect e[N_CONV];
-  double *want[N_CONV];
+  grid G = {.g = TU_GRAPH()};
   for (int i = 0; i < N_CONV; i++) {
     const convcfg *q = &conv_grid[i];
     int64_t xd[4] = {q->n, q->c, q->h, q->w}, wd[4] = {q->o, q->c / q->groups, q->kh, q->kw};
     double *xv = rnd_values(100 + (uint64_t)i, numel_of(4, xd), -2, 2, false);
     double *wv = rnd_values(200 + (uint64_t)i, numel_of(4, wd), -1, 1, false);
     double *bv = rnd_values(300 + (uint64_t)i, q->o, -1, 1, false);
-    smelt_node x = q->unbatched ? bound_input(g, &B, dt, 3, xd + 1, xv)
-                                : bound_input(g, &B, dt, 4, xd, xv);
-    smelt_node w = bound_input(g, &B, dt, 4, wd, wv);
-    smelt_node b = q->bias ? bound_input(g, &B, dt, 1, &q->o, bv) : NONE;
-    smelt_node y = smelt_conv2d(g, x, w, b, q->s, q->p, q->d, q->groups);
+    smelt_node x = grid_input(&G, dt, q->unbatched, xd, xv);
+    smelt_node w = bound_input(G.g, &G.B, dt, 4, wd, wv);
+    smelt_node b = q->bias ? bound_input(G.g, &G.B, dt, 1, &q->o, bv) : NONE;
+    smelt_node y = smelt_conv2d(G.g, x, w, b, q->s, q->p, q->d, q->groups);
     int64_t oh = out_size(q->h, q->kh, q->s[0], q->p[0], q->d[0], false);
     int64_t ow = out_size(q->w, q->kw, q->s[1], q->p[1], q->d[1], false);
     int64_t yd[4] = {q->n, q->o, oh, ow};
-    ck_assert_msg(q->unbatched ? tu_shape_eq(g, y, 3, yd + 1) : tu_shape_eq(g, y, 4, yd),
-                  "conv grid %d: wrong shape (%s)", i,
-                  smelt_graph_error(g) ? smelt_graph_error(g) : "no error");
-    want[i] = xmalloc_d(numel_of(4, yd));
-    ref_conv(q, xv, wv, bv, want[i], oh, ow);
-    e[i] = (expect){y, numel_of(4, yd), want[i]};
+    ref_conv(q, xv, wv, bv, grid_output(&G, "conv", i, y, q->unbatched, yd), oh, ow);
     free(xv), free(wv), free(bv);
   }
-  check_all_(__FILE__, __LINE__, g, dt == F32 ? 2e-5 : 1e-12, N_CONV, e, B.n, B.b);
-  for (int i = 0; i < N_CONV; i++) free(want[i]);
-  binds_free(&B);
-  smelt_graph_free(g);
+  grid_check(&G, dt == F32 ? 2e-5 : 1e-12);
 }
 
 START_TEST(conv2d_grid) {
@@ -706,45 +717,26 @@ START_TEST(conv2d_grid) {
 }
 END_TEST
 
+/* max_pool2d of every configuration, avg_pool2d of those without dilation. */
 static void pool_grid_check(smelt_dtype dt) {
-  smelt_graph *g = TU_GRAPH();
-  binds B = {0};
-  expect e[2 * N_POOL];
-  double *want[2 * N_POOL];
-  int ne = 0;
+  grid G = {.g = TU_GRAPH()};
   for (int i = 0; i < N_POOL; i++) {
     const poolcfg *q = &pool_grid[i];
     int64_t xd[4] = {q->n, q->c, q->h, q->w};
     double *xv = rnd_values(400 + (uint64_t)i, numel_of(4, xd), -3, 3, i % 2 == 0);
-    smelt_node x = q->unbatched ? bound_input(g, &B, dt, 3, xd + 1, xv)
-                                : bound_input(g, &B, dt, 4, xd, xv);
+    smelt_node x = grid_input(&G, dt, q->unbatched, xd, xv);
     int64_t oh = out_size(q->h, q->k[0], q->s[0], q->p[0], q->d[0], q->ceil_mode);
     int64_t ow = out_size(q->w, q->k[1], q->s[1], q->p[1], q->d[1], q->ceil_mode);
     int64_t yd[4] = {q->n, q->c, oh, ow};
-    smelt_node ym = smelt_max_pool2d(g, x, q->k, q->s, q->p, q->d, q->ceil_mode);
-    ck_assert_msg(q->unbatched ? tu_shape_eq(g, ym, 3, yd + 1) : tu_shape_eq(g, ym, 4, yd),
-                  "max_pool grid %d: wrong shape (%s)", i,
-                  smelt_graph_error(g) ? smelt_graph_error(g) : "no error");
-    want[ne] = xmalloc_d(numel_of(4, yd));
-    ref_max_pool(q, xv, want[ne], oh, ow);
-    e[ne] = (expect){ym, numel_of(4, yd), want[ne]};
-    ne++;
+    smelt_node ym = smelt_max_pool2d(G.g, x, q->k, q->s, q->p, q->d, q->ceil_mode);
+    ref_max_pool(q, xv, grid_output(&G, "max_pool", i, ym, q->unbatched, yd), oh, ow);
     if (q->d[0] == 1 && q->d[1] == 1) {
-      smelt_node ya = smelt_avg_pool2d(g, x, q->k, q->s, q->p, q->ceil_mode, q->include_pad);
-      ck_assert_msg(q->unbatched ? tu_shape_eq(g, ya, 3, yd + 1) : tu_shape_eq(g, ya, 4, yd),
-                    "avg_pool grid %d: wrong shape (%s)", i,
-                    smelt_graph_error(g) ? smelt_graph_error(g) : "no error");
-      want[ne] = xmalloc_d(numel_of(4, yd));
-      ref_avg_pool(q, xv, want[ne], oh, ow);
-      e[ne] = (expect){ya, numel_of(4, yd), want[ne]};
-      ne++;
+      smelt_node ya = smelt_avg_pool2d(G.g, x, q->k, q->s, q->p, q->ceil_mode, q->include_pad);
+      ref_avg_pool(q, xv, grid_output(&G, "avg_pool", i, ya, q->unbatched, yd), oh, ow);
     }
     free(xv);
   }
-  check_all_(__FILE__, __LINE__, g, dt == F32 ? 2e-6 : 1e-14, ne, e, B.n, B.b);
-  for (int i = 0; i < ne; i++) free(want[i]);
-  binds_free(&B);
-  smelt_graph_free(g);
+  grid_check(&G, dt == F32 ? 2e-6 : 1e-14);
 }
 
 START_TEST(pools_grid) {
@@ -896,25 +888,26 @@ START_TEST(batch_norm_programs) {
     unbiased[c] = var[c] * 4 / 3;
     rm_want[c] = rm0[c], rv_want[c] = rv0[c];
   }
+  /* got is batch_norm of xv by statistics m, v and affine w, b */
+#define BN_CLOSE(got, m, v, w, b)                                                         \
+  do {                                                                                     \
+    bn_apply(xv, 4, 2, 1, (m), (v), (w), (b), eps, want);                                  \
+    TU_ASSERT_CLOSE((got), want, 8, 1e-13, 1e-13);                                         \
+  } while (0)
   for (int step = 0; step < 3; step++) {
     /* the evaluation program sees the running statistics so far */
     double ev[8];
     prog_run_read(eval, "y", ev, 8);
-    bn_apply(xv, 4, 2, 1, rm_want, rv_want, wv, bv, eps, want);
-    TU_ASSERT_CLOSE(ev, want, 8, 1e-13, 1e-13);
+    BN_CLOSE(ev, rm_want, rv_want, wv, bv);
     prog_run_read(eval, "yfixed", ev, 8);
-    bn_apply(xv, 4, 2, 1, rm_want, rv_want, NULL, NULL, eps, want);
-    TU_ASSERT_CLOSE(ev, want, 8, 1e-13, 1e-13);
+    BN_CLOSE(ev, rm_want, rv_want, NULL, NULL);
     prog_run_read(eval, "ybatch", ev, 8);
-    bn_apply(xv, 4, 2, 1, mean, var, NULL, NULL, eps, want);
-    TU_ASSERT_CLOSE(ev, want, 8, 1e-13, 1e-13);
+    BN_CLOSE(ev, mean, var, NULL, NULL);
     /* a training step: batch statistics, then the updates */
     prog_run_read(train, "y", got, 8);
-    bn_apply(xv, 4, 2, 1, mean, var, wv, bv, eps, want);
-    TU_ASSERT_CLOSE(got, want, 8, 1e-13, 1e-13);
+    BN_CLOSE(got, mean, var, wv, bv);
     ck_assert_int_eq(smelt_program_read(train, "yfixed", F64, got, sizeof got), 0);
-    bn_apply(xv, 4, 2, 1, rm_want, rv_want, NULL, NULL, eps, want);
-    TU_ASSERT_CLOSE(got, want, 8, 1e-13, 1e-13);
+    BN_CLOSE(got, rm_want, rv_want, NULL, NULL);
     for (int c = 0; c < 2; c++) {
       rm_want[c] = (1 - momentum) * rm_want[c] + momentum * mean[c];
       rv_want[c] = (1 - momentum) * rv_want[c] + momentum * unbiased[c];
@@ -925,6 +918,7 @@ START_TEST(batch_norm_programs) {
     TU_ASSERT_CLOSE(rmg, rm_want, 2, 1e-14, 1e-14);
     TU_ASSERT_CLOSE(rvg, rv_want, 2, 1e-14, 1e-14);
   }
+#undef BN_CLOSE
   smelt_program_free(train);
   smelt_program_free(eval);
   smelt_params_free(p);
@@ -1193,163 +1187,6 @@ START_TEST(errors_batch_norm_updates) {
 END_TEST
 
 /* ========================================================== gradients */
-
-static const double GC_RTOL = 1e-6;
-static const double GC_ATOL = 1e-7;
-static const double GC_H = 1e-5;
-
-/* "2,3,4" -> rank 3. */
-static int parse_shape(const char *s, int64_t *dims) {
-  int r = 0;
-  while (s && *s && r < SMELT_MAX_RANK) {
-    char *e;
-    long long v = strtoll(s, &e, 10);
-    if (e == s) break;
-    dims[r++] = v;
-    s = e;
-    while (*s == ',' || *s == ' ') s++;
-  }
-  return r;
-}
-
-/* A constant of n's shape with entries +-[0.5, 1.5]. */
-static smelt_node rand_const_like(smelt_graph *g, smelt_node n, uint64_t seed) {
-  int rank = 0;
-  const int64_t *d = smelt_node_shape(g, n, &rank);
-  if (!d && rank) return SMELT_INVALID;
-  int64_t cnt = numel_of(rank, d);
-  double *v = xmalloc_d(cnt);
-  for (int64_t i = 0; i < cnt; i++) {
-    double m = rnd_unif(&seed, 0.5, 1.5);
-    v[i] = (rnd_next(&seed) & 1) ? m : -m;
-  }
-  smelt_node r = tu_const_f64(g, rank, d, v);
-  free(v);
-  return r;
-}
-
-typedef struct gc_in {
-  double lo, hi;
-  bool distinct;
-  const char *shape;
-} gc_in;
-#define UNIF(lo, hi, shape) ((gc_in){(lo), (hi), false, (shape)})
-#define DISTINCT(lo, hi, shape) ((gc_in){(lo), (hi), true, (shape)})
-
-typedef smelt_node (*gc_build)(smelt_graph *g, int n, const smelt_node *x, const void *ctx);
-enum { GC_MAXIN = 3 };
-static const char *const gc_names[GC_MAXIN] = {"x0", "x1", "x2"};
-
-typedef struct gc_graph {
-  smelt_graph *g;
-  smelt_node x[GC_MAXIN], y;
-} gc_graph;
-
-static void gc_make(const char *file, int line, const char *label, gc_graph *G, int nin,
-                    const int *ranks, int64_t (*dims)[SMELT_MAX_RANK], gc_build build,
-                    const void *ctx, uint64_t rseed) {
-  G->g = tu_graph_new_(file, line);
-  for (int i = 0; i < nin; i++) G->x[i] = smelt_input(G->g, gc_names[i], F64, ranks[i], dims[i]);
-  smelt_node out = build(G->g, nin, G->x, ctx);
-  smelt_node r = rand_const_like(G->g, out, rseed);
-  G->y = smelt_sum(G->g, smelt_mul(G->g, out, r), 0, NULL, false);
-  smelt_output(G->g, "gc_y", G->y);
-  if (smelt_graph_error(G->g))
-    _ck_assert_failed(file, line, label, "%s: building the graph failed: %s", label,
-                      smelt_graph_error(G->g));
-}
-
-/* Analytic gradients (smelt_grad, through tu_run: the target under test)
- * against central differences on an independently built forward graph
- * (plain interpreter). */
-static void gc_check_(const char *file, int line, const char *label, gc_build build,
-                      const void *ctx, int nin, const gc_in *ins) {
-  int ranks[GC_MAXIN];
-  int64_t dims[GC_MAXIN][SMELT_MAX_RANK], numel[GC_MAXIN];
-  double *data[GC_MAXIN];
-  uint64_t seed = (uint64_t)line * 0x9e3779b97f4a7c15ull + 17;
-  for (int i = 0; i < nin; i++) {
-    ranks[i] = parse_shape(ins[i].shape, dims[i]);
-    numel[i] = numel_of(ranks[i], dims[i]);
-    data[i] = rnd_values(seed + (uint64_t)i * 7919, numel[i], ins[i].lo, ins[i].hi, ins[i].distinct);
-  }
-  gc_graph A;
-  gc_make(file, line, label, &A, nin, ranks, dims, build, ctx, seed ^ 0x5eed);
-  smelt_node gr[GC_MAXIN];
-  if (smelt_grad(A.g, A.y, nin, A.x, gr) != 0)
-    _ck_assert_failed(file, line, label, "%s: smelt_grad failed: %s", label,
-                      smelt_graph_error(A.g) ? smelt_graph_error(A.g) : "(no message)");
-  for (int i = 0; i < nin; i++)
-    if (!tu_shape_eq(A.g, gr[i], ranks[i], dims[i]) || smelt_node_dtype(A.g, gr[i]) != F64)
-      _ck_assert_failed(file, line, label, "%s: gradient %d has the wrong type", label, i);
-  tu_bind binds[GC_MAXIN];
-  for (int i = 0; i < nin; i++) binds[i] = (tu_bind){gc_names[i], data[i]};
-  void *res[GC_MAXIN];
-  char *err = tu_run(A.g, nin, gr, res, nin, binds);
-  if (err) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", err);
-    free(err);
-    _ck_assert_failed(file, line, label, "%s: running the gradients failed: %s", label, msg);
-  }
-  gc_graph N;
-  gc_make(file, line, label, &N, nin, ranks, dims, build, ctx, seed ^ 0x5eed);
-  smelt_interp *it = smelt_interp_new(N.g);
-  ck_assert_ptr_nonnull(it);
-  for (int i = 0; i < nin; i++)
-    if (smelt_interp_bind(it, gc_names[i], F64, ranks[i], dims[i], data[i],
-                          (size_t)numel[i] * sizeof(double)) != 0)
-      _ck_assert_failed(file, line, label, "%s: bind: %s", label, smelt_interp_error(it));
-  int nbad = 0, bad_in = -1;
-  int64_t bad_el = -1;
-  double bad_a = 0, bad_n = 0;
-  for (int i = 0; i < nin; i++) {
-    const double *an = res[i];
-    for (int64_t j = 0; j < numel[i]; j++) {
-      double v = data[i][j], fp, fm;
-      data[i][j] = v + GC_H;
-      if (smelt_interp_run(it) != 0 || smelt_interp_read(it, "gc_y", F64, &fp, sizeof fp) != 0)
-        _ck_assert_failed(file, line, label, "%s: run: %s", label, smelt_interp_error(it));
-      data[i][j] = v - GC_H;
-      if (smelt_interp_run(it) != 0 || smelt_interp_read(it, "gc_y", F64, &fm, sizeof fm) != 0)
-        _ck_assert_failed(file, line, label, "%s: run: %s", label, smelt_interp_error(it));
-      data[i][j] = v;
-      double num = (fp - fm) / (2 * GC_H);
-      if (!(fabs(an[j] - num) <= GC_ATOL + GC_RTOL * fabs(num)) && nbad++ == 0)
-        bad_in = i, bad_el = j, bad_a = an[j], bad_n = num;
-    }
-  }
-  smelt_interp_free(it);
-  smelt_graph_free(N.g);
-  smelt_graph_free(A.g);
-  for (int i = 0; i < nin; i++) free(res[i]), free(data[i]);
-  if (nbad)
-    _ck_assert_failed(file, line, label,
-                      "%s: %d gradient element(s) differ from central differences; first: "
-                      "d/dx%d[%lld]: analytic %.17g, numeric %.17g",
-                      label, nbad, bad_in, (long long)bad_el, bad_a, bad_n);
-}
-#define GC(label, build, ctx, ...)                                                         \
-  gc_check_(__FILE__, __LINE__, (label), (build), (ctx),                                  \
-            (int)(sizeof((gc_in[]){__VA_ARGS__}) / sizeof(gc_in)), (const gc_in[]){__VA_ARGS__})
-
-/* Higher order: out = grad(sum(inner(x) * R1), x)[which]. */
-typedef struct go_ctx {
-  gc_build inner;
-  const void *ictx;
-  int which;
-} go_ctx;
-
-static smelt_node b_grad_of(smelt_graph *g, int n, const smelt_node *x, const void *c) {
-  const go_ctx *o = c;
-  smelt_node out = o->inner(g, n, x, o->ictx);
-  smelt_node r = rand_const_like(g, out, 0x1234u + (uint64_t)o->which);
-  smelt_node s = smelt_sum(g, smelt_mul(g, out, r), 0, NULL, false);
-  smelt_node gr[GC_MAXIN];
-  if (smelt_grad(g, s, n, x, gr) != 0) return SMELT_INVALID;
-  return gr[o->which];
-}
-#define GO(inner, ictx, which) (&(go_ctx){(inner), (ictx), (which)})
 
 typedef struct opctx {
   int axis;
