@@ -44,30 +44,6 @@ static smelt_compile_options cpu_options(void) {
   return o;
 }
 
-/* A temporary directory (removed with rm_tree). */
-static char *temp_dir(void) {
-  char *d = strdup("/tmp/smelt-test-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(d));
-  return d;
-}
-
-static void rm_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char p[4096];
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-      struct stat st;
-      if (!lstat(p, &st) && S_ISDIR(st.st_mode)) rm_tree(p);
-      else unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-}
-
 static int count_files(const char *dir, const char *suffix) {
   DIR *d = opendir(dir);
   int n = 0;
@@ -188,7 +164,7 @@ static smelt_graph *small_graph(void) {
 
 START_TEST(dumps_every_stage) {
   NEED_CPU();
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("test");
   smelt_graph *g = small_graph();
   smelt_params *p = smelt_params_new(g);
   smelt_compile_options o = cpu_options();
@@ -212,14 +188,14 @@ START_TEST(dumps_every_stage) {
   smelt_program_free(pr);
   smelt_params_free(p);
   smelt_graph_free(g);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
 }
 END_TEST
 
 START_TEST(disk_cache_hits_and_survives_corruption) {
   NEED_CPU();
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("test");
   smelt_graph *g = small_graph();
   smelt_params *p = smelt_params_new(g);
   smelt_compile_options o = cpu_options();
@@ -259,7 +235,7 @@ START_TEST(disk_cache_hits_and_survives_corruption) {
   }
   smelt_params_free(p);
   smelt_graph_free(g);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
 }
 END_TEST

@@ -1188,21 +1188,6 @@ START_TEST(dump_capture_cuda_and_ptx) {
 }
 END_TEST
 
-static void rm_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char p[4096];
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-      unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-}
-
 /* SMELT_DUMP=cuda,ptx with SMELT_DUMP_DIR: one file per stage. */
 START_TEST(dump_files_cuda_and_ptx) {
   size_t n;
@@ -1238,7 +1223,7 @@ START_TEST(dump_files_cuda_and_ptx) {
     ck_assert_ptr_null(ptx);
   }
   free(ptx);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(roots);
   smelt_graph_free(g);
 }

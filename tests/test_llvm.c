@@ -744,29 +744,6 @@ START_TEST(scatter_accumulate) {
 }
 END_TEST
 
-static char *temp_dir(void) {
-  char tmpl[] = "/tmp/smelt_llvm_test.XXXXXX";
-  char *d = mkdtemp(tmpl);
-  ck_assert_ptr_nonnull(d);
-  return strdup(d);
-}
-
-static void remove_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char p[1024];
-    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-    struct stat st;
-    if (!lstat(p, &st) && S_ISDIR(st.st_mode)) remove_tree(p);
-    else unlink(p);
-  }
-  closedir(d);
-  rmdir(dir);
-}
-
 static char *read_text(const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -822,7 +799,7 @@ static void matmul_case(bool generic, bool epilogue, int64_t batch, int64_t M, i
   for (int64_t i = 0; i < N; i++) bias[i] = (float)i - 2;
   void *args[4] = {A, B, bias, C};
   /* the IR before optimization shows which path was taken */
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("llvm");
   sm_dump d;
   char *err = NULL;
   ck_assert_int_eq(sm_dump_init(&d, "llvm", dir, &err), 0);
@@ -835,7 +812,7 @@ static void matmul_case(bool generic, bool epilogue, int64_t batch, int64_t M, i
   ck_assert_msg(blocked == !generic, "matmul path: blocked=%d, generic wanted=%d", blocked,
                 generic);
   free(ir);
-  remove_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
   sm_kctx ctx = {0};
   /* two chunks of rows, as the thread pool would call it */
@@ -912,7 +889,7 @@ static void run_scale(sm_jit *j, double factor) {
 }
 
 START_TEST(disk_cache_hit_and_recovery) {
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("llvm");
   char sub[512];
   snprintf(sub, sizeof sub, "%s/a/b", dir); /* created on demand */
   smelt_compile_options o = opts();
@@ -943,7 +920,7 @@ START_TEST(disk_cache_hit_and_recovery) {
   /* corrupt the object: flip a byte of the payload, then truncate */
   char path[1024];
   sm_kernel *k3 = scale_kernel(7.0);
-  remove_tree(sub);
+  tu_rm_tree(sub);
   j = COMPILE(&k3, 1, &o, NULL);
   sm_jit_free(j);
   ck_assert(find_object(sub, path, sizeof path));
@@ -983,13 +960,13 @@ START_TEST(disk_cache_hit_and_recovery) {
   run_scale(j, 3.0);
   sm_jit_free(j);
   sm_kernel_free(k);
-  remove_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
 }
 END_TEST
 
 START_TEST(dumps_to_directory) {
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("llvm");
   sm_dump d;
   char *err = NULL;
   ck_assert_int_eq(sm_dump_init(&d, "llvm,asm", dir, &err), 0);
@@ -1007,7 +984,7 @@ START_TEST(dumps_to_directory) {
     ck_assert_msg(strstr(text, "scale") != NULL, "%s does not name the kernel", p);
     free(text);
   }
-  remove_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
 }
 END_TEST
@@ -1034,7 +1011,7 @@ START_TEST(fused_elementwise_vectorizes) {
   v = sm_kv_elem(k, OP_MAXIMUM, SMELT_F32, v, lx, -1);
   v = sm_kv_elem(k, OP_ABS, SMELT_F32, v, -1, -1);
   sm_kernel_store(k, o, i0, v, false, false);
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("llvm");
   sm_dump d;
   char *err = NULL;
   ck_assert_int_eq(sm_dump_init(&d, "asm", dir, &err), 0);
@@ -1061,7 +1038,7 @@ START_TEST(fused_elementwise_vectorizes) {
                 strstr(text, "vdivps") || strstr(text, "divps");
   ck_assert_msg(vec_regs && packed, "fused8 did not vectorize (no packed f32 ops)");
   free(text);
-  remove_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
   sm_kernel_free(k);
 }

@@ -15,6 +15,7 @@
 #include "../codegen/nvrtc.h"
 #include "../runtime/disk_cache.h"
 #include "internal.h"
+#include "testutil.h"
 
 #define STUB_MESSAGE "this libsmelt was built without NVRTC"
 
@@ -37,31 +38,6 @@ static const char bad_src[] =
     "}\n";
 
 /* ------------------------------------------------------------ helpers */
-
-static char *temp_dir(void) {
-  char *d = strdup("/tmp/smelt-nvrtc-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(d));
-  return d;
-}
-
-static void rm_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char p[4096];
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-      struct stat st;
-      if (!lstat(p, &st) && S_ISDIR(st.st_mode))
-        rm_tree(p);
-      else
-        unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-}
 
 /* Names of the regular files in dir with this suffix (hidden ones too);
  * returns their count, the first one's path in first (may be NULL). */
@@ -243,7 +219,7 @@ END_TEST
 
 START_TEST(syntax_error_quotes_the_line) {
   NEED_NVRTC();
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("nvrtc");
   sm_nvrtc_request r = {bad_src, "broken.cu", 80, SM_NVRTC_CUBIN, dir};
   char *err = NULL;
   size_t len = 7;
@@ -260,7 +236,7 @@ START_TEST(syntax_error_quotes_the_line) {
   sm_free(err);
   /* nothing was cached */
   ck_assert_int_eq(files_with(dir, "", NULL, 0), 2); /* . and .. */
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
 }
 END_TEST
@@ -342,7 +318,7 @@ static void cached_compile(const char *dir, sm_nvrtc_output output, bool want_ca
 
 START_TEST(cache_hits_and_survives_corruption) {
   NEED_NVRTC();
-  char *root = temp_dir();
+  char *root = tu_temp_dir("nvrtc");
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/a/b", root); /* created on the first write */
   for (int k = 0; k < 2; k++) {
@@ -386,7 +362,7 @@ START_TEST(cache_hits_and_survives_corruption) {
   ck_assert_int_eq(files_with(dir, ".ptx", NULL, 0), 3);
   /* no temporary files are left behind */
   ck_assert_int_eq(files_with(dir, ".tmp", NULL, 0), 0);
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
 }
 END_TEST
@@ -395,7 +371,7 @@ END_TEST
  * error or the right bytes, never a crash or a leak (ASan, valgrind). */
 START_TEST(allocation_failures) {
   NEED_NVRTC();
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("nvrtc");
   size_t want_len;
   unsigned char *want = compile_ok(axpy_src, 80, SM_NVRTC_PTX, NULL, &want_len, NULL);
   const char *srcs[] = {axpy_src, axpy_src, bad_src};
@@ -404,7 +380,7 @@ START_TEST(allocation_failures) {
     if (round == 1) sm_free(compile_ok(axpy_src, 80, SM_NVRTC_PTX, dir, &want_len, NULL));
     bool done = false;
     for (long k = 0; !done && k < 200; k++) {
-      if (round == 0) rm_tree(dir);
+      if (round == 0) tu_rm_tree(dir);
       sm_nvrtc_request r = {srcs[round], "t.cu", 80, SM_NVRTC_PTX, round < 2 ? dir : NULL};
       char *err = NULL;
       size_t len = 0;
@@ -430,7 +406,7 @@ START_TEST(allocation_failures) {
     ck_assert_msg(done, "round %d never succeeded", round);
   }
   sm_free(want);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
 }
 END_TEST
@@ -452,7 +428,7 @@ static void *compile_thread(void *arg) {
 /* Threads compile at once, sharing one cache directory. */
 START_TEST(threads_compile_at_once) {
   NEED_NVRTC();
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("nvrtc");
   enum { NTHREADS = 4 };
   compile_job jobs[NTHREADS] = {{0}};
   pthread_t t[NTHREADS];
@@ -469,7 +445,7 @@ START_TEST(threads_compile_at_once) {
   for (int i = 0; i < NTHREADS; i++) sm_free(jobs[i].out);
   ck_assert_int_eq(files_with(dir, ".cubin", NULL, 0), 1);
   ck_assert_int_eq(files_with(dir, ".tmp", NULL, 0), 0);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
 }
 END_TEST
@@ -479,7 +455,7 @@ END_TEST
 static const char magic[] = "TESTMAG"; /* 8 bytes with its NUL */
 
 START_TEST(disk_cache_round_trip) {
-  char *root = temp_dir();
+  char *root = tu_temp_dir("nvrtc");
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/x/y/z", root);
   const char *key = "0123456789abcdef0123456789abcdef";
@@ -520,7 +496,7 @@ START_TEST(disk_cache_round_trip) {
   snprintf(file_dir, sizeof file_dir, "%s/not-a-dir/below", root);
   sm_cache_write(file_dir, key, "bin", magic, payload, 10);
   ck_assert_ptr_null(sm_cache_read(file_dir, key, "bin", magic, &len));
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
 }
 END_TEST
@@ -546,7 +522,7 @@ static void assert_rejected(const char *dir, const char *key, const char *path,
 }
 
 START_TEST(disk_cache_rejects_damaged_files) {
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("nvrtc");
   const char *key = "00000000000000000000000000000042";
   const char payload[] = "some payload of a cache entry, long enough to cut";
   size_t plen = sizeof payload - 1;
@@ -590,14 +566,14 @@ START_TEST(disk_cache_rejects_damaged_files) {
   ck_assert_ptr_null(sm_cache_read(dir, key, "bin", magic, &len));
   rmdir(path);
   free(good);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
 }
 END_TEST
 
 /* The reads and writes of the cache under every allocation failure. */
 START_TEST(disk_cache_allocation_failures) {
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("nvrtc");
   const char *key = "0000000000000000000000000000abcd";
   bool written = false, read_back = false;
   for (long k = 0; k < 20 && !(written && read_back); k++) {
@@ -617,7 +593,7 @@ START_TEST(disk_cache_allocation_failures) {
   }
   ck_assert(written && read_back);
   ck_assert_int_eq(files_with(dir, ".tmp", NULL, 0), 0);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
 }
 END_TEST

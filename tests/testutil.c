@@ -1,11 +1,14 @@
 /* Helpers shared by the Check suites (see testutil.h). */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -475,4 +478,32 @@ bool tu_text_contains(const smelt_graph *g, const char *substr) {
   bool r = strstr(t, substr) != NULL;
   smelt_free(t);
   return r;
+}
+
+char *tu_temp_dir(const char *tag) {
+  char tmpl[256];
+  snprintf(tmpl, sizeof tmpl, "/tmp/smelt-%s-XXXXXX", tag);
+  ck_assert_msg(mkdtemp(tmpl) != NULL, "mkdtemp %s failed", tmpl);
+  char *d = strdup(tmpl);
+  ck_assert_ptr_nonnull(d);
+  return d;
+}
+
+void tu_rm_tree(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      char p[4096];
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      struct stat st;
+      if (!lstat(p, &st) && S_ISDIR(st.st_mode))
+        tu_rm_tree(p);
+      else
+        unlink(p);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
 }

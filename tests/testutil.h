@@ -174,4 +174,10 @@ bool tu_text_contains(const smelt_graph *g, const char *substr);
     if (!(cond)) ck_abort_msg(__VA_ARGS__);                                                \
   } while (0)
 
+/* A fresh directory /tmp/smelt-<tag>-XXXXXX (malloc'ed); fails the test when
+ * it cannot be made. */
+char *tu_temp_dir(const char *tag);
+/* Removes dir and everything below it (symlinks are removed, not followed). */
+void tu_rm_tree(const char *dir);
+
 #endif
