@@ -1433,31 +1433,6 @@ static bool fits_int32(const sm_kernel *k) {
   return true;
 }
 
-static bool kernel_valid(const sm_kernel *k, char **why) {
-  if (k->oom) return *why = sm_fmt("kernel %s: incomplete (out of memory while built)", k->name), false;
-  if (k->ndim < 0 || k->ndim > MAXAX)
-    return *why = sm_fmt("kernel %s: bad rank %d", k->name, k->ndim), false;
-  bool seen[MAXAX] = {0};
-  for (int i = 0; i < k->ndim; i++) {
-    int d = k->order[i];
-    if (d < 0 || d >= k->ndim || seen[d])
-      return *why = sm_fmt("kernel %s: loop order is not a permutation", k->name), false;
-    seen[d] = true;
-    if (k->extent[d] < 0) return *why = sm_fmt("kernel %s: negative extent", k->name), false;
-  }
-  for (int i = 0; i < k->naccs; i++) {
-    const sm_kacc *a = &k->accs[i];
-    if (a->value < 0 || a->value >= k->nvals)
-      return *why = sm_fmt("kernel %s: bad accumulator a%d", k->name, i), false;
-    if (is_arg((sm_op)a->op) && (a->axis < 0 || a->axis >= k->ndim || !k->reduce[a->axis]))
-      return *why = sm_fmt("kernel %s: a%d: bad axis", k->name, i), false;
-  }
-  for (int i = 0; i < k->nstores; i++)
-    if (k->stores[i].arg < 0 || k->stores[i].arg >= k->nargs)
-      return *why = sm_fmt("kernel %s: store %d: bad buffer", k->name, i), false;
-  return true;
-}
-
 static void params(cu *c) {
   const sm_kernel *k = c->k;
   for (int a = 0; a < k->nargs; a++) {
@@ -1470,7 +1445,7 @@ static void params(cu *c) {
 }
 
 static int emit_kernel(sm_buf *b, const sm_kernel *k, sm_cuda_kernel *info, char **err) {
-  if (!kernel_valid(k, err)) return -1;
+  if (!sm_kernel_check(k, err)) return -1;
   cu c;
   memset(&c, 0, sizeof c);
   c.k = k;

@@ -333,6 +333,34 @@ int64_t sm_reduce_identity_i(sm_op op, smelt_dtype dt) {
 
 /* -------------------------------------------------------------- printer */
 
+bool sm_kernel_check(const sm_kernel *k, char **why) {
+  if (k->oom) return *why = sm_fmt("kernel %s: incomplete (out of memory while built)", k->name), false;
+  if (k->ndim < 0 || k->ndim > SMELT_MAX_RANK + 1)
+    return *why = sm_fmt("kernel %s: bad rank %d", k->name, k->ndim), false;
+  bool seen[SMELT_MAX_RANK + 1] = {0};
+  for (int i = 0; i < k->ndim; i++) {
+    int d = k->order[i];
+    if (d < 0 || d >= k->ndim || seen[d])
+      return *why = sm_fmt("kernel %s: loop order is not a permutation", k->name), false;
+    seen[d] = true;
+    if (k->extent[d] < 0) return *why = sm_fmt("kernel %s: negative extent", k->name), false;
+  }
+  if (k->par_axis < -1 || k->par_axis >= k->ndim || (k->par_axis >= 0 && k->reduce[k->par_axis]))
+    return *why = sm_fmt("kernel %s: bad parallel axis %d", k->name, k->par_axis), false;
+  for (int i = 0; i < k->naccs; i++) {
+    const sm_kacc *a = &k->accs[i];
+    if (a->value < 0 || a->value >= k->nvals || a->scratch >= k->nargs || a->scratch2 >= k->nargs)
+      return *why = sm_fmt("kernel %s: bad accumulator a%d", k->name, i), false;
+    bool arg = a->op == OP_ARGMAX || a->op == OP_ARGMIN;
+    if (arg && (a->axis < 0 || a->axis >= k->ndim || !k->reduce[a->axis]))
+      return *why = sm_fmt("kernel %s: a%d: bad axis", k->name, i), false;
+  }
+  for (int i = 0; i < k->nstores; i++)
+    if (k->stores[i].arg < 0 || k->stores[i].arg >= k->nargs)
+      return *why = sm_fmt("kernel %s: store %d: bad buffer", k->name, i), false;
+  return true;
+}
+
 const char *sm_kernel_kind_name(sm_kernel_kind kind) {
   switch (kind) {
   case SM_KERNEL_POINTWISE: return "pointwise";

@@ -194,6 +194,12 @@ bool sm_kernel_matmul_operands(const sm_kernel *k, sm_mm_operands *o);
 
 /* Text form (docs/kernel-ir.md). A sm_malloc'ed string, NULL on OOM. */
 char *sm_kernel_print(const sm_kernel *k);
+/* The structural checks every backend makes before printing a kernel:
+ * complete, rank in range, the loop order a permutation, extents >= 0, the
+ * parallel axis a non-reduced one (or -1), accumulators and stores naming
+ * existing values and buffers, arg-reductions over a reduced axis. true,
+ * or false with *why set (sm_malloc'ed). */
+bool sm_kernel_check(const sm_kernel *k, char **why);
 /* "pointwise", "reduce", "matmul" or "scatter". */
 const char *sm_kernel_kind_name(sm_kernel_kind kind);
 void sm_kernel_print_buf(sm_buf *b, const sm_kernel *k);

@@ -1187,27 +1187,11 @@ static void emit_matmul(emitter *e, mm_plan *p) {
 
 /* -------------------------------------------------------------- kernel */
 
+/* What the cpu runtime needs beyond the IR's own rules: an accumulating
+ * store zeroes its target once per call, so such a kernel runs in one
+ * piece. */
 static bool kernel_valid(const sm_kernel *k, char **why) {
-  if (k->oom) return *why = sm_fmt("kernel %s: incomplete (out of memory while built)", k->name), false;
-  if (k->ndim < 0 || k->ndim > SMELT_MAX_RANK + 1)
-    return *why = sm_fmt("kernel %s: bad rank %d", k->name, k->ndim), false;
-  bool seen[MAXLOOPS] = {0};
-  for (int i = 0; i < k->ndim; i++) {
-    int d = k->order[i];
-    if (d < 0 || d >= k->ndim || seen[d])
-      return *why = sm_fmt("kernel %s: loop order is not a permutation", k->name), false;
-    seen[d] = true;
-    if (k->extent[d] < 0) return *why = sm_fmt("kernel %s: negative extent", k->name), false;
-  }
-  if (k->par_axis >= k->ndim || (k->par_axis >= 0 && k->reduce[k->par_axis]))
-    return *why = sm_fmt("kernel %s: bad parallel axis %d", k->name, k->par_axis), false;
-  for (int i = 0; i < k->naccs; i++) {
-    const sm_kacc *a = &k->accs[i];
-    if (a->value < 0 || a->value >= k->nvals || a->scratch >= k->nargs || a->scratch2 >= k->nargs)
-      return *why = sm_fmt("kernel %s: bad accumulator a%d", k->name, i), false;
-    if (is_arg_op((sm_op)a->op) && (a->axis < 0 || a->axis >= k->ndim))
-      return *why = sm_fmt("kernel %s: a%d: bad axis", k->name, i), false;
-  }
+  if (!sm_kernel_check(k, why)) return false;
   for (int i = 0; i < k->nstores; i++)
     if (k->stores[i].accumulate && k->par_axis >= 0)
       return *why = sm_fmt("kernel %s: accumulating stores need a single-threaded kernel "
