@@ -22,8 +22,9 @@
   SM_STR(SMELT_VERSION_MAJOR) "." SM_STR(SMELT_VERSION_MINOR) "." SM_STR(SMELT_VERSION_PATCH)
 /* Bumped whenever the code this backend emits for the same kernel IR
  * changes, so that caches of older builds of one version are not reused
- * (2: keys and entries of runtime/disk_cache.c). */
-#define SM_CODEGEN_REVISION 2
+ * (2: keys and entries of runtime/disk_cache.c; 3: the matmul loops are
+ * not unrolled). */
+#define SM_CODEGEN_REVISION 3
 
 struct sm_jit {
   LLVMOrcLLJITRef lljit;
