@@ -13,6 +13,9 @@
 #include <smelt/smelt.h>
 
 #include <dirent.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -178,15 +181,16 @@ static smelt_program *compile(const char *key, smelt_graph *g, smelt_params *par
 
 /* Warm-up runs, then cfg.repeats timed runs of smelt_program_run. Returns
  * false after reporting a run error. */
-static bool time_runs(const char *key, smelt_program *pr, double *med, double *min) {
+static bool time_runs_n(const char *key, smelt_program *pr, int repeats, double *med,
+                        double *min) {
   for (int i = 0; i < cfg.warmup; i++)
     if (smelt_program_run(pr) != 0) {
       report_error(key, "run failed: %s", smelt_program_error(pr));
       return false;
     }
-  double *t = malloc((size_t)cfg.repeats * sizeof *t);
+  double *t = malloc((size_t)repeats * sizeof *t);
   if (!t) return false;
-  for (int i = 0; i < cfg.repeats; i++) {
+  for (int i = 0; i < repeats; i++) {
     double t0 = now_ms();
     int rc = smelt_program_run(pr);
     t[i] = now_ms() - t0;
@@ -196,10 +200,14 @@ static bool time_runs(const char *key, smelt_program *pr, double *med, double *m
       return false;
     }
   }
-  *med = median(t, cfg.repeats);
+  *med = median(t, repeats);
   *min = t[0];
   free(t);
   return true;
+}
+
+static bool time_runs(const char *key, smelt_program *pr, double *med, double *min) {
+  return time_runs_n(key, pr, cfg.repeats, med, min);
 }
 
 /* |got - want| <= tol * (1 + |want|) */
@@ -359,36 +367,58 @@ static void bench_reduce(const char *key, char op, int rank, const int64_t *dims
   smelt_graph_free(g);
 }
 
-static void bench_matmul(int64_t m, const char *size) {
-  const char *key = "matmul";
-  if (!wanted(key)) return;
-  int64_t dims[2] = {m, m};
+/* C = A B with A [M, K] and B [K, N] (stored transposed when ta / tb:
+ * the program reads them through a transpose view, as a gradient does),
+ * or, with linear_relu, relu(A B + bias) with bias [N]: the matmul with
+ * its epilogue fused. Checked on a few entries. */
+typedef struct gemm {
+  const char *key, *size;
+  int64_t m, n, k;
+  bool ta, tb, linear_relu;
+} gemm;
+
+static void bench_gemm(const gemm *w) {
+  if (!wanted(w->key)) return;
+  int64_t M = w->m, N = w->n, K = w->k;
+  int64_t ad[2] = {w->ta ? K : M, w->ta ? M : K}, bd[2] = {w->tb ? N : K, w->tb ? K : N};
   smelt_graph *g = smelt_graph_new();
-  smelt_node a = smelt_input(g, "a", SMELT_F32, 2, dims);
-  smelt_node b = smelt_input(g, "b", SMELT_F32, 2, dims);
-  smelt_output(g, "y", smelt_matmul(g, a, b));
+  smelt_node a = smelt_input(g, "a", SMELT_F32, 2, ad);
+  smelt_node b = smelt_input(g, "b", SMELT_F32, 2, bd);
+  smelt_node bias = smelt_input(g, "bias", SMELT_F32, 1, &N);
+  if (w->ta) a = smelt_transpose(g, a, 0, 1);
+  if (w->tb) b = smelt_transpose(g, b, 0, 1);
+  smelt_node y = smelt_matmul(g, a, b);
+  if (w->linear_relu) y = smelt_relu(g, smelt_add(g, y, bias));
+  smelt_output(g, "y", y);
   smelt_params *p = smelt_params_new(g);
-  size_t n = (size_t)(m * m);
-  float *ad = random_f32(n), *bd = random_f32(n);
-  smelt_program *pr = compile(key, g, p, 1, (const char *[]){"y"}, 0, NULL);
+  size_t na = (size_t)(M * K), nb = (size_t)(K * N), nc = (size_t)(M * N);
+  float *a_ = random_f32(na), *b_ = random_f32(nb), *bias_ = random_f32((size_t)N);
+  smelt_program *pr = compile(w->key, g, p, 1, (const char *[]){"y"}, 0, NULL);
+  /* big products: fewer runs (the 4096 one takes most of a second) */
+  double flops = 2.0 * (double)M * (double)N * (double)K;
+  int repeats = flops > 1e11 && cfg.repeats > 5 ? 5 : cfg.repeats;
   double med, min;
-  if (pr && (smelt_program_bind(pr, "a", SMELT_F32, 2, dims, ad, n * 4) ||
-             smelt_program_bind(pr, "b", SMELT_F32, 2, dims, bd, n * 4)))
-    report_error(key, "bind failed: %s", smelt_program_error(pr));
-  else if (pr && time_runs(key, pr, &med, &min)) {
-    float *yd = read_f32(key, pr, "y", n);
+  if (pr && (smelt_program_bind(pr, "a", SMELT_F32, 2, ad, a_, na * 4) ||
+             smelt_program_bind(pr, "b", SMELT_F32, 2, bd, b_, nb * 4) ||
+             (w->linear_relu &&
+              smelt_program_bind(pr, "bias", SMELT_F32, 1, &N, bias_, (size_t)N * 4))))
+    report_error(w->key, "bind failed: %s", smelt_program_error(pr));
+  else if (pr && time_runs_n(w->key, pr, repeats, &med, &min)) {
+    float *yd = read_f32(w->key, pr, "y", nc);
     bool ok = yd != NULL;
-    for (int64_t k = 0; ok && k < 5; k++) { /* a few entries, by dot product */
-      int64_t i = (k * 7919) % m, j = (k * 104729) % m;
+    for (int64_t t = 0; ok && t < 5; t++) { /* a few entries, by dot product */
+      int64_t i = (t * 7919) % M, j = (t * 104729) % N;
       double want = 0;
-      for (int64_t t = 0; t < m; t++) want += (double)ad[i * m + t] * bd[t * m + j];
-      ok = close_to(yd[i * m + j], want, 1e-4 * sqrt((double)m));
-      if (!ok) report_error(key, "wrong result at [%lld, %lld]", (long long)i, (long long)j);
+      for (int64_t q = 0; q < K; q++)
+        want += (double)a_[w->ta ? q * M + i : i * K + q] * b_[w->tb ? j * K + q : q * N + j];
+      if (w->linear_relu) want = want + bias_[j] > 0 ? want + bias_[j] : 0;
+      ok = close_to(yd[i * N + j], want, 1e-4 * sqrt((double)K));
+      if (!ok) report_error(w->key, "wrong result at [%lld, %lld]", (long long)i, (long long)j);
     }
-    if (ok) report(key, size, med, min, 0, 2.0 * (double)m * m * m);
+    if (ok) report(w->key, w->size, med, min, 0, flops);
     free(yd);
   }
-  free(ad), free(bd);
+  free(a_), free(b_), free(bias_);
   smelt_program_free(pr);
   smelt_params_free(p);
   smelt_graph_free(g);
@@ -470,6 +500,73 @@ static void bench_train(int64_t batch, int64_t hidden, const char *size) {
   free(ld);
   smelt_program_free(pr);
   mlp_free(&m);
+}
+
+/* The Fashion-MNIST CNN of samples/fashion_mnist: conv 1->32 (3x3, pad 1),
+ * ReLU, 2x2 max pool, conv 32->64, ReLU, pool, linear 64*7*7 -> 10,
+ * cross-entropy, SGD with momentum 0.9 (lr 0.01). One training step. */
+static void bench_cnn(int64_t batch, const char *size) {
+  const char *key = "cnn train step";
+  if (!wanted(key)) return;
+  smelt_graph *g = smelt_graph_new();
+  int64_t xd[4] = {batch, 1, 28, 28};
+  smelt_node x = smelt_input(g, "x", SMELT_F32, 4, xd);
+  smelt_node labels = smelt_input(g, "labels", SMELT_I64, 1, &batch);
+  const int64_t shapes[6][4] = {{32, 1, 3, 3}, {32}, {64, 32, 3, 3}, {64}, {64 * 7 * 7, 10},
+                                {10}};
+  const int ranks[6] = {4, 1, 4, 1, 2, 1};
+  const double fan_in[6] = {9, 9, 32 * 9, 32 * 9, 64 * 7 * 7, 64 * 7 * 7};
+  const char *names[6] = {"conv1.w", "conv1.b", "conv2.w", "conv2.b", "fc.w", "fc.b"};
+  smelt_node params[6], grads[6], upd[SMELT_OPTIM_MAX_UPDATES(6)];
+  for (int i = 0; i < 6; i++) {
+    double s = 1 / sqrt(fan_in[i]);
+    params[i] = smelt_param(g, names[i], SMELT_F32, ranks[i], shapes[i],
+                            smelt_init_uniform(-s, s, (uint64_t)i + 1));
+  }
+  const int64_t stride[2] = {1, 1}, pad[2] = {1, 1}, pool[2] = {2, 2};
+  smelt_node h = x;
+  for (int i = 0; i < 4; i += 2) {
+    h = smelt_relu(g, smelt_conv2d(g, h, params[i], params[i + 1], stride, pad, NULL, 1));
+    h = smelt_max_pool2d(g, h, pool, NULL, NULL, NULL, false);
+  }
+  h = smelt_flatten(g, h, 1, -1);
+  smelt_node logits = smelt_add(g, smelt_matmul(g, h, params[4]), params[5]);
+  smelt_node loss = smelt_output(g, "loss", smelt_cross_entropy(g, logits, labels));
+  smelt_grad(g, loss, 6, params, grads);
+  smelt_sgd_options so = smelt_sgd_defaults(0.01);
+  so.momentum = 0.9;
+  int nupd = smelt_sgd(g, "sgd", 6, params, grads, &so, upd);
+  smelt_params *p = smelt_params_new(g);
+  smelt_program *pr =
+      compile(key, g, p, 1, (const char *[]){"loss"}, nupd < 0 ? 0 : nupd, upd);
+  size_t nx = (size_t)(batch * 784);
+  float *x_ = random_f32(nx);
+  int64_t *l_ = malloc((size_t)batch * sizeof *l_);
+  if (!l_) exit(2);
+  for (int64_t i = 0; i < batch; i++) l_[i] = (int64_t)((frand() + 1) * 5) % 10;
+  double med, min;
+  if (pr && (smelt_program_bind(pr, "x", SMELT_F32, 4, xd, x_, nx * 4) ||
+             smelt_program_bind(pr, "labels", SMELT_I64, 1, &batch, l_,
+                                (size_t)batch * sizeof *l_)))
+    report_error(key, "bind failed: %s", smelt_program_error(pr));
+  else if (pr && time_runs(key, pr, &med, &min)) {
+    float loss_v = NAN;
+    if (smelt_program_read(pr, "loss", SMELT_F32, &loss_v, sizeof loss_v) != 0 ||
+        !isfinite(loss_v))
+      report_error(key, "loss is %g", loss_v);
+    else {
+      /* forward flops of the two convolutions and the linear layer; the
+       * backward about twice (conv1 needs no input gradient: close enough) */
+      double fwd = 2.0 * (double)batch *
+                   (28.0 * 28 * 32 * 9 + 14.0 * 14 * 64 * 32 * 9 + 64.0 * 7 * 7 * 10);
+      report(key, size, med, min, 0, 3 * fwd);
+    }
+  }
+  free(x_);
+  free(l_);
+  smelt_program_free(pr);
+  smelt_params_free(p);
+  smelt_graph_free(g);
 }
 
 /* Removes a cache directory we made (files and subdirectories). */
@@ -554,6 +651,88 @@ static void bench_compile(int64_t batch, int64_t hidden, const char *size) {
   remove_tree(dir);
 }
 
+/* Reads a "VmRSS:"-style field of /proc/self/status in bytes; -1 when
+ * unavailable (not Linux). */
+static long long proc_status_bytes(const char *field) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long long v = -1;
+  size_t n = strlen(field);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, field, n) && line[n] == ':') {
+      v = atoll(line + n + 1) * 1024;
+      break;
+    }
+  fclose(f);
+  return v;
+}
+
+/* Peak memory of the MLP training step, measured as PyTorch's is in
+ * bench/peers.py: the growth of the resident set from just before the
+ * program is made (compiled from a warm disk cache, so that LLVM's own
+ * memory is not counted) to its peak over 5 runs (Linux's VmHWM, reset
+ * through /proc/self/clear_refs). Also prints the planned arena. */
+static void bench_memory(int64_t batch, int64_t hidden, const char *size) {
+  const char *key = "mlp step memory";
+  if (!wanted(key) || cfg.target != SMELT_TARGET_CPU) return;
+  char dir[4096];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dir, sizeof dir, "%s/smelt-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(dir)) {
+    report_error(key, "cannot make a cache directory: %s", strerror(errno));
+    return;
+  }
+  mlp m;
+  if (!mlp_build(&m, batch, hidden) || smelt_graph_error(m.g)) {
+    report_error(key, "building the graph failed");
+    mlp_free(&m);
+    remove_tree(dir);
+    return;
+  }
+  size_t nx = (size_t)(batch * m.in);
+  float *xd = random_f32(nx);
+  int64_t *ld = calloc((size_t)batch, sizeof *ld);
+  int64_t xdims[2] = {batch, m.in};
+  smelt_compile_options o = options(dir);
+  const char *outs[] = {"loss"};
+  smelt_program *warm = smelt_program_compile(m.g, m.p, 1, outs, m.nupd, m.upd, &o);
+  smelt_program_free(warm); /* fills the cache */
+#ifdef __GLIBC__
+  malloc_trim(0); /* what the warm-up program freed goes back to the system */
+#endif
+  FILE *cr = fopen("/proc/self/clear_refs", "w");
+  bool reset = cr && fputs("5", cr) >= 0;
+  if (cr) reset = fclose(cr) == 0 && reset;
+  long long base = proc_status_bytes("VmRSS");
+  smelt_program *pr = smelt_program_compile(m.g, m.p, 1, outs, m.nupd, m.upd, &o);
+  smelt_program_stats st;
+  bool ok = pr && smelt_program_get_stats(pr, &st) == 0 && ld &&
+            !smelt_program_bind(pr, "x", SMELT_F32, 2, xdims, xd, nx * 4) &&
+            !smelt_program_bind(pr, "labels", SMELT_I64, 1, &batch, ld,
+                                (size_t)batch * sizeof *ld);
+  for (int i = 0; ok && i < 5; i++) ok = smelt_program_run(pr) == 0;
+  long long peak = proc_status_bytes("VmHWM");
+  if (!ok)
+    report_error(key, "%s", pr && smelt_program_error(pr) ? smelt_program_error(pr) : "failed");
+  else if (!reset || base < 0 || peak < 0)
+    report_error(key, "cannot measure: /proc/self/clear_refs or VmHWM unavailable");
+  else if (cfg.json)
+    printf("{\"workload\": \"%s\", \"size\": \"%s\", \"target\": \"cpu\", \"rss_growth_bytes\": "
+           "%lld, \"arena_bytes\": %zu, \"unplanned_bytes\": %zu}\n",
+           key, size, peak - base, st.arena_bytes, st.unplanned_bytes);
+  else
+    printf("\nmemory of the training step (%s): resident set grew %.2f MB over 5 runs "
+           "(program made from the cache, then run); arena %.2f MB (%.2f MB without reuse)\n",
+           size, (double)(peak - base) / 1e6, st.arena_bytes / 1e6, st.unplanned_bytes / 1e6);
+  fflush(stdout);
+  smelt_program_free(pr);
+  free(xd);
+  free(ld);
+  mlp_free(&m);
+  remove_tree(dir);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void usage(FILE *f) {
@@ -615,8 +794,6 @@ int main(int argc, char **argv) {
   int64_t img[4] = {5, 256, 256, 3};
   if (cfg.quick) img[1] = img[2] = 32;
   const char *img_s = cfg.quick ? "5x32x32x3 f32" : "5x256x256x3 f32";
-  int64_t mm = cfg.quick ? 128 : 1000;
-  const char *mm_s = cfg.quick ? "128x128 f32" : "1000x1000 f32";
   int64_t batch = cfg.quick ? 32 : 256, hidden = cfg.quick ? 64 : 512;
   const char *mlp_s = cfg.quick ? "784-64-10 b32" : "784-512-10 b256";
 
@@ -627,8 +804,45 @@ int main(int argc, char **argv) {
   bench_reduce("mean axis 0", 'm', 4, img, 1, &axis0, img_s);
   bench_reduce("max axis -1", 'x', 4, img, 1, &last, img_s);
   bench_reduce("sum", 's', 1, &big, 0, NULL, big_s);
-  bench_matmul(mm, mm_s);
+
+  /* Square matmuls, the MLP's five products (forward, and the backward's
+   * with a transposed operand), and bias+ReLU fused as an epilogue.
+   * Keys carry the sizes; bench/peers.py names them the same way. */
+  const int64_t full_sq[] = {256, 1000, 1024, 4096}, quick_sq[] = {64, 100, 128};
+  const int64_t *sq = cfg.quick ? quick_sq : full_sq;
+  int nsq = cfg.quick ? 3 : 4;
+  char keys[16][48], sizes[16][48];
+  gemm gm[16];
+  int ng = 0;
+  for (int i = 0; i < nsq; i++, ng++) {
+    snprintf(keys[ng], sizeof keys[ng], "matmul %lld", (long long)sq[i]);
+    snprintf(sizes[ng], sizeof sizes[ng], "%lldx%lld f32", (long long)sq[i], (long long)sq[i]);
+    gm[ng] = (gemm){keys[ng], sizes[ng], sq[i], sq[i], sq[i], false, false, false};
+  }
+  const struct {
+    const char *name;
+    int64_t m, n, k;
+    bool ta, tb, lr;
+  } mlp_mm[] = {{"mlp x@w1", batch, hidden, 784, false, false, false},
+                {"mlp h@w2", batch, 10, hidden, false, false, false},
+                {"mlp x^T@gh", 784, hidden, batch, true, false, false},
+                {"mlp h^T@g", hidden, 10, batch, true, false, false},
+                {"mlp g@w2^T", batch, hidden, 10, false, true, false},
+                {"linear+relu mlp", batch, hidden, 784, false, false, true},
+                {"linear+relu square", cfg.quick ? 128 : 1024, cfg.quick ? 128 : 1024,
+                 cfg.quick ? 128 : 1024, false, false, true}};
+  for (size_t i = 0; i < sizeof mlp_mm / sizeof *mlp_mm; i++, ng++) {
+    snprintf(keys[ng], sizeof keys[ng], "%s", mlp_mm[i].name);
+    snprintf(sizes[ng], sizeof sizes[ng], "%lldx%lldx%lld", (long long)mlp_mm[i].m,
+             (long long)mlp_mm[i].n, (long long)mlp_mm[i].k);
+    gm[ng] = (gemm){keys[ng],    sizes[ng],      mlp_mm[i].m, mlp_mm[i].n,
+                    mlp_mm[i].k, mlp_mm[i].ta, mlp_mm[i].tb, mlp_mm[i].lr};
+  }
+  for (int i = 0; i < ng; i++) bench_gemm(&gm[i]);
+
   bench_train(batch, hidden, mlp_s);
+  bench_cnn(cfg.quick ? 8 : 64, cfg.quick ? "b8" : "b64");
   bench_compile(batch, hidden, mlp_s);
+  bench_memory(batch, hidden, mlp_s);
   return failures ? 1 : 0;
 }
