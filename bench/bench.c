@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <pthread.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------- options */
@@ -251,6 +252,121 @@ static void bench_memcpy(int64_t n, const char *size) {
   free(t);
   free(a);
   free(b);
+}
+
+/* The compute reference: the peak f32 FMA rate of this machine, from a
+ * register-resident loop of independent vector FMAs (12 accumulators, the
+ * widest vectors the CPU has) on every thread at once. Matmul rates are
+ * read against it, as bandwidths are against memcpy's. */
+#define PEAK_ACCS 12
+/* The 12 accumulators are spelled out: compilers keep them in registers
+ * then (at -O2 a loop over an array of them goes through memory). */
+#define PEAK_BODY(FMA)                                                                    \
+  for (long i = 0; i < iters; i++) {                                                      \
+    a0 = FMA(a0, m, a), a1 = FMA(a1, m, a), a2 = FMA(a2, m, a), a3 = FMA(a3, m, a);         \
+    a4 = FMA(a4, m, a), a5 = FMA(a5, m, a), a6 = FMA(a6, m, a), a7 = FMA(a7, m, a);         \
+    a8 = FMA(a8, m, a), a9 = FMA(a9, m, a), a10 = FMA(a10, m, a), a11 = FMA(a11, m, a);     \
+  }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+__attribute__((target("avx512f"))) static float fma_loop_512(long iters) {
+  __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
+  __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2),
+         a3 = _mm512_set1_ps(3), a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5),
+         a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7), a8 = _mm512_set1_ps(8),
+         a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
+  PEAK_BODY(_mm512_fmadd_ps)
+  __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                           _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+  s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+  return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx2,fma"))) static float fma_loop_256(long iters) {
+  __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+  __m256 a0 = _mm256_set1_ps(0), a1 = _mm256_set1_ps(1), a2 = _mm256_set1_ps(2),
+         a3 = _mm256_set1_ps(3), a4 = _mm256_set1_ps(4), a5 = _mm256_set1_ps(5),
+         a6 = _mm256_set1_ps(6), a7 = _mm256_set1_ps(7), a8 = _mm256_set1_ps(8),
+         a9 = _mm256_set1_ps(9), a10 = _mm256_set1_ps(10), a11 = _mm256_set1_ps(11);
+  PEAK_BODY(_mm256_fmadd_ps)
+  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                           _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+  float out[8], r = 0;
+  _mm256_storeu_ps(out, s);
+  for (int l = 0; l < 8; l++) r += out[l];
+  return r;
+}
+#endif
+static float fma_loop_scalar(long iters) {
+  float m = 0.999999f, a = 1e-7f;
+  float a0 = 0, a1 = 1, a2 = 2, a3 = 3, a4 = 4, a5 = 5, a6 = 6, a7 = 7, a8 = 8, a9 = 9,
+        a10 = 10, a11 = 11;
+  PEAK_BODY(fmaf)
+  return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+}
+
+/* Lanes per FMA of the loop this CPU runs, and its name. */
+static int fma_lanes(const char **isa) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return *isa = "avx512", 16;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return *isa = "avx2", 8;
+#endif
+  return *isa = "scalar", 1;
+}
+
+typedef struct peak_job {
+  long iters;
+  int lanes;
+  float sink;
+} peak_job;
+
+static void *peak_thread(void *arg) {
+  peak_job *j = arg;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (j->lanes == 16) j->sink = fma_loop_512(j->iters);
+  else if (j->lanes == 8) j->sink = fma_loop_256(j->iters);
+  else
+#endif
+    j->sink = fma_loop_scalar(j->iters);
+  return NULL;
+}
+
+static void bench_peak(void) {
+  const char *key = "fma peak (C)";
+  if (!wanted(key)) return;
+  const char *isa;
+  int lanes = fma_lanes(&isa);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  int nt = cfg.threads ? cfg.threads : cores > 0 ? (int)cores : 1;
+  if (nt > 256) nt = 256;
+  long iters = (cfg.quick ? 20000000L : 200000000L) / lanes; /* ~50 ms */
+  pthread_t th[256];
+  peak_job jobs[256];
+  int runs = cfg.quick ? 3 : 5;
+  double *t = malloc((size_t)runs * sizeof *t);
+  if (!t) exit(2);
+  for (int r = 0; r < runs; r++) {
+    double t0 = now_ms();
+    int started = 0;
+    for (int i = 0; i < nt; i++) {
+      jobs[i] = (peak_job){iters, lanes, 0};
+      if (pthread_create(&th[i], NULL, peak_thread, &jobs[i]) != 0) break;
+      started++;
+    }
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    t[r] = now_ms() - t0;
+    if (started < nt) {
+      report_error(key, "cannot start %d threads", nt);
+      free(t);
+      return;
+    }
+  }
+  double med = median(t, runs);
+  char size[64];
+  snprintf(size, sizeof size, "%s, %d thread%s", isa, nt, nt > 1 ? "s" : "");
+  report(key, size, med, t[0], 0, 2.0 * PEAK_ACCS * lanes * (double)iters * nt);
+  free(t);
 }
 
 /* y = x as a smelt program: what a program costs beyond the copy itself. */
@@ -798,6 +914,7 @@ int main(int argc, char **argv) {
   const char *mlp_s = cfg.quick ? "784-64-10 b32" : "784-512-10 b256";
 
   bench_memcpy(big, big_s);
+  bench_peak();
   bench_identity(big, big_s);
   bench_elementwise(big, big_s);
   const int axis0 = 0, last = -1;
