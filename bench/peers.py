@@ -692,7 +692,26 @@ def main():
     table("Memory-bound workloads", ["copy (memcpy)", "copy (smelt)", "elementwise",
                                      "mean axis 0", "max axis -1", "sum"], bw_cols,
           (f"% of copy (smelt / {' / '.join(bw_cols)})", pct_copy))
-    table("Matrix products (f32)", list(GEMMS), bw_cols)
+    peak = smelt.get("fma peak (C)", {}).get("gflop_per_s")
+
+    def pct_peak(key, mine, times):
+        if not peak:
+            return "-"
+        parts = []
+        for ms in [mine] + times:
+            rr = rate(key, ms)
+            parts.append(f"{100 * rr[0] / peak:.0f}%" if rr else "-")
+        return " / ".join(parts)
+
+    if "fma peak (C)" in smelt:
+        p = smelt["fma peak (C)"]
+        if "error" in p:
+            print(f"fma peak: error: {p['error']}\n")
+        else:
+            print(f"Peak f32 FMA rate measured in the same run (`fma peak (C)`, {p['size']}): "
+                  f"{p['gflop_per_s']:.1f} GFLOP/s.\n")
+    table("Matrix products (f32)", list(GEMMS), bw_cols,
+          (f"% of peak (smelt / {' / '.join(bw_cols)})", pct_peak))
     step_cols = [p for p in ("numpy", "torch", "torch.compile", "jax") if p in peers]
     table("Training steps", ["mlp train step", "cnn train step"], step_cols)
 
