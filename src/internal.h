@@ -278,6 +278,18 @@ int sm_broadcast_shapes(int ra, const int64_t *a, int rb, const int64_t *b, int 
 /* Normalizes axis for a tensor of the given rank; false when out of range. */
 bool sm_norm_axis(int axis, int rank, int *out);
 
+/* ---------------------------------------------- the order of float sums */
+/* A float reduce_sum over R > SM_SUM_BLOCK reduced elements (row-major
+ * over the reduced axes, r = 0..R-1) is blocked: lane c = r mod
+ * SM_SUM_LANES, block b = r div SM_SUM_BLOCK; each (b, c) partial sums its
+ * SM_SUM_BLOCK / SM_SUM_LANES rows in increasing order in f64 from +0.0;
+ * the partials, a flat f64 array in (b, c) order, are summed by the same
+ * rule, and R <= SM_SUM_BLOCK elements sequentially from +0.0 (docs/ops.md,
+ * "Summation order"). The interpreter (src/interp.c) sums so, and the
+ * split_sums pass (src/passes/split_sums.c) writes the same order as graph
+ * stages for the compiled targets. */
+enum { SM_SUM_BLOCK = 4096, SM_SUM_LANES = 64 };
+
 /* ------------------------------------------------------------- dtypes */
 bool sm_is_float(smelt_dtype dt);
 /* Float to integer: truncation toward zero as C and PyTorch. C leaves NaN

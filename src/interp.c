@@ -523,9 +523,72 @@ static int eval_where(run_state *rs, const sm_node *n, view *out) {
 
 /* ---------------------------------------------------------- reductions */
 
+/* The blocked sum of v[0..len) (SM_SUM_BLOCK, internal.h): up to
+ * SM_SUM_BLOCK elements are summed in order from +0.0; longer arrays are
+ * replaced by their partials (lane c = r mod SM_SUM_LANES of block b = r div
+ * SM_SUM_BLOCK, rows in increasing order from +0.0; lanes past the end sum
+ * nothing and are +0.0), which are summed by the same rule. The partials of
+ * block b overwrite v[b*LANES..] in place: block b >= 1 has been read by
+ * then, block 0 is kept in acc until it is written. */
+static double blocked_sum(double *v, int64_t len) {
+  while (len > SM_SUM_BLOCK) {
+    int64_t nb = (len + SM_SUM_BLOCK - 1) / SM_SUM_BLOCK;
+    for (int64_t b = 0; b < nb; b++) {
+      double acc[SM_SUM_LANES];
+      for (int c = 0; c < SM_SUM_LANES; c++) acc[c] = 0.0;
+      int64_t end = (b + 1) * SM_SUM_BLOCK < len ? (b + 1) * SM_SUM_BLOCK : len;
+      for (int64_t r = b * SM_SUM_BLOCK; r < end; r++) acc[r % SM_SUM_LANES] += v[r];
+      for (int c = 0; c < SM_SUM_LANES; c++) v[b * SM_SUM_LANES + c] = acc[c];
+    }
+    len = nb * SM_SUM_LANES;
+  }
+  double s = 0.0;
+  for (int64_t r = 0; r < len; r++) s += v[r];
+  return s;
+}
+
+/* A float reduce_sum over more than SM_SUM_BLOCK elements per output slot:
+ * the slot's elements are gathered as f64 in row-major order of the reduced
+ * axes and summed in the blocked order. */
+static int eval_sum_blocked(run_state *rs, const sm_node *n, view *out, int64_t len) {
+  const sm_node *x = input_node(rs, n, 0);
+  const view *xv = input_val(rs, n, 0);
+  smelt_dtype xdt = (smelt_dtype)x->dtype;
+  size_t xes = smelt_dtype_size(xdt), es = esize(n);
+  /* the kept and the reduced axes of x, each with x's strides */
+  int kr = 0, rr = 0;
+  int64_t kshape[SMELT_MAX_RANK], kstr[SMELT_MAX_RANK], rshape[SMELT_MAX_RANK],
+      rstr[SMELT_MAX_RANK];
+  for (int d = 0; d < x->rank; d++) {
+    bool red = false;
+    for (uint32_t j = 0; j < n->niattr; j++) red = red || n->iattr[j] == d;
+    if (red) rshape[rr] = x->shape[d], rstr[rr++] = xv->strides[d];
+    else kshape[kr] = x->shape[d], kstr[kr++] = xv->strides[d];
+  }
+  if ((uint64_t)len > SIZE_MAX / sizeof(double)) return node_fail(rs, n, "reduction too large");
+  double *buf = sm_malloc((size_t)len * sizeof *buf);
+  if (!buf) return fail_oom(rs->it);
+  nditer kept;
+  nd_init(&kept, kr, kshape);
+  int ks = nd_add(&kept, xv->off, kstr);
+  int64_t slot = 0; /* the result is dense: its slots in row-major order */
+  do {
+    nditer red;
+    nd_init(&red, rr, rshape);
+    int s = nd_add(&red, kept.off[ks], rstr);
+    int64_t r = 0;
+    do buf[r++] = load_f(at(xv, red.off[s], xes), xdt);
+    while (nd_next(&red));
+    store_f(at(out, slot++, es), (smelt_dtype)n->dtype, blocked_sum(buf, len));
+  } while (nd_next(&kept));
+  sm_free(buf);
+  return 0;
+}
+
 /* reduce_sum/prod/max/min: every input element is folded into its output
  * slot (the input index with the reduced axes zeroed) with the op's scalar
- * rule, in row-major order, in double or int64 accumulators. */
+ * rule, in row-major order, in double or int64 accumulators; float sums
+ * over more than SM_SUM_BLOCK elements per slot in the blocked order. */
 static int eval_reduce(run_state *rs, const sm_node *n, view *out) {
   const sm_node *x = input_node(rs, n, 0);
   const view *xv = input_val(rs, n, 0);
@@ -533,6 +596,15 @@ static int eval_reduce(run_state *rs, const sm_node *n, view *out) {
   smelt_dtype xdt = (smelt_dtype)x->dtype;
   bool use_f = sm_is_float(xdt) || !op->eval_i;
   if (alloc_dense(rs->it, n, out)) return -1;
+  if (n->op == OP_REDUCE_SUM && use_f && !is_empty(n)) {
+    int64_t len = 1;
+    for (uint32_t j = 0; j < n->niattr; j++) len *= x->shape[n->iattr[j]];
+    if (len > SM_SUM_BLOCK) {
+      int rc = eval_sum_blocked(rs, n, out, len);
+      if (rc) release(out);
+      return rc;
+    }
+  }
   int64_t m = safe_numel(n);
   /* One 8-byte accumulator per output element; the output's own size
    * already fits, so this product can only overflow for 1-byte dtypes. */

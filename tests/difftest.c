@@ -11,13 +11,16 @@
  * inputs and params of rank 0-4 (size-1 and, rarely, size-0 dims), every
  * op of smelt.h on operands picked from what was built so far, 1-4 named
  * outputs, often gradients (smelt_grad) of a random scalar loss and
- * optimizer updates. The outputs are compiled for the target under test and
- * for the interpreter target with smelt_program_compile; both run on the
- * same inputs and are compared: integers and bools exactly, floats within a
- * tolerance computed for each output by a first-order error analysis done
- * while the graph is built (docs/testing.md explains the rule). A run error
- * on one side must be a run error on the other. With --target interp the
- * interp target is compared with a plain smelt_interp, bit for bit.
+ * optimizer updates; sometimes (group `long`) a float sum or mean over more
+ * than 4096 elements per output (the blocked summation order) of a leaf
+ * larger than the other values. The outputs are compiled for the target
+ * under test and for the interpreter target with smelt_program_compile;
+ * both run on the same inputs and are compared: integers and bools
+ * exactly, floats within a tolerance computed for each output by a
+ * first-order error analysis done while the graph is built (docs/testing.md
+ * explains the rule). A run error on one side must be a run error on the
+ * other. With --target interp the interp target is compared with a plain
+ * smelt_interp, bit for bit.
  *
  * With --cuda-compile ARCHS (e.g. sm_80,sm_90) nothing runs: each graph's
  * program (outputs, then updates) is planned, printed as CUDA C and
@@ -77,7 +80,7 @@ enum {
   MAX_LEAVES = 32, /* leaves are tracked in a 32-bit dependency mask */
   MAX_OUTS = 16,
   MAX_UPD = 48,
-  MAX_NUMEL = 4096, /* largest tensor the generator builds */
+  MAX_NUMEL = 4096, /* largest tensor the generator builds (but op_long's leaves) */
   GEN_RANK = 5      /* largest rank the generator builds */
 };
 #define MAG_MAX 1e6 /* float values beyond this estimate make tolerances vacuous */
@@ -179,7 +182,7 @@ static const opdesc OPS[] = {
     {"const", "source", 1},     {"softmax", "nn", 2},        {"log_softmax", "nn", 2},
     {"cross_entropy", "nn", 1}, {"mse_loss", "nn", 1},       {"dropout", "nn", 1},
     {"unfold", "view", 2},      {"conv2d", "conv", 2},       {"max_pool2d", "conv", 1},
-    {"avg_pool2d", "conv", 1},  {"batch_norm", "conv", 1},
+    {"avg_pool2d", "conv", 1},  {"batch_norm", "conv", 1},  {"long_sum", "long", 1},
 };
 enum { NOPS = (int)(sizeof OPS / sizeof OPS[0]) };
 
@@ -929,6 +932,77 @@ static bool op_reduce(gen *G, const char *op) {
     push(G, ri);
   }
   return true;
+}
+
+/* A float sum or mean over more than 4096 elements per output (the only
+ * tensors above MAX_NUMEL: a leaf of up to 2^18+ elements, never put in the
+ * pool for other ops), which follows the blocked summation order
+ * (docs/ops.md). Either a small pool value x broadcast over a long leading
+ * axis (sum(L + x) over it: the gradient of x is a long sum too), or a
+ * long leaf reduced over all its axes, its last, its first (non-trailing)
+ * or two non-adjacent axes. */
+static bool op_long(gen *G) {
+  smelt_graph *g = G->g;
+  bool mean = rp(&G->r, 0.4), keep = rp(&G->r, 0.3);
+  int64_t len = rint_(&G->r, 4097, 9000);
+  int rank, naxes, axes[3];
+  int64_t dims[SMELT_MAX_RANK];
+  val *x = rp(&G->r, 0.5) ? pick(G, p_float, NULL) : NULL;
+  if (x && x->numel >= 1 && x->numel <= 8 && x->rank < GEN_RANK) {
+    rank = x->rank + 1;
+    dims[0] = len;
+    memcpy(dims + 1, x->dims, sizeof(int64_t) * (size_t)x->rank);
+    naxes = 1, axes[0] = 0;
+  } else {
+    x = NULL;
+    int64_t k = rint_(&G->r, 1, 3), a = rint_(&G->r, 65, 130);
+    switch (rint_(&G->r, 0, 4)) {
+    case 0: /* all; rarely long enough for two levels of partials */
+      if (rp(&G->r, 0.1)) len = rint_(&G->r, 262145, 263000), mean = true;
+      rank = 1, dims[0] = len, naxes = 0;
+      break;
+    case 1: rank = 2, dims[0] = k, dims[1] = len, naxes = 1, axes[0] = -1; break;
+    case 2: rank = 2, dims[0] = len, dims[1] = k, naxes = 1, axes[0] = 0; break;
+    case 3:
+      rank = 3, dims[0] = a, dims[1] = k + 1, dims[2] = len / a + 1, naxes = 2;
+      axes[0] = 0, axes[1] = 2;
+      break;
+    default:
+      rank = 3, dims[0] = k, dims[1] = a, dims[2] = len / a + 1, naxes = 2;
+      axes[0] = 1, axes[1] = 2;
+      break;
+    }
+  }
+  smelt_dtype dt = x ? x->dt : rand_float(G);
+  int np = G->np;
+  val *l = new_leaf(G, dt, rank, dims, DOM_NORMAL, 0, false);
+  if (!l) return false;
+  val lv = *l;
+  G->np = np; /* too large for other ops: only this reduction reads it */
+  double u = uround(dt), m = lv.mag, E = 0;
+  uint32_t deps = lv.deps;
+  bool special = lv.special;
+  smelt_node t = lv.n;
+  if (x) {
+    t = smelt_add(g, t, x->n);
+    m += x->mag, E = abserr(x) + u * m, deps |= x->deps, special = special || x->special;
+  }
+  int64_t dn = 1;
+  for (int d = 0; d < rank; d++) {
+    bool red = naxes == 0;
+    for (int j = 0; j < naxes; j++) red = red || axes[j] == d || axes[j] + rank == d;
+    if (red) dn *= dims[d];
+  }
+  smelt_node n = (mean ? smelt_mean : smelt_sum)(g, t, naxes, axes, keep);
+  val r;
+  memset(&r, 0, sizeof r);
+  if (!describe(G, &r, n)) return false;
+  r.deps = deps, r.special = special, r.gradlike = x && x->gradlike;
+  double sq = sqrt((double)dn);
+  if (mean) r.mag = m, r.A = E + 4 * u * sq * m, r.R = u;
+  else r.mag = (double)dn * m, r.A = (double)dn * E + 4 * u * sq * (double)dn * m, r.R = u;
+  if (r.mag > MAG_MAX || r.numel > MAX_NUMEL) return false;
+  return push(G, r) != NULL;
 }
 
 /* ----------------------------------------------------------------- views */
@@ -1717,6 +1791,7 @@ static bool apply_op(gen *G, int i) {
   if (!strcmp(grp, "index")) return op_index(G, name);
   if (!strcmp(grp, "source")) return op_source(G, name);
   if (!strcmp(grp, "conv")) return op_conv(G, name);
+  if (!strcmp(grp, "long")) return op_long(G);
   return op_nn(G, name);
 }
 
@@ -1851,7 +1926,9 @@ static int64_t compare(smelt_dtype dt, const void *got, const void *want, int64_
       tol *= 2; /* a margin over the first-order estimate */
       tol += dt == SMELT_F64 ? 1e-300 : 1e-37; /* subnormal flushing of tiny results */
     }
-    if (!(fabs(a - b) <= tol)) {
+    /* equal values agree even where the estimate is NaN (an inf magnitude
+     * times 0, e.g. downstream of an integer prod that overflows) */
+    if (a != b && !(fabs(a - b) <= tol)) {
       *tol_out = tol;
       return i;
     }
@@ -2309,7 +2386,8 @@ static int usage(FILE *f, int rc) {
           "  --cuda-compile ARCHS  run nothing: compile each graph as CUDA with NVRTC for\n"
           "               each arch of the comma-separated list (e.g. sm_80,sm_90)\n"
           "  --ops LIST   comma-separated op names or groups (unary binary compare\n"
-          "               logical where reduce view matmul index source nn conv grad update)\n"
+          "               logical where reduce view matmul index source nn conv long grad\n"
+          "               update; long: float sums over more than 4096 elements)\n"
           "  --save DIR   write failing graphs (DIR/g<seed>.smelt) and inputs (.npy)\n"
           "exit: 0 all agree, 1 a mismatch, 2 usage, 77 target unavailable (skip)\n"
           "      (--cuda-compile: 1 a CUDA build failed, 77 built without NVRTC)\n");

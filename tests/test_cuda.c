@@ -427,8 +427,9 @@ static void b_block_reduce_short(smelt_graph *g) {
 }
 
 static void b_two_stage(smelt_graph *g) {
+  /* a max: float sums this long are split into blocks (split_sums) */
   smelt_node x = in(g, "x", SMELT_F32, 2, TU_DIMS(4, 100000));
-  out(g, "s", smelt_sum(g, x, 1, (const int[]){1}, false));
+  out(g, "s", smelt_max(g, x, 1, (const int[]){1}, false));
 }
 
 static void b_two_stage_full(smelt_graph *g) {
@@ -778,8 +779,9 @@ static void b_index64(smelt_graph *g) {
   smelt_node c = in(g, "c", SMELT_F32, 2, TU_DIMS(65536, 1));
   smelt_node big = smelt_mul(g, smelt_expand(g, r, 2, TU_DIMS(65536, 65536)),
                              smelt_expand(g, c, 2, TU_DIMS(65536, 65536)));
-  out(g, "total", smelt_sum(g, big, 0, NULL, false));
+  out(g, "total", smelt_sum(g, big, 0, NULL, false)); /* split into blocks */
   out(g, "rows", smelt_sum(g, big, 1, (const int[]){1}, false));
+  out(g, "top", smelt_min(g, big, 0, NULL, false));          /* two-stage */
   out(g, "cols", smelt_max(g, big, 1, (const int[]){0}, false));
   out(g, "arg", smelt_argmax(g, big, 1, false));
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocked_sum.h"
 #include "internal.h"
 #include "testutil.h"
 
@@ -950,6 +951,62 @@ START_TEST(test_huge_result) {
 }
 END_TEST
 
+/* ------------------------------------------------------ blocked sums */
+
+/* Float sums over more than 4096 elements per slot follow the blocked
+ * order (tests/blocked_sum.h has the reference), bit for bit. */
+START_TEST(test_sum_blocked_order) {
+  const bs_case *c = &bs_cases[_i];
+  void *data = bs_input(c);
+  smelt_graph *g = smelt_graph_new();
+  smelt_node x = smelt_input(g, "x", c->dt, c->rank, c->dims);
+  smelt_node y = sm_reduce(g, OP_REDUCE_SUM, x, c->naxes, c->axes);
+  int64_t m, slots;
+  double *got = eval(g, y, &m, 1, (const char *[]){"x"}, (const void *[]){data});
+  double *want = bs_expected(c, data, false, &slots);
+  double *seq = bs_expected(c, data, true, &slots);
+  ck_assert_int_eq(m, slots);
+  bool differs = false;
+  for (int64_t k = 0; k < m; k++) {
+    ck_assert_msg(got[k] == want[k], "%s: slot %lld is %.17g, want %.17g (sequential %.17g)",
+                  c->name, (long long)k, got[k], want[k], seq[k]);
+    differs = differs || seq[k] != want[k];
+  }
+  /* the input tells the orders apart (R = 4096 is summed sequentially) */
+  ck_assert_msg(differs == (bs_numel(c) / m > BS_BLOCK), "%s: the order %s", c->name,
+                differs ? "is not sequential" : "does not matter on this input");
+  free(got);
+  free(want);
+  free(seq);
+  free(data);
+  smelt_graph_free(g);
+}
+END_TEST
+
+/* mean is sum then scale: the sum is blocked; integer sums wrap as
+ * before (exact, so any order gives them). */
+START_TEST(test_sum_blocked_mean_int) {
+  enum { N = 5000 };
+  double v[N];
+  for (int i = 0; i < N; i++) v[i] = bs_value(i, N);
+  smelt_graph *g = smelt_graph_new();
+  smelt_node x = cf64(g, 1, DIMS(N), v);
+  double want = bs_reference(v, N) / N;
+  ck_assert(bs_sequential(v, N) / N != want);
+  EXPECT(g, smelt_mean(g, x, 0, NULL, false), want);
+  smelt_graph_free(g);
+
+  static int64_t w[N];
+  for (int i = 0; i < N; i++) w[i] = INT64_MAX / 3 + i;
+  uint64_t s = 0;
+  for (int i = 0; i < N; i++) s += (uint64_t)w[i];
+  g = smelt_graph_new();
+  x = ci64(g, 1, DIMS(N), w);
+  EXPECT(g, sm_reduce(g, OP_REDUCE_SUM, x, 0, NULL), (double)(int64_t)s);
+  smelt_graph_free(g);
+}
+END_TEST
+
 static Suite *interp_suite(void) {
   Suite *s = suite_create("interp");
   TCase *tc = tcase_create("bind");
@@ -971,6 +1028,10 @@ static Suite *interp_suite(void) {
   tcase_add_test(tc, test_matmul);
   tcase_add_test(tc, test_gather);
   tcase_add_test(tc, test_concat_pad);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("blocked sums");
+  tcase_add_loop_test(tc, test_sum_blocked_order, 0, BS_NCASES);
+  tcase_add_test(tc, test_sum_blocked_mean_int);
   suite_add_tcase(s, tc);
   tc = tcase_create("sources");
   tcase_add_test(tc, test_params);

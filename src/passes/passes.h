@@ -41,10 +41,19 @@ smelt_graph *sm_pass_simplify(const smelt_graph *src, size_t nroots, const uint3
 smelt_graph *sm_pass_views(const smelt_graph *src, size_t nroots, const uint32_t *roots,
                            uint32_t *map);
 
-/* The optimization pipeline: simplify, then views. map (src->nnodes
- * entries, may be NULL) receives the final index + 1 per node of src (0:
- * dropped). With SM_DUMP_PASSES in dump (may be NULL) the graph text after
- * each pass is dumped, part = the pass's name. NULL when out of memory. */
+/* Split sums: every float reduce_sum over more than SM_SUM_BLOCK elements
+ * per output slot becomes the f64 stages of its blocked summation order
+ * (src/passes/split_sums.c), the same order as the interpreter's; then DCE. */
+smelt_graph *sm_pass_split_sums(const smelt_graph *src, size_t nroots, const uint32_t *roots,
+                                uint32_t *map);
+/* True when g has such a sum (sm_optimize runs the pass only then). */
+bool sm_split_sums_wanted(const smelt_graph *g);
+
+/* The optimization pipeline: simplify, split sums (when the graph has a
+ * sum to split), then views. map (src->nnodes entries, may be NULL)
+ * receives the final index + 1 per node of src (0: dropped). With
+ * SM_DUMP_PASSES in dump (may be NULL) the graph text after each pass that
+ * ran is dumped, part = the pass's name. NULL when out of memory. */
 smelt_graph *sm_optimize(const smelt_graph *src, size_t nroots, const uint32_t *roots,
                          uint32_t *map, const struct sm_dump *dump);
 

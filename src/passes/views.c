@@ -113,7 +113,8 @@ smelt_graph *sm_pass_views(const smelt_graph *src, size_t nroots, const uint32_t
 
 /* ------------------------------------------------------------ sm_optimize */
 /* The pass pipeline (here until it gets a file of its own in meson.build):
- * simplify, then views; each pass's result is dumped as graph text. */
+ * simplify, split sums, then views; each pass's result is dumped as graph
+ * text. A pass with a `wanted` test that finds nothing to do is skipped. */
 typedef smelt_graph *(*pass_fn)(const smelt_graph *, size_t, const uint32_t *, uint32_t *);
 
 smelt_graph *sm_optimize(const smelt_graph *src, size_t nroots, const uint32_t *roots,
@@ -121,7 +122,10 @@ smelt_graph *sm_optimize(const smelt_graph *src, size_t nroots, const uint32_t *
   static const struct {
     const char *name;
     pass_fn run;
-  } passes[] = {{"simplify", sm_pass_simplify}, {"views", sm_pass_views}};
+    bool (*wanted)(const smelt_graph *); /* NULL: always runs */
+  } passes[] = {{"simplify", sm_pass_simplify, NULL},
+                {"split_sums", sm_pass_split_sums, sm_split_sums_wanted},
+                {"views", sm_pass_views, NULL}};
   size_t nn = src->nnodes;
   uint32_t *total = sm_malloc(sizeof *total * (nn ? nn : 1)); /* src node -> cur index + 1 */
   uint32_t *r = sm_malloc(sizeof *r * (nroots ? nroots : 1));
@@ -131,6 +135,7 @@ smelt_graph *sm_optimize(const smelt_graph *src, size_t nroots, const uint32_t *
   const smelt_graph *cur = src;
   smelt_graph *owned = NULL;
   for (size_t p = 0; p < sizeof passes / sizeof passes[0]; p++) {
+    if (passes[p].wanted && !passes[p].wanted(cur)) continue; /* (not dumped either) */
     uint32_t *m = sm_calloc(cur->nnodes ? cur->nnodes : 1, sizeof *m);
     smelt_graph *next = m ? passes[p].run(cur, nroots, r, m) : NULL;
     if (!next) {
