@@ -290,6 +290,59 @@ int sm_kernel_store(sm_kernel *k, int arg, int index, int value, bool outer, boo
   return k->nstores++;
 }
 
+static void sweep_mark(const sm_kernel *k, int v, int32_t *map) {
+  while (v >= 0 && !map[v]) {
+    map[v] = 1;
+    const sm_kval *x = &k->vals[v];
+    sweep_mark(k, x->b, map);
+    sweep_mark(k, x->c, map);
+    v = x->a;
+  }
+}
+
+bool sm_kernel_sweep(sm_kernel *k) {
+  if (k->oom) return false;
+  int32_t *map = sm_calloc((size_t)k->nvals + 1, sizeof *map);
+  if (!map) return false;
+  for (int i = 0; i < k->nstores; i++) {
+    sweep_mark(k, k->stores[i].index, map);
+    sweep_mark(k, k->stores[i].value, map);
+  }
+  for (int i = 0; i < k->naccs; i++) sweep_mark(k, k->accs[i].value, map);
+  sweep_mark(k, k->mm_a, map);
+  sweep_mark(k, k->mm_b, map);
+  int n = 0;
+  for (int v = 0; v < k->nvals; v++) {
+    if (!map[v]) {
+      sm_free(k->vals[v].coef);
+      map[v] = -1;
+      continue;
+    }
+    /* operands come before their users: already renumbered */
+    sm_kval x = k->vals[v];
+    if (x.a >= 0) x.a = map[x.a];
+    if (x.b >= 0) x.b = map[x.b];
+    if (x.c >= 0) x.c = map[x.c];
+    k->vals[n] = x;
+    map[v] = n++;
+  }
+  bool changed = n != k->nvals;
+  k->nvals = n;
+  for (int i = 0; i < k->nstores; i++) {
+    k->stores[i].index = map[k->stores[i].index];
+    k->stores[i].value = map[k->stores[i].value];
+  }
+  for (int i = 0; i < k->naccs; i++) k->accs[i].value = map[k->accs[i].value];
+  if (k->mm_a >= 0) k->mm_a = map[k->mm_a];
+  if (k->mm_b >= 0) k->mm_b = map[k->mm_b];
+  sm_free(map);
+  if (changed && !rehash(k, k->table_cap ? k->table_cap : 64)) {
+    k->oom = true;
+    return false;
+  }
+  return true;
+}
+
 bool sm_kval_invariant(const sm_kernel *k, int v, int axis) {
   const sm_kval *x = &k->vals[v];
   switch ((sm_kval_kind)x->kind) {
@@ -345,6 +398,9 @@ bool sm_kernel_check(const sm_kernel *k, char **why) {
     seen[d] = true;
     if (k->extent[d] < 0) return *why = sm_fmt("kernel %s: negative extent", k->name), false;
   }
+  for (int d = 0; d < k->ndim; d++)
+    if (k->joined[d] && (d == 0 || k->reduce[d] != k->reduce[d - 1]))
+      return *why = sm_fmt("kernel %s: axis %d joins no axis of its kind", k->name, d), false;
   if (k->par_axis < -1 || k->par_axis >= k->ndim || (k->par_axis >= 0 && k->reduce[k->par_axis]))
     return *why = sm_fmt("kernel %s: bad parallel axis %d", k->name, k->par_axis), false;
   for (int i = 0; i < k->naccs; i++) {
@@ -435,7 +491,22 @@ void sm_kernel_print_buf(sm_buf *b, const sm_kernel *k) {
   sm_buf_printf(b, "kernel %s %s domain [", k->name, sm_kernel_kind_name(k->kind));
   for (int d = 0; d < k->ndim; d++)
     sm_buf_printf(b, "%s%" PRId64 "%s", d ? "," : "", k->extent[d], k->reduce[d] ? "r" : "");
-  sm_buf_puts(b, "] order [");
+  sm_buf_puts(b, "]");
+  bool refined = false;
+  for (int d = 0; d < k->ndim; d++) refined = refined || k->joined[d];
+  if (refined) {
+    /* the group's domain: runs of joined axes merged */
+    sm_buf_puts(b, " from [");
+    for (int d = 0; d < k->ndim;) {
+      int64_t e = k->extent[d];
+      int j = d + 1;
+      for (; j < k->ndim && k->joined[j]; j++) e *= k->extent[j];
+      sm_buf_printf(b, "%s%" PRId64 "%s", d ? "," : "", e, k->reduce[d] ? "r" : "");
+      d = j;
+    }
+    sm_buf_puts(b, "]");
+  }
+  sm_buf_puts(b, " order [");
   for (int d = 0; d < k->ndim; d++) sm_buf_printf(b, "%s%d", d ? "," : "", k->order[d]);
   sm_buf_printf(b, "] parallel %d", k->par_axis);
   if (k->reassociate) sm_buf_puts(b, " reassociate");

@@ -114,6 +114,11 @@ typedef struct sm_kernel {
   int ndim;
   int64_t extent[SMELT_MAX_RANK + 1]; /* matmul domains have rank + 1 axes (K) */
   uint8_t reduce[SMELT_MAX_RANK + 1];
+  /* Domain refinement (docs/kernel-ir.md): joined[d] = 1 when axis d is
+   * an inner part of the axis that d-1 belongs to: the group's domain is
+   * the domain with each run of joined axes merged (row-major). Only the
+   * printer and the lowering's loop order read it. */
+  uint8_t joined[SMELT_MAX_RANK + 1];
   /* Loop order, outermost first: order[0] is the outermost loop. The
    * innermost loop walks contiguous memory where the accesses allow. */
   int order[SMELT_MAX_RANK + 1];
@@ -172,6 +177,11 @@ int sm_kernel_acc(sm_kernel *k, sm_op op, smelt_dtype dt, smelt_dtype acc_dtype,
                   int axis, int scratch, int scratch2);
 int sm_kv_acc(sm_kernel *k, int acc); /* the accumulator's result value (outer) */
 int sm_kernel_store(sm_kernel *k, int arg, int index, int value, bool outer, bool accumulate);
+
+/* Removes the values that no store, accumulator or matmul operand uses
+ * (a builder may have made some it then did not need) and renumbers the
+ * rest in order. false when out of memory (then k->oom is set). */
+bool sm_kernel_sweep(sm_kernel *k);
 
 /* True when value v does not depend on domain axis `axis` (used to hoist
  * loop invariants and to pick the loop order). */

@@ -9,8 +9,12 @@
  * strides can express it (NumPy's no-copy reshape) and pushes a new view
  * otherwise. Evaluating the stack gives an element offset (affine when the
  * coordinates are) and a validity mask; between views the offset is
- * unravelled with idiv/imod, simplified by range analysis so that most of
- * them disappear. docs/kernel-ir.md has the rules, with the loop order. */
+ * unravelled exactly term by term where the (mask-narrowed) ranges allow,
+ * else with idiv/imod simplified by range analysis, and offsets recombine
+ * the quotient/remainder pairs they meet. An idiv/imod of a domain index
+ * that remains is removed by refining the domain: the axis is split
+ * (outer, inner) and the group lowered again. docs/kernel-ir.md has the
+ * rules, with the loop order. */
 #include "lower.h"
 
 #include <inttypes.h>
@@ -57,6 +61,16 @@ typedef struct memo_ent {
   lin *co; /* rank entries */
 } memo_ent;
 
+/* An idiv or imod the lowering emitted: value v = x / s or x % s, where x
+ * is the lin whose value is num. s*(x/s) + x%s is x again (lin_addmul
+ * recombines such pairs). */
+typedef struct divrec {
+  int32_t v, num;
+  bool mod;
+  int64_t s;
+  lin x;
+} divrec;
+
 typedef struct lw {
   const sm_fusion *f;
   const smelt_graph *g;
@@ -68,11 +82,21 @@ typedef struct lw {
   char *err;
   bool oom;
   int64_t zero[KD];
-  int64_t rshape[KD]; /* the domain with reduced extents 1 (outer space) */
+  /* The group's (logical) domain and its coordinates in the kernel's
+   * axes: a refined axis (split into kernel axes outer..inner) is their
+   * row-major combination. */
+  int lnd;
+  int64_t lext[KD];
+  uint8_t lred[KD];
+  lin lco[KD];
+  int kaxis[KD]; /* the kernel axis of an unsplit logical axis, else -1 */
+  int64_t rshape[KD]; /* the logical domain with reduced extents 1 (outer space) */
   memo_ent *memo;
   size_t nmemo, cap_memo;
   int32_t *mtab;
   size_t mtab_cap;
+  divrec *recs;
+  int nrecs, cap_recs;
 } lw;
 
 __attribute__((format(printf, 2, 3))) static int fail(lw *L, const char *fmt, ...) {
@@ -168,6 +192,61 @@ static lin lin_collapse(lw *L, const lin *e) {
   return lin_val(lin_emit(L, e), lo, hi);
 }
 
+static const divrec *rec_of(const lw *L, int v) {
+  for (int i = 0; i < L->nrecs; i++)
+    if (L->recs[i].v == v) return &L->recs[i];
+  return NULL;
+}
+
+static void rec_add(lw *L, int v, int num, bool mod, int64_t s, const lin *x) {
+  if (v < 0 || rec_of(L, v)) return;
+  if (L->nrecs == L->cap_recs) {
+    int cap = L->cap_recs ? 2 * L->cap_recs : 16;
+    divrec *p = sm_realloc(L->recs, (size_t)cap * sizeof *p);
+    if (!p) {
+      L->oom = true;
+      return;
+    }
+    L->recs = p;
+    L->cap_recs = cap;
+  }
+  L->recs[L->nrecs++] = (divrec){v, num, mod, s, *x};
+}
+
+static void lin_addmul(lw *L, lin *e, const lin *x, int64_t s);
+
+/* Undoes an unravel: W*(x/s) + w*(x%s) becomes w*x + (W - s*w)*(x/s) (a
+ * row-major offset of coordinates that an earlier unravel produced: the
+ * remainder goes, and the quotient too when W = s*w). The quotient may
+ * also be x0/(s1*s) with x = x0/s1 (lin_div folds nested divisions). */
+static void lin_recombine(lw *L, lin *e) {
+  for (int i = 0; i < e->nt; i++) {
+    const divrec *q = rec_of(L, e->tv[i]);
+    if (!q || q->mod) continue;
+    for (int j = 0; j < e->nt; j++) {
+      const divrec *r = rec_of(L, e->tv[j]);
+      if (!r || !r->mod) continue;
+      const divrec *x = rec_of(L, r->num);
+      bool direct = r->num == q->num && r->s == q->s;
+      bool nested = x && !x->mod && x->num == q->num && x->s * r->s == q->s;
+      if (!direct && !nested) continue;
+      int64_t w = e->tw[j];
+      e->tw[i] -= r->s * w;
+      e->tw[j] = 0;
+      int n = 0;
+      for (int t = 0; t < e->nt; t++)
+        if (e->tw[t]) {
+          e->tv[n] = e->tv[t], e->tw[n] = e->tw[t], e->tlo[n] = e->tlo[t], e->thi[n] = e->thi[t];
+          n++;
+        }
+      e->nt = n;
+      lin xr = r->x;
+      lin_addmul(L, e, &xr, w); /* recombines what that makes possible */
+      return;
+    }
+  }
+}
+
 /* e += s * x */
 static void lin_addmul(lw *L, lin *e, const lin *x, int64_t s) {
   e->has_a = false;
@@ -198,6 +277,7 @@ static void lin_addmul(lw *L, lin *e, const lin *x, int64_t s) {
       n++;
     }
   e->nt = n;
+  lin_recombine(L, e);
 }
 
 static int64_t floor_div(int64_t a, int64_t b) {
@@ -224,28 +304,112 @@ static void lin_split(const lin *e, int64_t s, lin *q, lin *r) {
   }
 }
 
+static int64_t gcd64(int64_t a, int64_t b) {
+  if (a < 0) a = -a;
+  if (b < 0) b = -b;
+  while (b) {
+    int64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+/* The largest g dividing s (g > 1) such that e = g*h + r with r in
+ * [0, g) where valid: h takes the terms whose coefficients g divides
+ * (divided by g) and the constant's multiple of g. Then e/s = h/(s/g) and
+ * e%s = g*(h%(s/g)) + r: the divisions shrink or vanish. 0 when none. */
+static int64_t lin_digits(lw *L, const lin *e, int64_t s, lin *h, lin *r) {
+  int64_t cand[KD + LT + 1];
+  int nc = 0;
+  cand[nc++] = s;
+  for (int i = 0; i < KD + LT; i++) {
+    int64_t w = i < KD ? e->coef[i] : i - KD < e->nt ? e->tw[i - KD] : 0;
+    int64_t g = w ? gcd64(w, s) : 0;
+    if (g <= 1 || g >= s) continue;
+    int j = 0;
+    while (j < nc && cand[j] != g) j++;
+    if (j == nc) cand[nc++] = g;
+  }
+  /* largest first */
+  for (int i = 1; i < nc; i++)
+    for (int j = i; j > 0 && cand[j] > cand[j - 1]; j--) {
+      int64_t t = cand[j];
+      cand[j] = cand[j - 1];
+      cand[j - 1] = t;
+    }
+  for (int i = 0; i < nc; i++) {
+    lin_split(e, cand[i], h, r);
+    int64_t rlo, rhi;
+    lin_range(L, r, &rlo, &rhi);
+    if (rlo >= 0 && rhi < cand[i]) {
+      if (e->has_a) {
+        h->has_a = true;
+        h->alo = floor_div(e->alo - rhi, cand[i]);
+        h->ahi = floor_div(e->ahi - rlo, cand[i]);
+      }
+      return cand[i];
+    }
+  }
+  return 0;
+}
+
+/* When e is x / s1 (an idiv the lowering made): true, with x in *x and
+ * s1*s in *s2, since (x / s1) / s = x / (s1*s). */
+static bool nested_div(lw *L, const lin *e, int64_t s, lin *x, int64_t *s2) {
+  if (e->c != 0 || e->nt != 1 || e->tw[0] != 1) return false;
+  for (int d = 0; d < KD; d++)
+    if (e->coef[d]) return false;
+  const divrec *q = rec_of(L, e->tv[0]);
+  if (!q || q->mod || q->s > INT64_MAX / s) return false;
+  *x = q->x;
+  *s2 = q->s * s;
+  return true;
+}
+
 /* e / s for e >= 0 (where valid), s > 0, simplified by ranges. */
 static lin lin_div(lw *L, const lin *e, int64_t s) {
   if (s == 1) return *e;
   int64_t lo, hi;
   lin_range(L, e, &lo, &hi);
   if (lo >= 0 && hi < s) return lin_cst(0);
-  lin q, r;
-  lin_split(e, s, &q, &r);
-  int64_t rlo, rhi;
-  lin_range(L, &r, &rlo, &rhi);
-  lin out;
-  if (rlo >= 0 && rhi < s) {
+  lin q, r, out, x;
+  int64_t s2;
+  if (nested_div(L, e, s, &x, &s2)) return lin_div(L, &x, s2);
+  int64_t g = lin_digits(L, e, s, &q, &r);
+  if (g == s) {
     out = q;
-  } else if (rlo >= 0) {
-    int num = lin_emit(L, &r), den = cst_i64(L, s); /* in this order on every compiler */
-    lin t = lin_val(sm_kv_idiv(L->k, num, den), rlo / s, rhi / s);
-    out = q;
-    lin_addmul(L, &out, &t, 1);
+  } else if (g > 1) {
+    out = lin_div(L, &q, s / g);
+    if (out.has_a) {
+      /* keep the tighter of both bounds */
+      int64_t a = lo < 0 ? 0 : lo / s, b = hi < 0 ? 0 : hi / s;
+      if (a > out.alo) out.alo = a;
+      if (b < out.ahi) out.ahi = b;
+      return out;
+    }
   } else {
-    int64_t l0 = lo < 0 ? 0 : lo;
-    int num = lin_emit(L, e), den = cst_i64(L, s);
-    return lin_val(sm_kv_idiv(L->k, num, den), l0 / s, hi < 0 ? 0 : hi / s);
+    lin_split(e, s, &q, &r);
+    int64_t rlo, rhi;
+    lin_range(L, &r, &rlo, &rhi);
+    if (rlo >= 0 && nested_div(L, &r, s, &x, &s2)) {
+      lin t = lin_div(L, &x, s2);
+      out = q;
+      lin_addmul(L, &out, &t, 1);
+    } else if (rlo >= 0) {
+      int num = lin_emit(L, &r), den = cst_i64(L, s); /* in this order on every compiler */
+      int v = sm_kv_idiv(L->k, num, den);
+      rec_add(L, v, num, false, s, &r);
+      lin t = lin_val(v, rlo / s, rhi / s);
+      out = q;
+      lin_addmul(L, &out, &t, 1);
+    } else {
+      int64_t l0 = lo < 0 ? 0 : lo;
+      int num = lin_emit(L, e), den = cst_i64(L, s);
+      int v = sm_kv_idiv(L->k, num, den);
+      rec_add(L, v, num, false, s, e);
+      return lin_val(v, l0 / s, hi < 0 ? 0 : hi / s);
+    }
   }
   out.has_a = true;
   out.alo = lo < 0 ? 0 : lo / s;
@@ -260,14 +424,25 @@ static lin lin_mod(lw *L, const lin *e, int64_t n) {
   lin_range(L, e, &lo, &hi);
   if (lo >= 0 && hi < n) return *e;
   lin q, r;
+  int64_t g = lin_digits(L, e, n, &q, &r);
+  if (g == n) return r;
+  if (g > 1) {
+    lin m = lin_mod(L, &q, n / g);
+    lin_addmul(L, &r, &m, g);
+    r.has_a = true;
+    r.alo = 0;
+    r.ahi = n - 1;
+    return r;
+  }
   lin_split(e, n, &q, &r);
   int64_t rlo, rhi;
   lin_range(L, &r, &rlo, &rhi);
-  if (rlo >= 0 && rhi < n) return r;
   const lin *x = rlo >= 0 ? &r : e;
   int64_t xhi = rlo >= 0 ? rhi : hi;
   int num = lin_emit(L, x), den = cst_i64(L, n); /* value ids must not depend on the compiler */
-  return lin_val(sm_kv_imod(L->k, num, den), 0, xhi < n - 1 ? xhi : n - 1);
+  int v = sm_kv_imod(L->k, num, den);
+  rec_add(L, v, num, true, n, x);
+  return lin_val(v, 0, xhi < n - 1 ? xhi : n - 1);
 }
 
 /* Row-major offset of coordinates co in shape (rank dims). */
@@ -280,23 +455,108 @@ static lin lin_offset(lw *L, int rank, const int64_t *shape, const lin *co) {
 }
 
 /* The coordinates in shape of a row-major offset e (0 <= e < numel where
- * valid). */
+ * valid): the innermost coordinate is e % shape, the rest unravel e /
+ * shape, so that recombining them (lin_recombine) gives e back. */
 static void lin_unravel(lw *L, const lin *e, int rank, const int64_t *shape, lin *co) {
-  int64_t st[SMELT_MAX_RANK];
-  dense_strides(rank, shape, st);
-  for (int d = 0; d < rank; d++) {
+  lin q = *e;
+  int first = 0; /* the outermost dim of size > 1 */
+  while (first < rank && shape[first] == 1) first++;
+  for (int d = rank - 1; d >= 0; d--) {
     if (shape[d] == 1) {
       co[d] = lin_cst(0);
       continue;
     }
-    lin q = lin_div(L, e, st[d]);
-    co[d] = lin_mod(L, &q, shape[d] ? shape[d] : 1);
+    int64_t n = shape[d] ? shape[d] : 1;
+    co[d] = lin_mod(L, &q, n);
     if (shape[d] > 0 && !co[d].has_a) {
       co[d].has_a = true;
       co[d].alo = 0;
       co[d].ahi = shape[d] - 1;
     }
+    if (d > first) q = lin_div(L, &q, n);
   }
+}
+
+/* An offset off + sum st[d]*x[d] (n terms; x[d] in [xlo[d], xhi[d]] where
+ * valid, e.g. narrowed by a view's mask) as row-major coordinates in shape
+ * without any division: each term goes to the dim whose stride divides
+ * its own (a term whose range is too wide for it is split into its
+ * domain axes and opaque terms), the constant is spread over the dims, and
+ * the result is exact when every dim's value stays in [0, shape) where
+ * valid. False when that cannot be shown. */
+static bool unravel_terms(lw *L, int64_t off, int n, const lin *x, const int64_t *st,
+                          const int64_t *xlo, const int64_t *xhi, int rank, const int64_t *shape,
+                          lin *co) {
+  if (rank == 0) return true;
+  int64_t S[SMELT_MAX_RANK], dlo[SMELT_MAX_RANK] = {0}, dhi[SMELT_MAX_RANK] = {0};
+  dense_strides(rank, shape, S);
+  for (int b = 0; b < rank; b++) {
+    if (shape[b] == 0) return false;
+    co[b] = lin_cst(0);
+  }
+  for (int d = 0; d < n; d++) {
+    if (st[d] == 0) continue;
+    /* the whole term, then its parts */
+    for (int part = -1; part < KD + x[d].nt; part++) {
+      lin u;
+      int64_t w, ulo, uhi;
+      if (part < 0) {
+        u = x[d];
+        u.c = 0;
+        bool any = x[d].nt > 0;
+        for (int j = 0; j < KD && !any; j++) any = x[d].coef[j] != 0;
+        off += st[d] * x[d].c;
+        if (!any) break;
+        w = st[d], ulo = xlo[d] - x[d].c, uhi = xhi[d] - x[d].c;
+      } else if (part < KD) {
+        if (!x[d].coef[part]) continue;
+        u = lin_idx(part);
+        w = st[d] * x[d].coef[part];
+        ulo = 0, uhi = L->k->extent[part] > 0 ? L->k->extent[part] - 1 : 0;
+      } else {
+        int j = part - KD;
+        u = lin_val(x[d].tv[j], x[d].tlo[j], x[d].thi[j]);
+        w = st[d] * x[d].tw[j];
+        ulo = x[d].tlo[j], uhi = x[d].thi[j];
+      }
+      /* the outermost dim whose stride divides w */
+      int b = 0;
+      while (b < rank && (shape[b] == 1 || w % S[b] != 0)) b++;
+      if (b == rank) return false;
+      int64_t m = w / S[b], a = m * ulo, z = m * uhi;
+      if (a > z) {
+        int64_t t = a;
+        a = z;
+        z = t;
+      }
+      if (part < 0) {
+        if (z - a >= shape[b]) continue; /* too wide: its parts */
+        lin_addmul(L, &co[b], &u, m);
+        dlo[b] += a, dhi[b] += z;
+        break;
+      }
+      lin_addmul(L, &co[b], &u, m);
+      dlo[b] += a, dhi[b] += z;
+    }
+  }
+  /* spread the constant, innermost dim first: each dim takes the value
+   * congruent to what is left that puts its range inside [0, shape) */
+  int first = 0;
+  while (first < rank - 1 && shape[first] == 1) first++;
+  int64_t rem = off;
+  for (int b = rank - 1; b >= first; b--) {
+    if (shape[b] == 1 && b != first) continue;
+    int64_t u = rem / S[b], c; /* rem is a multiple of S[b] */
+    if (b == first) c = u;
+    else c = -dlo[b] + floor_mod(u + dlo[b], shape[b]);
+    if (c + dlo[b] < 0 || c + dhi[b] > shape[b] - 1) return false;
+    rem -= c * S[b];
+    co[b].c += c;
+    co[b].has_a = true;
+    co[b].alo = c + dlo[b];
+    co[b].ahi = c + dhi[b];
+  }
+  return true;
 }
 
 /* ------------------------------------------------------------------ memo */
@@ -422,9 +682,32 @@ static int arg_in(lw *L, uint32_t ni) {
 }
 
 /* A load of node ni at offset e, masked by valid (fill when invalid). */
+/* True when the affine offset e stays inside [0, n) at every point of
+ * the domain (masked or not). */
+static bool inside_everywhere(const lw *L, const lin *e, int64_t n) {
+  if (e->nt) return false; /* opaque terms: ranges hold where valid only */
+  int64_t lo = e->c, hi = e->c;
+  for (int d = 0; d < L->k->ndim; d++) {
+    int64_t x = e->coef[d] * (L->k->extent[d] > 0 ? L->k->extent[d] - 1 : 0);
+    if (x < 0) lo += x;
+    else hi += x;
+  }
+  return lo >= 0 && hi < n;
+}
+
+/* A load of node ni at offset e, masked by valid (fill when invalid). A
+ * masked load whose offset stays inside the buffer everywhere reads
+ * unconditionally and selects the fill (where): the same values, and
+ * consecutive reads that vectorize. */
 static int load_at(lw *L, uint32_t ni, const lin *e, int valid, double ffill, int64_t ifill) {
   int a = arg_in(L, ni);
   if (a < 0) return -1;
+  if (valid >= 0 && inside_everywhere(L, e, L->k->args[a].numel)) {
+    smelt_dtype dt = (smelt_dtype)L->k->args[a].dtype;
+    int v = sm_kv_load(L->k, a, lin_emit(L, e), -1, 0, 0);
+    int f = sm_is_float(dt) || dt == SMELT_BOOL ? sm_kv_const_f(L->k, dt, ffill) : sm_kv_const_i(L->k, dt, ifill);
+    return sm_kv_elem(L->k, OP_WHERE, dt, valid, v, f);
+  }
   return sm_kv_load(L->k, a, lin_emit(L, e), valid, ffill, ifill);
 }
 
@@ -683,7 +966,23 @@ static void trk_apply(lw *L, strk *t, const sm_node *n) {
 
 /* Evaluates t at top coordinates co: the offset into the bottom view's
  * buffer (*off) and the mask (*mask, -1 when always valid). */
-static void trk_eval(lw *L, const strk *t, const lin *co, lin *off, int *mask) {
+/* The bottom view's offset as terms: off + sum st[d]*x[d], x[d] in
+ * [lo[d], hi[d]] where valid (unravel_terms). */
+typedef struct vterms {
+  int n;
+  int64_t off;
+  lin x[SMELT_MAX_RANK];
+  int64_t st[SMELT_MAX_RANK], lo[SMELT_MAX_RANK], hi[SMELT_MAX_RANK];
+} vterms;
+
+/* The coordinates in shape of the offset of t (flat: e), exact when the
+ * terms allow it, else by division. */
+static void unravel_vt(lw *L, const vterms *t, const lin *e, int rank, const int64_t *shape, lin *co) {
+  if (!unravel_terms(L, t->off, t->n, t->x, t->st, t->lo, t->hi, rank, shape, co))
+    lin_unravel(L, e, rank, shape, co);
+}
+
+static void trk_eval(lw *L, const strk *t, const lin *co, lin *off, int *mask, vterms *vt) {
   lin cur[SMELT_MAX_RANK];
   memcpy(cur, co, sizeof(lin) * (size_t)t->v[t->n - 1].rank);
   *mask = -1;
@@ -691,6 +990,8 @@ static void trk_eval(lw *L, const strk *t, const lin *co, lin *off, int *mask) {
     const sview *v = &t->v[i];
     int64_t olo = v->off, ohi = v->off;
     lin e = lin_cst(v->off);
+    vt->n = v->rank;
+    vt->off = v->off;
     for (int d = 0; d < v->rank; d++) {
       int64_t lo, hi;
       lin_range(L, &cur[d], &lo, &hi);
@@ -710,6 +1011,10 @@ static void trk_eval(lw *L, const strk *t, const lin *co, lin *off, int *mask) {
       olo += a < b ? a : b;
       ohi += a < b ? b : a;
       lin_addmul(L, &e, &cur[d], v->st[d]);
+      vt->x[d] = cur[d];
+      vt->st[d] = v->st[d];
+      vt->lo[d] = lo;
+      vt->hi[d] = hi;
     }
     /* where valid, the offset lies in the view's range and the buffer */
     e.has_a = true;
@@ -720,7 +1025,7 @@ static void trk_eval(lw *L, const strk *t, const lin *co, lin *off, int *mask) {
       int64_t nb = sm_numel(below->rank, below->shape);
       if (e.alo < 0) e.alo = 0;
       if (e.ahi > nb - 1) e.ahi = nb - 1;
-      lin_unravel(L, &e, below->rank, below->shape, cur);
+      unravel_vt(L, vt, &e, below->rank, below->shape, cur);
     } else {
       *off = e;
     }
@@ -764,7 +1069,8 @@ static int build_view(lw *L, uint32_t ni, const lin *co, int valid) {
   if (t.dead) return fill_const(L, dt, fill);
   lin off;
   int mask;
-  trk_eval(L, &t, co, &off, &mask);
+  vterms vt;
+  trk_eval(L, &t, co, &off, &mask, &vt);
   if (failed(L)) return -1;
   if (is_load(L, base)) {
     int m = and_mask(L, valid, mask);
@@ -777,13 +1083,13 @@ static int build_view(lw *L, uint32_t ni, const lin *co, int valid) {
   if (off.alo < 0) off.alo = 0;
   if (off.ahi > nb - 1) off.ahi = nb - 1;
   lin bco[SMELT_MAX_RANK];
-  lin_unravel(L, &off, bn->rank, bn->shape, bco);
+  unravel_vt(L, &vt, &off, bn->rank, bn->shape, bco);
   int v = build(L, base, bco, and_mask(L, valid, mask));
   if (v < 0 || mask < 0) return v;
   return sm_kv_elem(L->k, OP_WHERE, dt, mask, v, fill_const(L, dt, fill));
 }
 
-bool sm_views_strided(const smelt_graph *g, uint32_t top) {
+bool sm_views_strided(const smelt_graph *g, uint32_t top, const bool *materialized) {
   lw L = {0};
   L.g = g;
   uint32_t chain[MAXCHAIN];
@@ -793,6 +1099,7 @@ bool sm_views_strided(const smelt_graph *g, uint32_t top) {
     const sm_node *n = &g->nodes[cur];
     int cls = sm_ops[n->op].cls;
     if (cls != OPC_VIEW && cls != OPC_PAD) break;
+    if (cur != top && materialized && materialized[cur]) break; /* read from its buffer */
     /* a pad masks; too long a chain is split by lowering */
     if (cls == OPC_PAD || len == MAXCHAIN) return false;
     if ((n->op == OP_RESHAPE || n->op == OP_UNFOLD) && ++pushes >= MAXVIEWS) return false;
@@ -910,14 +1217,14 @@ static int build_reduce(lw *L, uint32_t ni) {
   if (arg) red[n->iattr[0]] = 1;
   else
     for (uint32_t j = 0; j < n->niattr; j++) red[n->iattr[j]] = 1;
-  bool ok = x->rank == k->ndim;
-  for (int d = 0; d < k->ndim && ok; d++) ok = x->shape[d] == k->extent[d] && red[d] == k->reduce[d];
+  bool ok = x->rank == L->lnd;
+  for (int d = 0; d < L->lnd && ok; d++) ok = x->shape[d] == L->lext[d] && red[d] == L->lred[d];
   if (!ok) return fail(L, "%s: its input or axes differ from the group's domain", sm_ops[n->op].name);
-  if (arg && k->extent[n->iattr[0]] == 0 && sm_numel(n->rank, n->shape) > 0)
+  if (arg && L->lext[n->iattr[0]] == 0 && sm_numel(n->rank, n->shape) > 0)
     return fail(L, "%s: cannot reduce an axis of size 0", sm_ops[n->op].name);
-  lin co[KD];
-  for (int d = 0; d < k->ndim; d++) co[d] = lin_idx(d);
-  int v = build(L, n->inputs[0], co, -1);
+  int aaxis = arg ? L->kaxis[n->iattr[0]] : -1;
+  if (arg && aaxis < 0) return fail(L, "%s: its axis is refined", sm_ops[n->op].name);
+  int v = build(L, n->inputs[0], L->lco, -1);
   if (v < 0) return -1;
   if (k->vals[v].outer) return fail(L, "%s: its input depends on another reduction of the group", sm_ops[n->op].name);
   smelt_dtype xdt = (smelt_dtype)x->dtype, dt = (smelt_dtype)n->dtype, adt;
@@ -925,7 +1232,7 @@ static int build_reduce(lw *L, uint32_t ni) {
   else if (n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_PROD)
     adt = is_float_dt(xdt) ? SMELT_F64 : SMELT_I64; /* the interpreter's double / int64 */
   else adt = xdt;
-  int a = sm_kernel_acc(k, (sm_op)n->op, dt, adt, v, arg ? (int)n->iattr[0] : -1, -1, -1);
+  int a = sm_kernel_acc(k, (sm_op)n->op, dt, adt, v, aaxis, -1, -1);
   if (a < 0) return -1;
   L->acc_of[ni] = a + 1;
   return sm_kv_acc(k, a);
@@ -940,9 +1247,9 @@ static int build_matmul(lw *L, uint32_t ni) {
   int r = n->rank;
   smelt_dtype dt = (smelt_dtype)n->dtype;
   lin ca[SMELT_MAX_RANK], cb[SMELT_MAX_RANK];
-  for (int d = 0; d < r - 2; d++) ca[d] = cb[d] = lin_idx(d);
-  ca[r - 2] = lin_idx(r - 2), ca[r - 1] = lin_idx(r);
-  cb[r - 2] = lin_idx(r), cb[r - 1] = lin_idx(r - 1);
+  for (int d = 0; d < r - 2; d++) ca[d] = cb[d] = L->lco[d];
+  ca[r - 2] = L->lco[r - 2], ca[r - 1] = L->lco[r];
+  cb[r - 2] = L->lco[r], cb[r - 1] = L->lco[r - 1];
   int a = cast_to(L, build(L, n->inputs[0], ca, -1), dt);
   int b = a < 0 ? -1 : cast_to(L, build(L, n->inputs[1], cb, -1), dt);
   if (b < 0) return -1;
@@ -1074,6 +1381,17 @@ static void choose_order(lw *L) {
   int in = pick_inner(L);
   /* reduced axes keep their relative order unless the sum may reassociate */
   bool keep = !k->reassociate && order_sensitive(k);
+  if (k->kind == SM_KERNEL_POINTWISE && k->joined[in]) {
+    /* a refined domain, walked tile by tile: the inner parts of the split
+     * axes innermost (a pooling window's positions), so that what does
+     * not depend on them is computed once per tile */
+    for (int d = 0; d < nd; d++)
+      if (!k->joined[d]) k->order[n++] = d;
+    for (int d = 0; d < nd; d++)
+      if (k->joined[d] && d != in) k->order[n++] = d;
+    k->order[n++] = in;
+    goto par;
+  }
   for (int d = 0; d < nd; d++)
     if (!k->reduce[d] && d != in) k->order[n++] = d;
   if (k->reduce[in]) {
@@ -1090,6 +1408,7 @@ static void choose_order(lw *L) {
       if (k->reduce[d]) k->order[n++] = d;
     k->order[n++] = in;
   }
+par:
   /* parallel: the outermost non-reduced loop with at least 16 iterations,
    * else the non-reduced loop with the most (>= 2), else none */
   k->par_axis = -1;
@@ -1144,16 +1463,24 @@ static void store_output(lw *L, uint32_t o, int sr, const int64_t *ss, const lin
   const sm_node *n = node(L, o);
   lin co[SMELT_MAX_RANK];
   bool same = sr == n->rank && memcmp(ss, n->shape, sizeof(int64_t) * (size_t)sr) == 0;
+  /* the output's row-major offset is the space's: same numel */
+  lin off = lin_offset(L, sr, ss, sc);
   if (same) memcpy(co, sc, sizeof(lin) * (size_t)sr);
   else {
-    lin e = lin_offset(L, sr, ss, sc);
-    lin_unravel(L, &e, n->rank, n->shape, co);
+    vterms vt;
+    vt.n = sr;
+    vt.off = 0;
+    dense_strides(sr, ss, vt.st);
+    for (int d = 0; d < sr; d++) {
+      vt.x[d] = sc[d];
+      lin_range(L, &sc[d], &vt.lo[d], &vt.hi[d]);
+    }
+    unravel_vt(L, &vt, &off, n->rank, n->shape, co);
   }
   int v = build(L, o, co, -1);
   if (v < 0) return;
   v = cast_to(L, v, (smelt_dtype)n->dtype);
   int arg = sm_kernel_arg(L->k, o, (smelt_dtype)n->dtype, KA_OUT, numel_of(n));
-  lin off = lin_offset(L, n->rank, n->shape, co);
   int idx = lin_emit(L, &off);
   if (arg < 0 || idx < 0 || v < 0 || sm_kernel_store(L->k, arg, idx, v, outer, false) < 0)
     L->oom = true;
@@ -1164,8 +1491,7 @@ static void lower_scatter(lw *L) {
   const sm_node *n = node(L, ni);
   sm_kernel *k = L->k;
   int axis = (int)n->iattr[0];
-  lin q[SMELT_MAX_RANK];
-  for (int d = 0; d < k->ndim; d++) q[d] = lin_idx(d);
+  const lin *q = L->lco;
   int idx = cast_to(L, build(L, n->inputs[0], q, -1), SMELT_I64);
   int src = cast_to(L, build(L, n->inputs[1], q, -1), (smelt_dtype)n->dtype);
   if (idx < 0 || src < 0) return;
@@ -1182,73 +1508,128 @@ static void lower_scatter(lw *L) {
   if (arg < 0 || io < 0 || sm_kernel_store(k, arg, io, src, false, true) < 0) L->oom = true;
 }
 
-static sm_kernel *lower(lw *L, size_t gi, bool reassociate) {
+/* How the logical domain's axes map to kernel axes: axis d is split into
+ * np[d] kernel axes of extents part[d][0] (outermost) .. part[d][np-1]. */
+typedef struct rspec {
+  int np[KD];
+  int64_t part[KD][KD];
+} rspec;
+
+/* The group's logical domain: extents, reduced axes, kind. false on error. */
+static bool group_domain(lw *L, size_t gi, int *ndp, int64_t *ext, uint8_t *red, sm_kernel_kind *kind) {
   const sm_group *gr = L->gr;
   const sm_node *an = node(L, gr->anchor);
-  int64_t ext[KD];
-  uint8_t red[KD] = {0};
   int nd;
-  sm_kernel_kind kind;
+  memset(red, 0, KD);
   switch (gr->kind) {
   case SM_GROUP_REDUCE: {
     const sm_node *x = node(L, an->inputs[0]);
     if (sm_ops[an->op].cls != OPC_REDUCE && sm_ops[an->op].cls != OPC_ARGREDUCE) {
       fail(L, "reduce group %zu: its anchor is not a reduction", gi);
-      return NULL;
+      return false;
     }
     nd = x->rank;
     memcpy(ext, x->shape, sizeof(int64_t) * (size_t)nd);
     if (sm_ops[an->op].cls == OPC_ARGREDUCE) red[an->iattr[0]] = 1;
     else
       for (uint32_t j = 0; j < an->niattr; j++) red[an->iattr[j]] = 1;
-    kind = SM_KERNEL_REDUCE;
+    *kind = SM_KERNEL_REDUCE;
     break;
   }
   case SM_GROUP_MATMUL: {
     if (an->op != OP_MATMUL) {
       fail(L, "matmul group %zu: its anchor is not a matmul", gi);
-      return NULL;
+      return false;
     }
     nd = an->rank + 1;
     memcpy(ext, an->shape, sizeof(int64_t) * (size_t)an->rank);
     ext[an->rank] = node(L, an->inputs[0])->shape[an->rank - 1];
     red[an->rank] = 1;
-    kind = SM_KERNEL_MATMUL;
+    *kind = SM_KERNEL_MATMUL;
     break;
   }
   case SM_GROUP_SCATTER: {
     if (an->op != OP_SCATTER_ADD) {
       fail(L, "scatter group %zu: its anchor is not a scatter_add", gi);
-      return NULL;
+      return false;
     }
     const sm_node *ix = node(L, an->inputs[0]);
     nd = ix->rank;
     memcpy(ext, ix->shape, sizeof(int64_t) * (size_t)nd);
-    kind = SM_KERNEL_SCATTER;
+    *kind = SM_KERNEL_SCATTER;
     break;
   }
   default:
     nd = an->rank;
     memcpy(ext, an->shape, sizeof(int64_t) * (size_t)nd);
-    kind = SM_KERNEL_POINTWISE;
+    *kind = SM_KERNEL_POINTWISE;
     break;
+  }
+  *ndp = nd;
+  return true;
+}
+
+/* Forgets what an earlier lowering of the group built. */
+static void reset_attempt(lw *L) {
+  for (size_t i = 0; i < L->nmemo; i++) sm_free(L->memo[i].co);
+  L->nmemo = 0;
+  if (L->mtab) memset(L->mtab, 0, L->mtab_cap * sizeof *L->mtab);
+  L->nrecs = 0;
+  memset(L->acc_of, 0, L->g->nnodes * sizeof *L->acc_of);
+}
+
+/* Builds the kernel of group gi over the domain refined as rs says. */
+static sm_kernel *lower(lw *L, size_t gi, bool reassociate, const rspec *rs) {
+  const sm_group *gr = L->gr;
+  const sm_node *an = node(L, gr->anchor);
+  int64_t ext[KD];
+  uint8_t red[KD];
+  int nd;
+  sm_kernel_kind kind;
+  if (!group_domain(L, gi, &nd, ext, red, &kind)) return NULL;
+  /* the kernel's axes */
+  int64_t kext[KD];
+  uint8_t kred[KD];
+  int kn = 0;
+  for (int d = 0; d < nd; d++) {
+    int np = rs ? rs->np[d] : 1;
+    L->kaxis[d] = np == 1 ? kn : -1;
+    for (int j = 0; j < np; j++) {
+      kext[kn] = np == 1 ? ext[d] : rs->part[d][j];
+      kred[kn++] = red[d];
+    }
   }
   char name[32];
   snprintf(name, sizeof name, "k%zu", gi);
-  sm_kernel *k = sm_kernel_new(name, kind, nd, ext, red);
+  sm_kernel *k = sm_kernel_new(name, kind, kn, kext, kred);
   if (!k) {
     L->oom = true;
     return NULL;
   }
   L->k = k;
   k->reassociate = reassociate;
-  for (int d = 0; d < nd; d++) L->rshape[d] = red[d] ? 1 : ext[d];
-
-  lin inner[KD], outer[KD];
-  for (int d = 0; d < nd; d++) {
-    inner[d] = lin_idx(d);
-    outer[d] = red[d] ? lin_cst(0) : lin_idx(d);
+  for (int d = 0, a = 0; d < nd; d++) {
+    int np = rs ? rs->np[d] : 1;
+    for (int j = 1; j < np; j++) k->joined[a + j] = 1;
+    a += np;
   }
+  L->lnd = nd;
+  memcpy(L->lext, ext, sizeof ext);
+  memcpy(L->lred, red, sizeof L->lred);
+  for (int d = 0, a = 0; d < nd; d++) {
+    int np = rs ? rs->np[d] : 1;
+    L->lco[d] = lin_cst(0);
+    int64_t m = 1;
+    for (int j = np - 1; j >= 0; j--) {
+      L->lco[d].coef[a + j] = m;
+      m *= kext[a + j];
+    }
+    a += np;
+    L->rshape[d] = red[d] ? 1 : ext[d];
+  }
+
+  lin outer[KD];
+  for (int d = 0; d < nd; d++) outer[d] = red[d] ? lin_cst(0) : L->lco[d];
   if (kind == SM_KERNEL_SCATTER) lower_scatter(L);
   if (kind == SM_KERNEL_MATMUL) build_matmul(L, gr->anchor);
   for (size_t i = 0; i < gr->noutputs && !failed(L); i++) {
@@ -1272,9 +1653,10 @@ static sm_kernel *lower(lw *L, size_t gi, bool reassociate) {
         fail(L, "group %zu: output %" PRIu32 " does not have the domain's size", gi, o);
         break;
       }
-      store_output(L, o, nd, ext, inner, false);
+      store_output(L, o, nd, ext, L->lco, false);
     }
   }
+  if (!failed(L) && !sm_kernel_sweep(k)) L->oom = true;
   if (!failed(L)) {
     choose_order(L);
     add_scratch(L);
@@ -1284,6 +1666,183 @@ static sm_kernel *lower(lw *L, size_t gi, bool reassociate) {
     L->k = NULL;
     return NULL;
   }
+  return k;
+}
+
+/* ------------------------------------------------------ domain refinement */
+
+/* The affine part of i64 value v (sums and constant multiples of index
+ * values; opaque values contribute nothing) added to coef times s. */
+static void affine_part(const sm_kernel *k, int v, int64_t s, int64_t *coef, int depth) {
+  if (v < 0 || depth > 16) return;
+  const sm_kval *x = &k->vals[v];
+  int64_t off, c[KD];
+  if (sm_kernel_affine_of(k, v, &off, c)) {
+    for (int d = 0; d < k->ndim; d++) coef[d] += s * c[d];
+    return;
+  }
+  if (x->kind != KV_ELEM || x->dtype != SMELT_I64) return;
+  if (x->op == OP_ADD) {
+    affine_part(k, x->a, s, coef, depth + 1);
+    affine_part(k, x->b, s, coef, depth + 1);
+  } else if (x->op == OP_MUL && k->vals[x->b].kind == KV_CONST) {
+    affine_part(k, x->a, s * k->vals[x->b].ival, coef, depth + 1);
+  }
+}
+
+/* Bit mask of the kernel axes value v depends on (memoized in m; 0 means
+ * unknown, so bit 31 marks "computed"). */
+static uint32_t axes_of(const sm_kernel *k, int v, uint32_t *m) {
+  if (v < 0) return 0;
+  if (m[v]) return m[v] & ~(1u << 31);
+  const sm_kval *x = &k->vals[v];
+  uint32_t r = 0;
+  if (x->kind == KV_IDX) r = 1u << x->axis;
+  else if (x->kind == KV_AFFINE)
+    for (int d = 0; d < k->ndim; d++) r |= x->coef[d] ? 1u << d : 0;
+  r |= axes_of(k, x->a, m) | axes_of(k, x->b, m) | axes_of(k, x->c, m);
+  m[v] = r | 1u << 31;
+  return r;
+}
+
+/* What a kernel's index divisions cost: each idiv and imod counted once
+ * per iteration of the loops down to the innermost one it depends on. */
+static double div_cost(const sm_kernel *k, uint32_t *m) {
+  memset(m, 0, sizeof *m * (size_t)k->nvals);
+  double cost = 0;
+  for (int v = 0; v < k->nvals; v++) {
+    if (k->vals[v].kind != KV_IDIV && k->vals[v].kind != KV_IMOD) continue;
+    uint32_t ax = axes_of(k, v, m);
+    double n = 1, trips = 1;
+    for (int i = 0; i < k->ndim; i++) {
+      n *= (double)(k->extent[k->order[i]] > 0 ? k->extent[k->order[i]] : 1);
+      if (ax & 1u << k->order[i]) trips = n;
+    }
+    cost += trips;
+  }
+  return cost;
+}
+
+/* Splits of kernel axes that would make an idiv/imod of k vanish: axis a
+ * by factor f when a divisor s meets a coefficient c of a in the divided
+ * value (f = s / gcd(c, s) divides the extent). */
+typedef struct rcand {
+  int axis;
+  int64_t f;
+} rcand;
+
+static int refine_candidates(const sm_kernel *k, rcand *out, int max) {
+  int n = 0;
+  bool arg = false;
+  for (int i = 0; i < k->naccs; i++) arg = arg || k->accs[i].op == OP_ARGMAX || k->accs[i].op == OP_ARGMIN;
+  for (int v = 0; v < k->nvals; v++) {
+    const sm_kval *x = &k->vals[v];
+    if (x->kind != KV_IDIV && x->kind != KV_IMOD) continue;
+    if (k->vals[x->b].kind != KV_CONST) continue;
+    int64_t s = k->vals[x->b].ival, coef[KD] = {0};
+    if (s <= 1) continue;
+    affine_part(k, x->a, 1, coef, 0);
+    for (int d = 0; d < k->ndim; d++) {
+      if (!coef[d] || (k->reduce[d] && arg)) continue;
+      int64_t f = s / gcd64(coef[d], s), e = k->extent[d];
+      if (f <= 1 || f >= e || e % f) continue;
+      int j = 0;
+      while (j < n && !(out[j].axis == d && out[j].f == f)) j++;
+      if (j == n && n < max) out[n++] = (rcand){d, f};
+    }
+  }
+  return n;
+}
+
+/* rs with kernel axis a (of the kernel rs gives) split by f. */
+static bool refine_apply(const rspec *rs, int nd, int a, int64_t f, rspec *out) {
+  *out = *rs;
+  int total = 0;
+  for (int d = 0; d < nd; d++) total += rs->np[d];
+  if (total >= KD) return false;
+  for (int d = 0, base = 0; d < nd; d++) {
+    if (a >= base + rs->np[d]) {
+      base += rs->np[d];
+      continue;
+    }
+    int j = a - base;
+    int64_t e = rs->part[d][j];
+    for (int t = rs->np[d] - 1; t > j; t--) out->part[d][t + 1] = rs->part[d][t];
+    out->part[d][j] = e / f;
+    out->part[d][j + 1] = f;
+    out->np[d]++;
+    return true;
+  }
+  return false;
+}
+
+/* Domain refinement: while an idiv/imod of a domain index remains, split
+ * that axis (outer, inner) so the division becomes affine in the new
+ * axes, keeping a split when it lowers div_cost. Matmul kernels keep
+ * their m, n, k axes. */
+static sm_kernel *lower_refined(lw *L, size_t gi, bool reassociate) {
+  sm_kernel *k = lower(L, gi, reassociate, NULL);
+  if (!k || k->kind == SM_KERNEL_MATMUL) return k;
+  uint32_t *m = NULL;
+  size_t mcap = 0;
+  rspec rs;
+  memset(&rs, 0, sizeof rs);
+  int nd = L->lnd;
+  for (int d = 0; d < nd; d++) rs.np[d] = 1, rs.part[d][0] = L->lext[d];
+  /* at most 8 rounds and 32 lowerings: refinement must stay cheap */
+  int attempts = 0;
+  for (int round = 0; round < 8 && attempts < 32; round++) {
+    rcand c[16];
+    int nc = refine_candidates(k, c, 16);
+    if (!nc) break;
+    if ((size_t)k->nvals > mcap) {
+      sm_free(m);
+      mcap = (size_t)k->nvals * 2;
+      m = sm_malloc(mcap * sizeof *m);
+      if (!m) break;
+    }
+    double best = div_cost(k, m);
+    sm_kernel *bk = NULL;
+    rspec brs;
+    for (int i = 0; i < nc && attempts < 32; i++) {
+      rspec t;
+      if (!refine_apply(&rs, nd, c[i].axis, c[i].f, &t)) continue;
+      attempts++;
+      reset_attempt(L);
+      sm_kernel *k2 = lower(L, gi, reassociate, &t);
+      if (!k2) {
+        /* keep what works: forget the error */
+        sm_free(L->err);
+        L->err = NULL;
+        L->oom = false;
+        continue;
+      }
+      if ((size_t)k2->nvals > mcap) {
+        sm_free(m);
+        mcap = (size_t)k2->nvals * 2;
+        m = sm_malloc(mcap * sizeof *m);
+        if (!m) {
+          sm_kernel_free(k2);
+          break;
+        }
+      }
+      double cost = div_cost(k2, m);
+      if (cost < best) {
+        sm_kernel_free(bk);
+        bk = k2, best = cost, brs = t;
+      } else {
+        sm_kernel_free(k2);
+      }
+    }
+    if (!bk || !m) {
+      sm_kernel_free(bk);
+      break;
+    }
+    sm_kernel_free(k);
+    k = bk, rs = brs;
+  }
+  sm_free(m);
+  L->k = k;
   return k;
 }
 
@@ -1312,13 +1871,14 @@ sm_kernel *sm_lower_group(const sm_fusion *f, size_t gi, bool reassociate, char 
     sm_kernel dummy;
     memset(&dummy, 0, sizeof dummy);
     L.k = &dummy; /* failed() reads k before the kernel exists */
-    k = lower(&L, gi, reassociate);
+    k = lower_refined(&L, gi, reassociate);
   }
   if (!k && err) *err = L.err ? L.err : L.oom ? NULL : sm_strdup("lower: failed");
   else sm_free(L.err);
   for (size_t i = 0; i < L.nmemo; i++) sm_free(L.memo[i].co);
   sm_free(L.memo);
   sm_free(L.mtab);
+  sm_free(L.recs);
   sm_free(L.member);
   sm_free(L.dep);
   sm_free(L.acc_of);

@@ -1,7 +1,8 @@
 /* Lowering: one fusion group to one kernel of the kernel IR
  * (codegen/lower.c). Views compose into index expressions of the loads
  * (strided views with masks; a reshape that no strided view expresses
- * becomes a stack of views joined by div/mod); the loop order puts the
+ * becomes a stack of views joined by div/mod, and a domain axis that
+ * such a division splits is refined); the loop order puts the
  * axis that walks contiguous memory innermost. */
 #ifndef SMELT_CODEGEN_LOWER_H
 #define SMELT_CODEGEN_LOWER_H
@@ -16,9 +17,11 @@
 sm_kernel *sm_lower_group(const sm_fusion *f, size_t gi, bool reassociate, char **err);
 
 /* True when the chain of movement ops from node top down to its first
- * non-view node composes into one unmasked strided view: reading top then
- * costs one affine offset per element, with no div/mod and no bounds
- * test. Fusion asks this of matmul operands (docs/fusion.md). */
-bool sm_views_strided(const smelt_graph *g, uint32_t top);
+ * non-view node (or to a node below top that `materialized` marks: it is
+ * read from its buffer; materialized may be NULL) composes into one
+ * unmasked strided view: reading top then costs one affine offset per
+ * element, with no div/mod and no bounds test. Fusion asks this of matmul
+ * operands (docs/fusion.md). */
+bool sm_views_strided(const smelt_graph *g, uint32_t top, const bool *materialized);
 
 #endif

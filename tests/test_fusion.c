@@ -402,6 +402,51 @@ START_TEST(gather_and_scatter) {
 }
 END_TEST
 
+/* max_pool2d is an argmax and a gather of the window at it: the gather
+ * reads the argmax at its own point, so it is the reduction's epilogue and
+ * the pooled value is stored by the argmax's kernel. */
+START_TEST(max_pool_gathers_in_the_argmax_kernel) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = tu_input(g, "x", SMELT_F32, 4, 2, 3, 4, 4);
+  smelt_output(g, "y", smelt_max_pool2d(g, x, TU_DIMS(2, 2), NULL, NULL, NULL, false));
+  fused r = fuse_outputs(g);
+  check_partition(r.f);
+  ck_assert_uint_eq(r.f->ngroups, 1);
+  ck_assert_int_eq(r.f->groups[0].kind, SM_GROUP_REDUCE);
+  ck_assert_int_eq(r.opt->nodes[r.f->groups[0].outputs[0]].op, OP_RESHAPE);
+  fused_free(&r);
+  smelt_graph_free(g);
+}
+END_TEST
+
+/* A convolution's im2col is copied once: the weight gradient's matmul
+ * reads the forward's copy through a transposed (strided) view instead of
+ * copying the transposed columns again. */
+START_TEST(conv_columns_are_copied_once) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = tu_input(g, "x", SMELT_F32, 4, 2, 3, 6, 6);
+  smelt_node w = smelt_param(g, "w", SMELT_F32, 4, TU_DIMS(4, 3, 3, 3), smelt_init_normal(0, 0.1, 1));
+  smelt_node y = smelt_conv2d(g, x, w, SMELT_INVALID, NULL, TU_DIMS(1, 1), NULL, 1);
+  smelt_node loss = smelt_output(g, "loss", smelt_sum(g, smelt_mul(g, y, y), 0, NULL, false));
+  smelt_node dw;
+  ck_assert_int_eq(smelt_grad(g, loss, 1, &w, &dw), 0);
+  smelt_node roots[] = {loss, dw};
+  fused r = fuse_nodes(g, 2, roots);
+  check_partition(r.f);
+  int copies = 0, matmuls = 0;
+  for (size_t k = 0; k < r.f->ngroups; k++) {
+    const sm_group *gr = &r.f->groups[k];
+    const sm_node *a = &r.opt->nodes[gr->anchor];
+    matmuls += gr->kind == SM_GROUP_MATMUL;
+    copies += gr->kind == SM_GROUP_POINTWISE && (sm_ops[a->op].cls == OPC_VIEW || sm_ops[a->op].cls == OPC_PAD);
+  }
+  ck_assert_int_eq(matmuls, 2);
+  ck_assert_int_eq(copies, 1);
+  fused_free(&r);
+  smelt_graph_free(g);
+}
+END_TEST
+
 START_TEST(dot_has_clusters) {
   smelt_graph *g = TU_GRAPH();
   smelt_node x = tu_input(g, "x", SMELT_F32, 2, 4, 8);
@@ -626,6 +671,8 @@ int main(void) {
   tcase_add_test(tc, reductions_share_a_kernel);
   tcase_add_test(tc, cost_rule);
   tcase_add_test(tc, gather_and_scatter);
+  tcase_add_test(tc, max_pool_gathers_in_the_argmax_kernel);
+  tcase_add_test(tc, conv_columns_are_copied_once);
   tcase_add_test(tc, dot_has_clusters);
   tcase_add_test(tc, errors_are_clear);
   suite_add_tcase(s, tc);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernel_eval.h"
+#include "passes/passes.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -140,18 +141,27 @@ static _Alignas(16) unsigned char data_x[BUFN * 8], data_y[BUFN * 8], data_z[BUF
   "  %9 = affine 0 +6*i0 +1*i1\n" \
   "  store b1[%9] = %8\n"
 #define KERNEL_VIEW_STACK \
-  "kernel k0 pointwise domain [6] order [0] parallel 0\n" \
+  "kernel k0 pointwise domain [3,2] from [6] order [0,1] parallel 0\n" \
   "  b0: in f32[6] node 0\n" \
   "  b1: out f32[6] node 2\n" \
-  "  %0 = idx 0\n" \
-  "  %1 = const i64 2\n" \
-  "  %2 = idiv %0, %1\n" \
-  "  %3 = imod %0, %1\n" \
-  "  %4 = const i64 3\n" \
-  "  %5 = mul i64 %3, %4\n" \
-  "  %6 = add i64 %2, %5\n" \
-  "  %7 = load f32 b0[%6]\n" \
-  "  store b1[%0] = %7\n"
+  "  %0 = affine 0 +1*i0 +3*i1\n" \
+  "  %1 = load f32 b0[%0]\n" \
+  "  %2 = affine 0 +2*i0 +1*i1\n" \
+  "  store b1[%2] = %1\n"
+#define KERNEL_RECOMBINE \
+  "kernel k0 reduce domain [4r,6] order [0,1] parallel 1\n" \
+  "  b0: in f32[24] node 0\n" \
+  "  b1: in f32[6] node 1\n" \
+  "  b2: out f32[6] node 5\n" \
+  "  b3: scratch f64[6] node 2\n" \
+  "  %0 = idx 1\n" \
+  "  %1 = affine 0 +6*i0 +1*i1\n" \
+  "  %2 = load f32 b0[%1]\n" \
+  "  %3 = acc a0  ; outer\n" \
+  "  %4 = load f32 b1[%0]\n" \
+  "  %5 = add f32 %3, %4  ; outer\n" \
+  "  a0 = reduce_sum f32 (in f64) %2 in b3\n" \
+  "  store outer b2[%0] = %5\n"
 #define KERNEL_REDUCE_INNER \
   "kernel k0 reduce domain [4,8r] order [0,1] parallel 0\n" \
   "  b0: in f32[32] node 0\n" \
@@ -230,8 +240,9 @@ START_TEST(test_print_pad) {
 }
 END_TEST
 
-/* A reshape after a permute is no strided view: a second view, joined by
- * idiv/imod. */
+/* A reshape after a permute is no strided view: a second view, whose
+ * offsets would need idiv/imod of the domain index; the domain is refined
+ * instead ([6] as [3,2]) and both offsets are affine. */
 START_TEST(test_print_view_stack) {
   smelt_graph *g = TU_GRAPH();
   smelt_node x = tu_input(g, "x", SMELT_F32, 2, 2, 3);
@@ -258,6 +269,27 @@ START_TEST(test_print_reduce_inner_outer) {
   uint32_t d0 = nid(g, s0), r0 = g->nodes[d0].inputs[0], m0[] = {r0, d0};
   expect_kernel(g, (ke_group_desc){SM_GROUP_REDUCE, r1, 2, m1, 1, &d1}, KERNEL_REDUCE_INNER);
   expect_kernel(g, (ke_group_desc){SM_GROUP_REDUCE, r0, 2, m0, 1, &d0}, KERNEL_REDUCE_OUTER);
+  smelt_graph_free(g);
+}
+END_TEST
+
+/* The epilogue's output [2,3] is the reduced space [1,6] unravelled; the
+ * load of b at those coordinates recombines them (3*(i/3) + i%3 = i): no
+ * division is left. */
+START_TEST(test_print_recombine) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = tu_input(g, "x", SMELT_F32, 2, 4, 6);
+  smelt_node b = tu_input(g, "b", SMELT_F32, 2, 2, 3);
+  smelt_node s = smelt_sum(g, x, 1, (int[]){0}, false);
+  smelt_node y = smelt_add(g, smelt_reshape(g, s, 2, (int64_t[]){2, 3}), b);
+  TU_ASSERT_OK(g);
+  /* sum squeezes: reduce_sum, then a reshape */
+  uint32_t out = nid(g, y), red = g->nodes[nid(g, s)].inputs[0];
+  ck_assert_int_eq(g->nodes[red].op, OP_REDUCE_SUM);
+  uint32_t mem[8];
+  int nm = 0;
+  for (uint32_t i = red; i <= out; i++) mem[nm++] = i;
+  expect_kernel(g, (ke_group_desc){SM_GROUP_REDUCE, red, nm, mem, 1, &out}, KERNEL_RECOMBINE);
   smelt_graph_free(g);
 }
 END_TEST
@@ -546,6 +578,135 @@ START_TEST(test_empty_and_scalar) {
 }
 END_TEST
 
+/* ------------------------------------------------------ domain refinement */
+
+/* The kernels of g's real partition (sm_optimize, sm_fuse, lowering) for
+ * the given roots, as text (malloc'ed). */
+static char *lower_all(smelt_graph *g, int n, const smelt_node *outs) {
+  TU_ASSERT_OK(g);
+  uint32_t want[16], roots[16];
+  ck_assert(n <= 16);
+  for (int k = 0; k < n; k++) want[k] = nid(g, outs[k]);
+  uint32_t *map = malloc(sizeof *map * smelt_graph_node_count(g));
+  smelt_graph *opt = sm_optimize(g, (size_t)n, want, map, NULL);
+  ck_assert_ptr_nonnull(opt);
+  for (int k = 0; k < n; k++) roots[k] = map[want[k]] - 1;
+  free(map);
+  char *err = NULL;
+  sm_fusion *f = sm_fuse(opt, (size_t)n, roots, &err);
+  ck_assert_msg(f != NULL, "sm_fuse: %s", err ? err : "oom");
+  sm_buf b = {0};
+  for (size_t i = 0; i < f->ngroups; i++) {
+    sm_kernel *k = sm_lower_group(f, i, false, &err);
+    ck_assert_msg(k != NULL, "lower: %s", err ? err : "oom");
+    sm_kernel_print_buf(&b, k);
+    sm_kernel_free(k);
+  }
+  sm_fusion_free(f);
+  smelt_graph_free(opt);
+  char *t = strdup(b.data ? b.data : "");
+  sm_buf_free(&b);
+  return t;
+}
+
+/* The text of the kernel whose header starts with `head` in the text of
+ * lower_all (malloc'ed), failing when there is none. */
+static char *kernel_with(const char *all, const char *head) {
+  const char *p = strstr(all, head);
+  ck_assert_msg(p != NULL, "no kernel \"%s\" in:\n%s", head, all);
+  while (p > all && p[-1] != '\n') p--;
+  const char *e = strstr(p + 1, "\nkernel ");
+  size_t len = e ? (size_t)(e - p) + 1 : strlen(p);
+  char *t = malloc(len + 1);
+  memcpy(t, p, len);
+  t[len] = 0;
+  return t;
+}
+
+static void expect_no_division(const char *kernel) {
+  ck_assert_msg(!strstr(kernel, "idiv") && !strstr(kernel, "imod"), "a division left:\n%s", kernel);
+}
+
+/* The gradient of a 2x2 max pool scatters to the window's argmax: over
+ * [2,3,4,6] it reads the pooled gradient at (h/2, w/2) and compares the
+ * argmax with the window position (h%2)*2 + w%2. The domain is refined to
+ * [2,3,2,2,3,2] (h as (h/2, h%2), w likewise): every index is affine, and
+ * the window positions are the inner loops. */
+START_TEST(test_refine_pool) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = tu_input(g, "x", SMELT_F32, 4, 2, 3, 4, 6);
+  smelt_node w = tu_input(g, "w", SMELT_F32, 4, 2, 3, 2, 3);
+  smelt_node y = smelt_max_pool2d(g, smelt_relu(g, x), (int64_t[]){2, 2}, NULL, NULL, NULL, false);
+  smelt_node loss = smelt_sum(g, smelt_mul(g, y, w), 0, NULL, false);
+  smelt_node dx;
+  ck_assert_int_eq(smelt_grad(g, loss, 1, &x, &dx), 0);
+  smelt_node o[] = {y, dx};
+  char *all = lower_all(g, 2, o);
+  char *k = kernel_with(all, "pointwise domain [2,3,2,2,3,2] from [2,3,4,6] order [0,1,2,4,3,5]");
+  expect_no_division(k);
+  free(k);
+  free(all);
+  fill_data(SMELT_F32, data_x, 144, 13);
+  fill_data(SMELT_F32, data_y, 36, 14);
+  tu_bind b[] = {{"x", data_x}, {"w", data_y}};
+  CHECK_GRAPH(g, 2, o, 2, b, 0);
+  smelt_graph_free(g);
+}
+END_TEST
+
+/* A convolution's input gradient sums the padded, overlapping windows of
+ * the column gradient back (the vjp of unfold, then of pad): the masks of
+ * the pads narrow each coordinate's range, so the offsets are unravelled
+ * exactly, without division. */
+START_TEST(test_refine_conv_input_grad) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = tu_input(g, "x", SMELT_F32, 4, 2, 3, 5, 6);
+  smelt_node w = tu_input(g, "w", SMELT_F32, 4, 4, 3, 3, 3);
+  smelt_node y = smelt_conv2d(g, x, w, SMELT_INVALID, NULL, (int64_t[]){1, 1}, NULL, 1);
+  smelt_node loss = smelt_sum(g, smelt_mul(g, y, y), 0, NULL, false);
+  smelt_node dx;
+  ck_assert_int_eq(smelt_grad(g, loss, 1, &x, &dx), 0);
+  smelt_node o[] = {dx};
+  char *all = lower_all(g, 1, o);
+  char *k = kernel_with(all, "pointwise domain [2,3,5,6]");
+  expect_no_division(k);
+  free(k);
+  free(all);
+  fill_data(SMELT_F32, data_x, 180, 15);
+  fill_data(SMELT_F32, data_y, 108, 16);
+  tu_bind b[] = {{"x", data_x}, {"w", data_y}};
+  CHECK_GRAPH(g, 1, o, 2, b, 1e-5); /* matmuls sum in f32 */
+  smelt_graph_free(g);
+}
+END_TEST
+
+/* [24] read as a permuted [4,2,3] needs one split only ([4,6]: 12a + 4b
+ * = 4(3a + b)); a transpose of [5,7] read as [5,7] has no split that
+ * divides its extents: it keeps one idiv (recombined with the remainder:
+ * 7*(j%5) + j/5 = 7j - 34*(j/5)) and its domain. */
+START_TEST(test_refine_limits) {
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = tu_input(g, "x", SMELT_F32, 3, 2, 3, 4);
+  smelt_node a = smelt_reshape(g, smelt_permute(g, x, (int[]){2, 0, 1}), 1, (int64_t[]){24});
+  smelt_node v = tu_input(g, "v", SMELT_F32, 2, 5, 7);
+  smelt_node c = smelt_reshape(g, smelt_transpose(g, v, 0, 1), 2, (int64_t[]){5, 7});
+  smelt_node o[] = {smelt_exp(g, a), smelt_exp(g, c)};
+  char *all = lower_all(g, 2, o);
+  char *k = kernel_with(all, "pointwise domain [4,6] from [24]");
+  expect_no_division(k);
+  free(k);
+  k = kernel_with(all, "pointwise domain [5,7]");
+  ck_assert_msg(strstr(k, "idiv") && !strstr(k, "imod"), "%s", k);
+  free(k);
+  free(all);
+  fill_data(SMELT_F32, data_x, 24, 17);
+  fill_data(SMELT_F32, data_y, 35, 18);
+  tu_bind b[] = {{"x", data_x}, {"v", data_y}};
+  CHECK_GRAPH(g, 2, o, 2, b, 0);
+  smelt_graph_free(g);
+}
+END_TEST
+
 /* The evaluator catches out-of-bounds accesses and reports checks. */
 START_TEST(test_evaluator_catches) {
   int64_t ext[] = {4};
@@ -613,6 +774,7 @@ int main(void) {
   tcase_add_test(tc, test_print_pad);
   tcase_add_test(tc, test_print_view_stack);
   tcase_add_test(tc, test_print_reduce_inner_outer);
+  tcase_add_test(tc, test_print_recombine);
   tcase_add_test(tc, test_print_matmul);
   tcase_add_test(tc, test_lower_alloc_failures);
   suite_add_tcase(s, tc);
@@ -629,6 +791,9 @@ int main(void) {
   tcase_add_test(tc, test_matmul);
   tcase_add_test(tc, test_mlp_gradient);
   tcase_add_test(tc, test_empty_and_scalar);
+  tcase_add_test(tc, test_refine_pool);
+  tcase_add_test(tc, test_refine_conv_input_grad);
+  tcase_add_test(tc, test_refine_limits);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -14,7 +14,8 @@
  *    vertical (a pointwise unit into its consumer of the same shape when the
  *    consumer reads it at the same index; into a reduction that reads it at
  *    the points of its input; a consumer of a reduction's or matmul's
- *    result into that unit as an epilogue), reductions over the same input
+ *    result into that unit as an epilogue, e.g. a gather at an argmax),
+ *    reductions over the same input
  *    shape and axes, then pointwise units of one shape (horizontal).
  * 4. Outputs: a head is stored when it is a root or something outside its
  *    group reads it. Groups are ordered topologically. */
@@ -191,10 +192,12 @@ static bool broadcast_read(fz *z, uint32_t n, bool expand) {
  * of such views, the view under the reshapes is the one copied: its copy
  * kernel then indexes the source without div/mod (im2col's
  * [N, C, KH, KW, OH, OW] rather than [N, C*KH*KW, OH*OW]), and a reshape
- * of a contiguous buffer is strided. */
+ * of a contiguous buffer is strided. The check stops at nodes already
+ * materialized: the weight gradient's transposed columns are a strided
+ * view of the forward's im2col copy, not a second copy. */
 static void mat_base(fz *z, uint32_t i, bool matmul) {
   const sm_node *nodes = z->g->nodes;
-  if (matmul && is_view(&nodes[i]) && !sm_views_strided(z->g, i)) {
+  if (matmul && is_view(&nodes[i]) && !sm_views_strided(z->g, i, z->mat)) {
     while (nodes[i].op == OP_RESHAPE && is_view(&nodes[nodes[i].inputs[0]]))
       i = nodes[i].inputs[0];
     z->mat[i] = true;
@@ -362,13 +365,16 @@ static void mark_ident(fz *z, uint32_t u, bool reduce_inner, bool allow_reshape)
   }
   while (z->stack.n && !z->oom) {
     const sm_node *n = &z->g->nodes[z->stack.v[--z->stack.n]];
+    /* an epilogue's gather reads its index at its own point (x elsewhere) */
+    bool gather = allow_reshape && n->op == OP_GATHER;
     bool through = is_elementwise(n) || (reduce_inner && is_reduction(n)) ||
-                   (allow_reshape && n->op == OP_RESHAPE);
+                   (allow_reshape && n->op == OP_RESHAPE) || gather;
     if (!through) continue;
     for (uint32_t k = 0; k < n->ninputs; k++) {
       uint32_t i = n->inputs[k];
       if (z->mark2[i] == s || !in_unit(z, i)) continue;
       if (reduce_inner && is_reduction(n) && k > 0) continue;
+      if (gather && k != 1) continue;
       z->mark2[i] = s;
       push(z, &z->stack, i);
     }
@@ -399,7 +405,7 @@ static bool reads_ok(fz *z, uint32_t p, uint32_t c, int mode) {
       if (!is_head(z, i) || find(z, i) != p || in_unit(z, i)) continue;
       if (mode == 2 && z->role[i] != ROLE_OUTER) return false;
       bool direct = is_elementwise(n) || (mode == 1 && is_reduction(n) && j == 0) ||
-                    (mode == 2 && n->op == OP_RESHAPE);
+                    (mode == 2 && (n->op == OP_RESHAPE || (n->op == OP_GATHER && j == 1)));
       if (!direct || z->mark2[z->members.v[k]] != s2) return false;
       any = true;
     }
