@@ -65,6 +65,7 @@ typedef struct emitter {
   int64_t mm_coef[MAXLOOPS];
   int64_t mm_off;
   int64_t sstride[MAXLOOPS]; /* scratch strides (row-major over non-reduced axes) */
+  bool mm_extern;            /* matmul functions declared, defined in another module */
   LLVMTypeRef t_i1, t_i8, t_i32, t_i64, t_f32, t_f64, t_ptr, t_void;
   char *err;
 } emitter;
@@ -1095,14 +1096,27 @@ typedef struct mm_plan {
   bool epilogue;       /* outer stores still to run over C */
 } mm_plan;
 
-/* Whether the kernel can use the blocked matmul, and how. */
-static bool mm_eligible(emitter *e, mm_plan *p) {
-  const sm_kernel *k = e->k;
+/* Scratch strides: row-major over the non-reduced axes in axis order. */
+static void scratch_strides(const sm_kernel *k, int64_t *sstride) {
+  int64_t s = 1;
+  for (int d = k->ndim - 1; d >= 0; d--) {
+    sstride[d] = k->reduce[d] ? 0 : s;
+    if (!k->reduce[d]) s *= k->extent[d];
+  }
+}
+
+/* Whether the kernel can use the blocked matmul, and how (p->fn left
+ * NULL): what sm_llvm_kernel_matmul reports and emit_body follows. */
+static bool mm_plan_of(const sm_kernel *k, mm_plan *p) {
   sm_mm_operands op;
+  memset(p, 0, sizeof *p);
   if (!sm_llvm_use_blocked_matmul() || !sm_kernel_matmul_operands(k, &op)) return false;
   int mm = k->mm_m, mn = k->mm_n, mk = k->mm_k;
   if (k->par_axis != mm && k->par_axis != -1) return false;
+  for (int d = 0; d < k->ndim; d++)
+    if (k->extent[d] == 0) return false; /* empty, or K = 0: the generic loops */
   smelt_dtype dt = op.dt;
+  if (dt != SMELT_F32 && dt != SMELT_F64) return false;
   p->aoff = op.aoff, p->boff = op.boff;
   memcpy(p->acoef, op.acoef, sizeof p->acoef);
   memcpy(p->bcoef, op.bcoef, sizeof p->bcoef);
@@ -1125,13 +1139,70 @@ static bool mm_eligible(emitter *e, mm_plan *p) {
   if (p->carg < 0) {
     int sc = k->accs[0].scratch;
     if (sc < 0 || k->args[sc].dtype != dt || sc == op.aarg || sc == op.barg) return false;
-    for (int d = 0; d < k->ndim; d++) p->ccoef[d] = k->reduce[d] ? 0 : e->sstride[d];
+    int64_t sstride[MAXLOOPS];
+    scratch_strides(k, sstride);
+    for (int d = 0; d < k->ndim; d++) p->ccoef[d] = k->reduce[d] ? 0 : sstride[d];
     if (p->ccoef[mn] != 1) return false;
     p->coff = 0;
     p->carg = sc;
     p->epilogue = true;
   }
-  p->fn = sm_llvm_matmul_fn(e->m, e->tm, dt);
+  return true;
+}
+
+/* The arguments M..ldc (3..10) of the kernel's call (llvm_matmul.h). */
+static void mm_shape(const sm_kernel *k, const mm_plan *p, int64_t v[13]) {
+  int mm = k->mm_m, mn = k->mm_n, mk = k->mm_k;
+  v[3] = k->extent[mm], v[4] = k->extent[mn], v[5] = k->extent[mk];
+  v[6] = p->acoef[mm], v[7] = p->acoef[mk];
+  v[8] = p->bcoef[mk], v[9] = p->bcoef[mn];
+  v[10] = p->ccoef[mm];
+}
+
+int sm_llvm_kernel_matmul(const sm_kernel *k, int64_t args[13]) {
+  mm_plan p;
+  if (!mm_plan_of(k, &p)) return -1;
+  if (args) {
+    memset(args, 0, 13 * sizeof *args);
+    mm_shape(k, &p, args);
+  }
+  return (int)p.dt;
+}
+
+/* The type of smelt_mm_f32/f64 (llvm_matmul.h). */
+static LLVMTypeRef mm_fn_type(LLVMContextRef cx) {
+  LLVMTypeRef ps[13];
+  for (int i = 0; i < 13; i++)
+    ps[i] = i < 3 ? LLVMPointerTypeInContext(cx, 0) : LLVMInt64TypeInContext(cx);
+  return LLVMFunctionType(LLVMVoidTypeInContext(cx), ps, 13, 0);
+}
+
+/* smelt_mm_<dt> declared (defined in another module, sm_llvm_emit_matmul)
+ * with what its definition guarantees: it does not unwind, touches only
+ * memory through its arguments, reads A and B, and keeps no pointer. */
+static LLVMValueRef mm_declare(emitter *e, smelt_dtype dt) {
+  const char *name = dt == SMELT_F32 ? "smelt_mm_f32" : "smelt_mm_f64";
+  LLVMValueRef fn = LLVMGetNamedFunction(e->m, name);
+  if (fn) return fn;
+  fn = LLVMAddFunction(e->m, name, mm_fn_type(e->cx));
+  add_attr(e, fn, LLVMAttributeFunctionIndex, "nounwind");
+  /* memory(argmem: readwrite): two bits per location, argument memory first */
+  unsigned memory = LLVMGetEnumAttributeKindForName("memory", 6);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                          LLVMCreateEnumAttribute(e->cx, memory, 3));
+  for (unsigned i = 1; i <= 3; i++) {
+    add_attr(e, fn, i, "noalias");
+    add_attr(e, fn, i, "nocapture");
+  }
+  add_attr(e, fn, 1, "readonly");
+  add_attr(e, fn, 2, "readonly");
+  return fn;
+}
+
+/* mm_plan_of, and the function to call. */
+static bool mm_eligible(emitter *e, mm_plan *p) {
+  if (!mm_plan_of(e->k, p)) return false;
+  p->fn = e->mm_extern ? mm_declare(e, p->dt) : sm_llvm_matmul_fn(e->m, e->tm, p->dt);
   return p->fn != NULL;
 }
 
@@ -1161,11 +1232,11 @@ static void emit_matmul(emitter *e, mm_plan *p) {
   LLVMValueRef pc = LLVMBuildGEP2(e->b, et, e->bufs[p->carg], &cbase, 1, "");
   bool whole = k->par_axis < 0;
   LLVMValueRef mb = whole ? ci64(e, 0) : e->begin, me = whole ? ci64(e, k->extent[mm]) : e->end;
-  LLVMValueRef args[13] = {pa, pb, pc,
-                           ci64(e, k->extent[mm]), ci64(e, k->extent[mn]), ci64(e, k->extent[mk]),
-                           ci64(e, p->acoef[mm]), ci64(e, p->acoef[mk]),
-                           ci64(e, p->bcoef[mk]), ci64(e, p->bcoef[mn]),
-                           ci64(e, p->ccoef[mm]), mb, me};
+  int64_t shape[13];
+  mm_shape(k, p, shape);
+  LLVMValueRef args[13] = {pa, pb, pc};
+  for (int i = 3; i <= 10; i++) args[i] = ci64(e, shape[i]);
+  args[11] = mb, args[12] = me;
   LLVMTypeRef ps[13] = {e->t_ptr, e->t_ptr, e->t_ptr};
   for (int i = 3; i < 13; i++) ps[i] = e->t_i64;
   LLVMBuildCall2(e->b, LLVMFunctionType(e->t_void, ps, 13, 0), p->fn, args, 13, "");
@@ -1243,15 +1314,9 @@ static void emit_body(emitter *e) {
   e->hoist[0] = body;
   e->depth = 0;
 
-  /* scratch strides: row-major over the non-reduced axes in axis order */
-  int64_t s = 1;
-  for (int d = k->ndim - 1; d >= 0; d--) {
-    e->sstride[d] = k->reduce[d] ? 0 : s;
-    if (!k->reduce[d]) s *= k->extent[d];
-  }
+  scratch_strides(k, e->sstride);
 
   mm_plan plan;
-  memset(&plan, 0, sizeof plan);
   if (!red_empty && mm_eligible(e, &plan)) {
     emit_matmul(e, &plan);
   } else {
@@ -1302,11 +1367,13 @@ static void emit_body(emitter *e) {
   LLVMBuildBr(e->b, ret);
 }
 
-static int emit_kernel(LLVMModuleRef m, LLVMTargetMachineRef tm, const sm_kernel *k, char **err) {
+static int emit_kernel(LLVMModuleRef m, LLVMTargetMachineRef tm, const sm_kernel *k,
+                       bool mm_extern, char **err) {
   if (!kernel_valid(k, err)) return -1;
   emitter e;
   memset(&e, 0, sizeof e);
   e.m = m;
+  e.mm_extern = mm_extern;
   e.cx = LLVMGetModuleContext(m);
   e.tm = tm;
   e.k = k;
@@ -1410,27 +1477,54 @@ done:
   return rc;
 }
 
-int sm_llvm_emit(LLVMModuleRef m, LLVMTargetMachineRef tm, sm_kernel *const *kernels, size_t n,
-                 char **err) {
+/* The module's target triple and data layout, from tm. */
+static void set_target(LLVMModuleRef m, LLVMTargetMachineRef tm) {
+  if (!tm) return;
+  char *triple = LLVMGetTargetMachineTriple(tm);
+  LLVMSetTarget(m, triple);
+  LLVMDisposeMessage(triple);
+  LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(m, td);
+  LLVMDisposeTargetData(td);
+}
+
+static int emit_all(LLVMModuleRef m, LLVMTargetMachineRef tm, sm_kernel *const *kernels,
+                    size_t n, bool mm_extern, char **err) {
   *err = NULL;
-  if (tm) {
-    char *triple = LLVMGetTargetMachineTriple(tm);
-    LLVMSetTarget(m, triple);
-    LLVMDisposeMessage(triple);
-    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
-    LLVMSetModuleDataLayout(m, td);
-    LLVMDisposeTargetData(td);
-  }
+  set_target(m, tm);
   for (size_t i = 0; i < n; i++) {
     if (LLVMGetNamedFunction(m, kernels[i]->name)) {
       *err = sm_fmt("kernel %s: name used twice", kernels[i]->name);
       return -1;
     }
-    if (emit_kernel(m, tm, kernels[i], err)) {
+    if (emit_kernel(m, tm, kernels[i], mm_extern, err)) {
       if (!*err) *err = sm_strdup("out of memory");
       return -1;
     }
   }
+  return 0;
+}
+
+int sm_llvm_emit(LLVMModuleRef m, LLVMTargetMachineRef tm, sm_kernel *const *kernels, size_t n,
+                 char **err) {
+  return emit_all(m, tm, kernels, n, false, err);
+}
+
+int sm_llvm_emit_split(LLVMModuleRef m, LLVMTargetMachineRef tm, sm_kernel *const *kernels,
+                       size_t n, char **err) {
+  return emit_all(m, tm, kernels, n, true, err);
+}
+
+int sm_llvm_emit_matmul(LLVMModuleRef m, LLVMTargetMachineRef tm, smelt_dtype dt,
+                        const sm_mm_consts *consts, char **err) {
+  *err = NULL;
+  set_target(m, tm);
+  LLVMValueRef fn = sm_llvm_matmul_fn_consts(m, tm, dt, consts);
+  if (!fn) {
+    *err = sm_fmt("no blocked matmul for %s", smelt_dtype_name(dt));
+    return -1;
+  }
+  LLVMSetLinkage(fn, LLVMExternalLinkage);
   return 0;
 }
 
@@ -1443,37 +1537,38 @@ void sm_llvm_dump_module(sm_dump *dump, const char *part, LLVMModuleRef m) {
   LLVMDisposeMessage(text);
 }
 
-void sm_llvm_dump_asm(sm_dump *dump, LLVMTargetMachineRef tm, LLVMModuleRef m) {
-  if (!sm_dump_wants(dump, SM_DUMP_ASM)) return;
+char *sm_llvm_asm_text(LLVMTargetMachineRef tm, LLVMModuleRef m) {
   /* codegen changes the module it runs on: print a copy */
   LLVMModuleRef copy = LLVMCloneModule(m);
-  char *msg = NULL;
+  char *msg = NULL, *text = NULL;
   LLVMMemoryBufferRef buf = NULL;
   if (LLVMTargetMachineEmitToMemoryBuffer(tm, copy, LLVMAssemblyFile, &msg, &buf)) {
-    sm_dump_write(dump, SM_DUMP_ASM, NULL, msg ? msg : "assembly could not be printed");
+    text = sm_strdup(msg ? msg : "assembly could not be printed");
   } else {
     size_t n = LLVMGetBufferSize(buf);
-    char *text = sm_malloc(n + 1);
+    text = sm_malloc(n + 1);
     if (text) {
       memcpy(text, LLVMGetBufferStart(buf), n);
       text[n] = 0;
-      sm_dump_write(dump, SM_DUMP_ASM, NULL, text);
-      sm_free(text);
     }
     LLVMDisposeMemoryBuffer(buf);
   }
   if (msg) LLVMDisposeMessage(msg);
   LLVMDisposeModule(copy);
+  return text;
+}
+
+void sm_llvm_dump_asm(sm_dump *dump, LLVMTargetMachineRef tm, LLVMModuleRef m) {
+  if (!sm_dump_wants(dump, SM_DUMP_ASM)) return;
+  char *text = sm_llvm_asm_text(tm, m);
+  sm_dump_write(dump, SM_DUMP_ASM, NULL, text);
+  sm_free(text);
 }
 
 /* ------------------------------------------------------------ passes */
 
-int sm_llvm_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char **err) {
-  *err = NULL;
-  if (opt_level < 0) opt_level = 0;
-  if (opt_level > 3) opt_level = 3;
-  char pipeline[32];
-  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt_level);
+static int run_passes(LLVMModuleRef m, LLVMTargetMachineRef tm, const char *pipeline,
+                      char **err) {
   LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
   LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
   LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
@@ -1490,6 +1585,49 @@ int sm_llvm_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, ch
   return 0;
 }
 
+int sm_llvm_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char **err) {
+  *err = NULL;
+  if (opt_level < 0) opt_level = 0;
+  if (opt_level > 3) opt_level = 3;
+  char pipeline[32];
+  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt_level);
+  return run_passes(m, tm, pipeline, err);
+}
+
+/* The blocked matmul is vectorized, register-tiled and unrolled by hand
+ * (llvm_matmul.c). What it needs from LLVM: the constant arguments
+ * (sm_mm_consts) propagated from the driver into the pieces, each called
+ * once, and the pieces left unused removed; clean-up (constants and
+ * addresses folded, the control flow simplified); loop-invariant code
+ * hoisted; redundant loads removed; the packing copies that llvm_matmul.c
+ * marks (llvm.loop.vectorize.enable) vectorized, and pack_a's contiguous
+ * scalar copies merged by the SLP vectorizer. Code generation does the
+ * rest (strength reduction of the addresses, register allocation).
+ * On the general function default<O3> makes it no faster
+ * (docs/cpu-backend.md) and takes about 2.5 times longer: inlining the
+ * pieces into one function, unswitching the driver's loops and vectorizing
+ * every loop cost time in every later pass. When every argument but M is a
+ * constant, though, most of the code folds away, default<O3> takes no
+ * longer than this pipeline on the general function, and what it does
+ * with the known shape makes the product about 3% faster; the JIT then
+ * runs it instead (sm_llvm_optimize_matmul).
+ * "instcombine" spelled in a pipeline string checks that one round reached
+ * a fixpoint and aborts the process when not (a check for LLVM's own
+ * tests), hence no-verify-fixpoint. */
+#define MATMUL_PIPELINE                                                                  \
+  "ipsccp<no-func-spec>,globaldce,"                                                       \
+  "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,loop(loop-rotate),"\
+  "loop-mssa(licm),gvn,loop-vectorize<interleave-forced-only;vectorize-forced-only>,"     \
+  "slp-vectorizer,instcombine<no-verify-fixpoint>,simplifycfg)"
+
+int sm_llvm_optimize_matmul(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level,
+                            const sm_mm_consts *consts, char **err) {
+  *err = NULL;
+  bool shape = consts && (consts->mask & SM_MM_SHAPE) == SM_MM_SHAPE;
+  if (opt_level <= 0 || shape) return sm_llvm_optimize(m, tm, opt_level, err);
+  return run_passes(m, tm, MATMUL_PIPELINE, err);
+}
+
 /* ------------------------------------------------------------ targets */
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -1503,10 +1641,12 @@ static void init_targets(void) {
   LLVMInitializeAllAsmParsers();
 }
 
+void sm_llvm_init_targets(void) { pthread_once(&init_once, init_targets); }
+
 LLVMTargetMachineRef sm_llvm_target_machine(const char *triple, const char *cpu,
                                             const char *features, int opt_level, char **err) {
   *err = NULL;
-  pthread_once(&init_once, init_targets);
+  sm_llvm_init_targets();
   char *host_triple = NULL, *host_cpu = NULL, *host_feat = NULL;
   if (!triple) triple = host_triple = LLVMGetDefaultTargetTriple();
   if (!cpu) cpu = host_cpu = LLVMGetHostCPUName();

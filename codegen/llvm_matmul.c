@@ -42,6 +42,7 @@ typedef struct mm_gen {
   unsigned el_size;
   mm_cfg c;
   char name[32]; /* "smelt_mm_f32" */
+  const sm_mm_consts *consts; /* NULL: none */
 } mm_gen;
 
 /* ------------------------------------------------------ target features */
@@ -211,28 +212,51 @@ static void loop_open(mm_gen *g, mm_loop *l, LLVMValueRef lo, LLVMValueRef hi, c
   LLVMPositionBuilderAtEnd(g->b, body);
 }
 
-/* Marks a loop's back edge "llvm.loop.unroll.disable". The micro-kernel
- * is unrolled by hand (MR x NV vector FMAs per k step) and the packing
- * loops are bounded by memory: LLVM's unroller would multiply the code
- * (and the time to compile it, by about four) for no measured gain. */
-static void no_unroll(mm_gen *g, LLVMValueRef backedge) {
+/* Marks a loop's back edge "llvm.loop.unroll.disable", and with
+ * `vectorize` "llvm.loop.vectorize.enable" and
+ * "llvm.loop.vectorize.predicate.enable". The micro-kernel is unrolled by
+ * hand (MR x NV vector FMAs per k step) and the packing loops are bounded
+ * by memory: LLVM's unroller would multiply the code (and the time to
+ * compile it, by about four) for no measured gain. The vectorize hints
+ * mark the scalar copies of the packing routines, the only loops here that
+ * LLVM's loop vectorizer improves (columns of transposed B and rows of
+ * row-major A: vector loads and scatters; zero padding): the JIT runs the
+ * vectorizer on marked loops only (sm_llvm_optimize_matmul), and the
+ * remainder is folded into the vector loop with masks instead of becoming
+ * two more loops, which keeps the code, and its compile time, small. */
+static void loop_hints(mm_gen *g, LLVMValueRef backedge, bool vectorize) {
   LLVMMetadataRef tmp = LLVMTemporaryMDNode(g->cx, NULL, 0);
-  LLVMMetadataRef hint = LLVMMDStringInContext2(g->cx, "llvm.loop.unroll.disable", 24);
-  LLVMMetadataRef hint_node = LLVMMDNodeInContext2(g->cx, &hint, 1);
-  LLVMMetadataRef ops[] = {tmp, hint_node};
-  LLVMMetadataRef loop_id = LLVMMDNodeInContext2(g->cx, ops, 2);
+  LLVMMetadataRef unroll = LLVMMDStringInContext2(g->cx, "llvm.loop.unroll.disable", 24);
+  LLVMMetadataRef on = LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(g->cx), 1, 0));
+  LLVMMetadataRef vec[2] = {LLVMMDStringInContext2(g->cx, "llvm.loop.vectorize.enable", 26), on};
+  LLVMMetadataRef pred[2] = {
+      LLVMMDStringInContext2(g->cx, "llvm.loop.vectorize.predicate.enable", 36), on};
+  LLVMMetadataRef ops[] = {tmp, LLVMMDNodeInContext2(g->cx, &unroll, 1),
+                           LLVMMDNodeInContext2(g->cx, vec, 2),
+                           LLVMMDNodeInContext2(g->cx, pred, 2)};
+  LLVMMetadataRef loop_id = LLVMMDNodeInContext2(g->cx, ops, vectorize ? 4 : 2);
   LLVMMetadataReplaceAllUsesWith(tmp, loop_id); /* the loop id names itself */
   LLVMSetMetadata(backedge, LLVMGetMDKindIDInContext(g->cx, "llvm.loop", 9),
                   LLVMMetadataAsValue(g->cx, loop_id));
 }
 
-static void loop_close(mm_gen *g, mm_loop *l, LLVMValueRef step) {
+static void close_loop(mm_gen *g, mm_loop *l, LLVMValueRef step, bool vectorize) {
   LLVMValueRef next = LLVMBuildNSWAdd(g->b, l->iv, step, "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
-  no_unroll(g, LLVMBuildBr(g->b, l->head));
+  loop_hints(g, LLVMBuildBr(g->b, l->head), vectorize);
   LLVMAddIncoming(l->iv, &next, &latch, 1);
   LLVMAppendExistingBasicBlock(g->fn, l->exit);
   LLVMPositionBuilderAtEnd(g->b, l->exit);
+}
+
+static void loop_close(mm_gen *g, mm_loop *l, LLVMValueRef step) {
+  close_loop(g, l, step, false);
+}
+
+/* loop_close for a scalar packing copy that the loop vectorizer should
+ * take (loop_hints). */
+static void loop_close_vec(mm_gen *g, mm_loop *l, LLVMValueRef step) {
+  close_loop(g, l, step, true);
 }
 
 /* if (cond) { then } else { else }: if_open leaves the builder in the
@@ -280,6 +304,18 @@ static void add_attr(mm_gen *g, LLVMValueRef fn, unsigned idx, const char *kind)
   LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(g->cx, id, 0));
 }
 
+/* Parameter idx (1-based) of fn points to memory that no other pointer
+ * the function uses reaches (the packed buffers are the driver's own, C
+ * overlaps neither A nor B); read only when `readonly`. Without it the
+ * SLP vectorizer may not turn pack_a's contiguous copies into vector ones,
+ * for fear that a store changes a later load. */
+static void param_noalias(mm_gen *g, LLVMValueRef fn, unsigned idx, bool readonly) {
+  add_attr(g, fn, idx, "noalias");
+  add_attr(g, fn, idx, "nocapture");
+  if (readonly)
+    add_attr(g, fn, idx, "readonly");
+}
+
 static LLVMValueRef call(mm_gen *g, LLVMValueRef fn, LLVMValueRef *args, unsigned n) {
   return LLVMBuildCall2(g->b, LLVMGlobalGetValueType(fn), fn, args, n, "");
 }
@@ -300,6 +336,9 @@ static LLVMValueRef emit_kernel(mm_gen *g, LLVMValueRef fma, int nvk, bool maske
   char suffix[32];
   snprintf(suffix, sizeof suffix, masked ? "edge%d%s" : "kernel", nvk, direct ? "_direct" : "");
   LLVMValueRef fn = begin_fn(g, suffix, ps, direct ? 10 : masked ? 8 : 6);
+  param_noalias(g, fn, 1, true); /* Ap (A in place: direct) */
+  param_noalias(g, fn, 2, true); /* Bp */
+  param_noalias(g, fn, 4, false); /* C */
   if (c->lanes * (int)g->el_size * 8 >= 512)
     LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
   LLVMValueRef ap = LLVMGetParam(fn, 0), bp = LLVMGetParam(fn, 1), kc = LLVMGetParam(fn, 2);
@@ -403,7 +442,7 @@ static LLVMValueRef emit_kernel(mm_gen *g, LLVMValueRef fma, int nvk, bool maske
   LLVMAddIncoming(k, &k1, &body, 1);
   for (int i = 0; i < nacc; i++)
     LLVMAddIncoming(acc[i], &next[i], &body, 1);
-  no_unroll(g, LLVMBuildBr(g->b, head));
+  loop_hints(g, LLVMBuildBr(g->b, head), false);
 
   LLVMPositionBuilderAtEnd(g->b, out);
   for (int i = 0; i < nacc; i++) {
@@ -418,17 +457,52 @@ static LLVMValueRef emit_kernel(mm_gen *g, LLVMValueRef fma, int nvk, bool maske
   return fn;
 }
 
+/* dst[k*dstep] = src[k*sstep] for 0 <= k < n (dstep a constant), and
+ * dst[k*dstep] = 0 when src is NULL. The copy with sstep = 1 (rows of
+ * row-major A, columns of transposed B) is a loop of its own that the
+ * vectorizer takes (contiguous vector loads, then scatters or shuffles);
+ * with a stride known only at run time it would have to version the loop
+ * on the stride, which takes longer to compile and rarely pays. */
+static void copy_strided(mm_gen *g, LLVMValueRef src, LLVMValueRef sstep, LLVMValueRef dst,
+                         int dstep, LLVMValueRef n) {
+  mm_loop k;
+  if (!src) {
+    loop_open(g, &k, k64(g, 0), n, "k");
+    store(g, LLVMConstNull(g->el), elp(g, dst, mul(g, k.iv, k64(g, dstep)), true),
+          g->el_size);
+    loop_close_vec(g, &k, k64(g, 1));
+    return;
+  }
+  mm_if unit;
+  if_open(g, &unit, eq(g, sstep, k64(g, 1)));
+  for (int pass = 0; pass < 2; pass++) {
+    loop_open(g, &k, k64(g, 0), n, "k");
+    LLVMValueRef x =
+        load(g, g->el, elp(g, src, pass == 0 ? k.iv : mul(g, k.iv, sstep), false), g->el_size);
+    store(g, x, elp(g, dst, mul(g, k.iv, k64(g, dstep)), true), g->el_size);
+    if (pass == 0) {
+      loop_close_vec(g, &k, k64(g, 1));
+      if_else(g, &unit);
+    } else {
+      loop_close(g, &k, k64(g, 1));
+    }
+  }
+  if_close(g, &unit);
+}
+
 /* pack_b(B, sbk, sbn, kc, nc, Bp): Bp[q*NR*kc + k*NR + j] = B[k*sbk + (q*NR+j)*sbn]
  * for q*NR + j < nc, zero in the padding up to a multiple of NR. */
 static LLVMValueRef emit_pack_b(mm_gen *g) {
   const mm_cfg *c = &g->c;
   LLVMTypeRef ps[] = {g->ptr, g->i64, g->i64, g->i64, g->i64, g->ptr};
   LLVMValueRef fn = begin_fn(g, "pack_b", ps, 6);
+  param_noalias(g, fn, 1, true);  /* B */
+  param_noalias(g, fn, 6, false); /* Bp */
   LLVMValueRef B = LLVMGetParam(fn, 0), sbk = LLVMGetParam(fn, 1), sbn = LLVMGetParam(fn, 2);
   LLVMValueRef kc = LLVMGetParam(fn, 3), nc = LLVMGetParam(fn, 4), Bp = LLVMGetParam(fn, 5);
   LLVMValueRef NR = k64(g, c->nr);
   unsigned valign = (unsigned)c->lanes * g->el_size;
-  mm_loop q, k, j, k2;
+  mm_loop q, k, j;
   loop_open(g, &q, k64(g, 0), nc, "n0");
   LLVMValueRef dst = elp(g, Bp, mul(g, q.iv, kc), true);
   LLVMValueRef w = smin(g, NR, sub(g, nc, q.iv));
@@ -454,15 +528,9 @@ static LLVMValueRef emit_pack_b(mm_gen *g) {
     LLVMValueRef d = elp(g, dst, j.iv, true);
     mm_if inside;
     if_open(g, &inside, LLVMBuildICmp(g->b, LLVMIntSLT, j.iv, w, ""));
-    LLVMValueRef s = elp(g, B, mul(g, add(g, q.iv, j.iv), sbn), false);
-    loop_open(g, &k2, k64(g, 0), kc, "k");
-    LLVMValueRef x = load(g, g->el, elp(g, s, mul(g, k2.iv, sbk), false), g->el_size);
-    store(g, x, elp(g, d, mul(g, k2.iv, NR), true), g->el_size);
-    loop_close(g, &k2, k64(g, 1));
+    copy_strided(g, elp(g, B, mul(g, add(g, q.iv, j.iv), sbn), false), sbk, d, c->nr, kc);
     if_else(g, &inside);
-    loop_open(g, &k2, k64(g, 0), kc, "k");
-    store(g, LLVMConstNull(g->el), elp(g, d, mul(g, k2.iv, NR), true), g->el_size);
-    loop_close(g, &k2, k64(g, 1));
+    copy_strided(g, NULL, NULL, d, c->nr, kc);
     if_close(g, &inside);
     loop_close(g, &j, k64(g, 1));
   }
@@ -478,10 +546,12 @@ static LLVMValueRef emit_pack_a(mm_gen *g) {
   const mm_cfg *c = &g->c;
   LLVMTypeRef ps[] = {g->ptr, g->i64, g->i64, g->i64, g->i64, g->ptr};
   LLVMValueRef fn = begin_fn(g, "pack_a", ps, 6);
+  param_noalias(g, fn, 1, true);  /* A */
+  param_noalias(g, fn, 6, false); /* Ap */
   LLVMValueRef A = LLVMGetParam(fn, 0), sam = LLVMGetParam(fn, 1), sak = LLVMGetParam(fn, 2);
   LLVMValueRef mc = LLVMGetParam(fn, 3), kc = LLVMGetParam(fn, 4), Ap = LLVMGetParam(fn, 5);
   LLVMValueRef MR = k64(g, c->mr);
-  mm_loop p, k, r, k2;
+  mm_loop p, k, r;
   loop_open(g, &p, k64(g, 0), mc, "m0");
   LLVMValueRef dst = elp(g, Ap, mul(g, p.iv, kc), true);
   LLVMValueRef h = smin(g, MR, sub(g, mc, p.iv));
@@ -489,24 +559,36 @@ static LLVMValueRef emit_pack_a(mm_gen *g) {
   if_open(g, &f, eq(g, h, MR));
   {
     /* a whole micro-panel: per k, MR loads (one per row) and one
-     * contiguous MR-element store; with unit stride along m (transposed A)
-     * the loads are contiguous too and become vector loads */
+     * contiguous MR-element store. With unit stride along m (transposed A)
+     * the loads are contiguous too and the SLP vectorizer makes vector
+     * copies of them; with unit stride along k (row-major A) the loop
+     * vectorizer takes it along k (MR contiguous vector loads, then
+     * scatters); any other strides stay scalar. */
+    mm_if rowmajor;
     if_open(g, &unit, eq(g, sam, k64(g, 1)));
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
       LLVMValueRef src = elp(g, A, mul(g, p.iv, sam), false);
       LLVMValueRef rowoff[64];
       for (int i = 0; i < c->mr; i++)
         rowoff[i] = pass == 0 ? k64(g, i) : mul(g, k64(g, i), sam);
       loop_open(g, &k, k64(g, 0), kc, "k");
-      LLVMValueRef s = elp(g, src, mul(g, k.iv, sak), false);
+      LLVMValueRef s = elp(g, src, pass == 1 ? k.iv : mul(g, k.iv, sak), false);
       LLVMValueRef d = elp(g, dst, mul(g, k.iv, MR), true);
       for (int i = 0; i < c->mr; i++)
         store(g, load(g, g->el, elp(g, s, rowoff[i], false), g->el_size),
               elp(g, d, k64(g, i), true), g->el_size);
-      loop_close(g, &k, k64(g, 1));
-      if (pass == 0)
+      if (pass == 1)
+        loop_close_vec(g, &k, k64(g, 1));
+      else
+        loop_close(g, &k, k64(g, 1));
+      if (pass == 0) {
         if_else(g, &unit);
+        if_open(g, &rowmajor, eq(g, sak, k64(g, 1)));
+      } else if (pass == 1) {
+        if_else(g, &rowmajor);
+      }
     }
+    if_close(g, &rowmajor);
     if_close(g, &unit);
   }
   if_else(g, &f);
@@ -516,15 +598,9 @@ static LLVMValueRef emit_pack_a(mm_gen *g) {
     LLVMValueRef d = elp(g, dst, r.iv, true);
     mm_if inside;
     if_open(g, &inside, LLVMBuildICmp(g->b, LLVMIntSLT, r.iv, h, ""));
-    LLVMValueRef s = elp(g, A, mul(g, add(g, p.iv, r.iv), sam), false);
-    loop_open(g, &k2, k64(g, 0), kc, "k");
-    LLVMValueRef x = load(g, g->el, elp(g, s, mul(g, k2.iv, sak), false), g->el_size);
-    store(g, x, elp(g, d, mul(g, k2.iv, MR), true), g->el_size);
-    loop_close(g, &k2, k64(g, 1));
+    copy_strided(g, elp(g, A, mul(g, add(g, p.iv, r.iv), sam), false), sak, d, c->mr, kc);
     if_else(g, &inside);
-    loop_open(g, &k2, k64(g, 0), kc, "k");
-    store(g, LLVMConstNull(g->el), elp(g, d, mul(g, k2.iv, MR), true), g->el_size);
-    loop_close(g, &k2, k64(g, 1));
+    copy_strided(g, NULL, NULL, d, c->mr, kc);
     if_close(g, &inside);
     loop_close(g, &r, k64(g, 1));
   }
@@ -557,9 +633,14 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
    * jumping past it */
   LLVMAddTargetDependentFunctionAttr(fn, "probe-stack", "inline-asm");
   LLVMValueRef A = LLVMGetParam(fn, 0), B = LLVMGetParam(fn, 1), C = LLVMGetParam(fn, 2);
-  LLVMValueRef N = LLVMGetParam(fn, 4), K = LLVMGetParam(fn, 5);
-  LLVMValueRef sam = LLVMGetParam(fn, 6), sak = LLVMGetParam(fn, 7), sbk = LLVMGetParam(fn, 8);
-  LLVMValueRef sbn = LLVMGetParam(fn, 9), ldc = LLVMGetParam(fn, 10);
+  /* the arguments every caller passes the same are constants (sm_mm_consts) */
+  LLVMValueRef arg[11];
+  for (int i = 4; i <= 10; i++)
+    arg[i] = g->consts && (g->consts->mask >> i & 1) ? k64(g, g->consts->v[i])
+                                                     : LLVMGetParam(fn, (unsigned)i);
+  LLVMValueRef N = arg[4], K = arg[5];
+  LLVMValueRef sam = arg[6], sak = arg[7], sbk = arg[8];
+  LLVMValueRef sbn = arg[9], ldc = arg[10];
   LLVMValueRef m_begin = LLVMGetParam(fn, 11), m_end = LLVMGetParam(fn, 12);
   LLVMValueRef zero = k64(g, 0), one = k64(g, 1);
 
@@ -692,9 +773,15 @@ static LLVMValueRef emit_driver(mm_gen *g, LLVMValueRef kernel, const LLVMValueR
 }
 
 LLVMValueRef sm_llvm_matmul_fn(LLVMModuleRef m, LLVMTargetMachineRef tm, smelt_dtype dt) {
+  return sm_llvm_matmul_fn_consts(m, tm, dt, NULL);
+}
+
+LLVMValueRef sm_llvm_matmul_fn_consts(LLVMModuleRef m, LLVMTargetMachineRef tm, smelt_dtype dt,
+                                      const sm_mm_consts *consts) {
   if (dt != SMELT_F32 && dt != SMELT_F64)
     return NULL;
   mm_gen g = {0};
+  g.consts = consts && consts->mask ? consts : NULL;
   snprintf(g.name, sizeof g.name, "smelt_mm_%s", dt == SMELT_F32 ? "f32" : "f64");
   LLVMValueRef fn = LLVMGetNamedFunction(m, g.name);
   if (fn)

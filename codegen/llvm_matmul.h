@@ -24,4 +24,23 @@
  * vector width (AVX-512, AVX2, SSE, NEON). */
 LLVMValueRef sm_llvm_matmul_fn(LLVMModuleRef m, LLVMTargetMachineRef tm, smelt_dtype dt);
 
+/* Arguments that every call of a program passes with the same value: bit
+ * i of mask set (3 <= i <= 10: M, N, K, sam, sak, sbk, sbn, ldc) means
+ * argument i is always v[i]. */
+typedef struct sm_mm_consts {
+  unsigned mask;
+  int64_t v[13];
+} sm_mm_consts;
+/* The mask of a known shape: N, K, the strides and ldc (M is not used). */
+#define SM_MM_SHAPE ((unsigned)0x7f0)
+
+/* sm_llvm_matmul_fn whose driver takes the arguments in consts->mask as
+ * those constants (the values passed for them are ignored), so that its
+ * loops and the pieces it calls can be simplified for them: what the
+ * optimizer's interprocedural constant propagation does when every call is
+ * in the same module. The caller must only pass those values. consts NULL
+ * or empty: sm_llvm_matmul_fn. */
+LLVMValueRef sm_llvm_matmul_fn_consts(LLVMModuleRef m, LLVMTargetMachineRef tm, smelt_dtype dt,
+                                      const sm_mm_consts *consts);
+
 #endif

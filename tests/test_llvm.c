@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../codegen/kernel.h"
@@ -849,6 +850,122 @@ START_TEST(matmul_blocked_path) {
 }
 END_TEST
 
+/* Runs the plain product kernel of mm_kernel (no epilogue) on all its
+ * rows and compares with a float FMA chain over k. */
+static void run_mm(sm_jit *j, const sm_kernel *k, int64_t batch, int64_t M, int64_t N,
+                   int64_t K) {
+  float *A = malloc(sizeof *A * (size_t)(batch * M * K)),
+        *B = malloc(sizeof *B * (size_t)(batch * K * N)),
+        *C = malloc(sizeof *C * (size_t)(batch * M * N));
+  for (int64_t i = 0; i < batch * M * K; i++) A[i] = (float)(i % 7) - 3;
+  for (int64_t i = 0; i < batch * K * N; i++) B[i] = (float)(i % 5) * 0.5f;
+  void *args[4] = {A, B, NULL, C};
+  sm_kctx ctx = {0};
+  fn_of(j, k->name)(args, 0, M, &ctx);
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t n = 0; n < N; n++) {
+        float s = 0;
+        for (int64_t q = 0; q < K; q++)
+          s = fmaf(A[(b * M + m) * K + q], B[(b * K + q) * N + n], s);
+        ck_assert_msg(C[(b * M + m) * N + n] == s, "%s [%lld,%lld,%lld]: %g vs %g", k->name,
+                      (long long)b, (long long)m, (long long)n, C[(b * M + m) * N + n], s);
+      }
+  free(A), free(B), free(C);
+}
+
+/* The blocked matmul is a module of its own per dtype, specialized for the
+ * arguments that all of the program's calls pass the same (N, K, strides,
+ * ldc: not M) and cached under them: a program whose matmul kernels agree
+ * with an earlier one's (other M, other batch) loads it; other shapes give
+ * another module; shapes that disagree leave those arguments free. Dumps
+ * list the kernels' modules, then the matmuls'. */
+START_TEST(matmul_module_cached_once) {
+  unsetenv("SMELT_LLVM_MATMUL");
+  char *dir = tu_temp_dir("llvm");
+  smelt_compile_options o = opts();
+  o.cache_dir = dir;
+  o.num_threads = 2;
+  sm_kernel *ks[4] = {mm_kernel(1, 17, 33, 20, false, SMELT_F32),
+                      mm_kernel(2, 5, 33, 20, false, SMELT_F32),
+                      mm_kernel(1, 6, 5, 4, false, SMELT_F64),
+                      mm_kernel(2, 13, 7, 9, false, SMELT_F32)};
+  snprintf(ks[1]->name, sizeof ks[1]->name, "mm2");
+  snprintf(ks[2]->name, sizeof ks[2]->name, "mmd");
+  snprintf(ks[3]->name, sizeof ks[3]->name, "mm3");
+  size_t cached = 99;
+  sm_jit *j = COMPILE(&ks[0], 1, &o, NULL);
+  ck_assert_uint_eq(sm_jit_modules(j, &cached), 2); /* mm, smelt_mm_f32 */
+  ck_assert_uint_eq(cached, 0);
+  run_mm(j, ks[0], 1, 17, 33, 20);
+  sm_jit_free(j);
+  /* another kernel of the same N, K and strides: its module compiled, the
+   * matmul's loaded */
+  j = COMPILE(&ks[1], 1, &o, NULL);
+  ck_assert_uint_eq(sm_jit_modules(j, &cached), 2);
+  ck_assert_uint_eq(cached, 1);
+  ck_assert(!sm_jit_from_cache(j));
+  run_mm(j, ks[1], 2, 5, 33, 20);
+  sm_jit_free(j);
+  /* another N and K: another matmul */
+  j = COMPILE(&ks[3], 1, &o, NULL);
+  ck_assert_uint_eq(sm_jit_modules(j, &cached), 2);
+  ck_assert_uint_eq(cached, 0);
+  run_mm(j, ks[3], 2, 13, 7, 9);
+  sm_jit_free(j);
+  /* mm and mm2 agree: a module per kernel, then one per dtype, all but
+   * the f64 ones cached */
+  j = COMPILE(ks, 3, &o, NULL);
+  ck_assert_uint_eq(sm_jit_modules(j, &cached), 5);
+  ck_assert_uint_eq(cached, 3);
+  sm_jit_free(j);
+  j = COMPILE(ks, 3, &o, NULL);
+  ck_assert_uint_eq(sm_jit_modules(j, &cached), 5);
+  ck_assert_uint_eq(cached, 5);
+  ck_assert(sm_jit_from_cache(j));
+  run_mm(j, ks[0], 1, 17, 33, 20);
+  run_mm(j, ks[1], 2, 5, 33, 20);
+  sm_jit_free(j);
+  /* mm and mm3 disagree on N, K, sam, sbk and ldc: one matmul for both,
+   * specialized for the strides they share only */
+  sm_kernel *mixed[2] = {ks[0], ks[3]};
+  j = COMPILE(mixed, 2, &o, NULL);
+  ck_assert_uint_eq(sm_jit_modules(j, &cached), 3);
+  ck_assert_uint_eq(cached, 2); /* mm, mm3 */
+  run_mm(j, ks[0], 1, 17, 33, 20);
+  run_mm(j, ks[3], 2, 13, 7, 9);
+  sm_jit_free(j);
+  /* the dump: modules in order, whatever the threads did */
+  char *ddir = tu_temp_dir("llvm");
+  sm_dump d;
+  char *err = NULL;
+  ck_assert_int_eq(sm_dump_init(&d, "llvm", ddir, &err), 0);
+  j = COMPILE(ks, 3, &o, &d);
+  ck_assert_uint_eq(sm_jit_modules(j, &cached), 5);
+  ck_assert_uint_eq(cached, 0); /* dumps do not read the cache */
+  sm_jit_free(j);
+  char p[1024];
+  snprintf(p, sizeof p, "%s/p%u.llvm.after.ll", ddir, d.program);
+  char *ir = read_text(p);
+  ck_assert_ptr_nonnull(ir);
+  const char *names[5] = {"mm", "mm2", "mmd", "smelt_mm_f32", "smelt_mm_f64"};
+  const char *at = ir;
+  for (int i = 0; i < 5; i++) {
+    char id[64];
+    snprintf(id, sizeof id, "; ModuleID = '%s'", names[i]);
+    const char *next = strstr(at, id);
+    ck_assert_msg(next != NULL, "module %s missing or out of order", names[i]);
+    at = next + 1;
+  }
+  free(ir);
+  tu_rm_tree(ddir);
+  free(ddir);
+  for (int i = 0; i < 4; i++) sm_kernel_free(ks[i]);
+  tu_rm_tree(dir);
+  free(dir);
+}
+END_TEST
+
 /* ------------------------------------------------ cache, dumps, vectors */
 
 /* The one *.o file in dir (path into buf); false when none. */
@@ -1092,6 +1209,222 @@ START_TEST(several_kernels_one_module) {
 }
 END_TEST
 
+/* The number of cache entries (*.o) in dir. */
+static int count_objects(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  struct dirent *e;
+  int n = 0;
+  while ((e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    n += len > 2 && e->d_name[0] != '.' && !strcmp(e->d_name + len - 2, ".o");
+  }
+  closedir(d);
+  return n;
+}
+
+static sm_kernel *named_scale(const char *name, double factor) {
+  sm_kernel *k = scale_kernel(factor);
+  snprintf(k->name, sizeof k->name, "%s", name);
+  return k;
+}
+
+static void run_named_scale(sm_jit *j, const char *name, double factor) {
+  double X[8], O[8];
+  for (int i = 0; i < 8; i++) X[i] = i + 0.25;
+  void *args[2] = {X, O};
+  sm_kctx ctx = {0};
+  fn_of(j, name)(args, 0, 8, &ctx);
+  for (int i = 0; i < 8; i++) ck_assert(O[i] == X[i] * factor);
+}
+
+/* Each kernel is cached on its own: a program that shares a kernel with
+ * an earlier one loads that kernel's object and compiles only the rest. */
+START_TEST(cache_per_kernel) {
+  char *dir = tu_temp_dir("llvm");
+  smelt_compile_options o = opts();
+  o.cache_dir = dir;
+  o.num_threads = 2;
+  sm_kernel *first[2] = {named_scale("sa", 2.0), named_scale("sb", 3.0)};
+  sm_kernel *second[2] = {named_scale("sb", 3.0), named_scale("sc", 5.0)};
+  size_t cached = 99;
+  sm_jit *j = COMPILE(first, 2, &o, NULL);
+  ck_assert_uint_eq(sm_jit_modules(j, &cached), 2);
+  ck_assert_uint_eq(cached, 0);
+  ck_assert(!sm_jit_from_cache(j));
+  sm_jit_free(j);
+  ck_assert_int_eq(count_objects(dir), 2);
+  j = COMPILE(second, 2, &o, NULL);
+  ck_assert_uint_eq(sm_jit_modules(j, &cached), 2);
+  ck_assert_uint_eq(cached, 1); /* sb */
+  ck_assert(!sm_jit_from_cache(j)); /* only when every module is cached */
+  run_named_scale(j, "sb", 3.0);
+  run_named_scale(j, "sc", 5.0);
+  sm_jit_free(j);
+  ck_assert_int_eq(count_objects(dir), 3);
+  j = COMPILE(second, 2, &o, NULL);
+  ck_assert_uint_eq(sm_jit_modules(j, &cached), 2);
+  ck_assert_uint_eq(cached, 2);
+  ck_assert(sm_jit_from_cache(j));
+  run_named_scale(j, "sb", 3.0);
+  run_named_scale(j, "sc", 5.0);
+  sm_jit_free(j);
+  /* the name is part of the kernel (its symbol): another name, another key */
+  sm_kernel *renamed = named_scale("sd", 3.0);
+  j = COMPILE(&renamed, 1, &o, NULL);
+  ck_assert(!sm_jit_from_cache(j));
+  run_named_scale(j, "sd", 3.0);
+  sm_jit_free(j);
+  sm_kernel_free(renamed);
+  for (int i = 0; i < 2; i++) sm_kernel_free(first[i]), sm_kernel_free(second[i]);
+  tu_rm_tree(dir);
+  free(dir);
+}
+END_TEST
+
+/* A process whose first compilation finds everything in the cache makes
+ * no target machine, yet ORC needs LLVM's targets: a child process fills
+ * the cache, then this one (which has not compiled anything when Check
+ * forks a process per test) loads and links. */
+START_TEST(all_cached_in_a_fresh_process) {
+  char *dir = tu_temp_dir("llvm");
+  smelt_compile_options o = opts();
+  o.cache_dir = dir;
+  sm_kernel *k = named_scale("fresh", 6.0);
+  fflush(NULL);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    char *err = NULL;
+    sm_jit *j = sm_jit_compile(&k, 1, &o, NULL, &err);
+    _exit(j && !sm_jit_from_cache(j) ? 0 : 1);
+  }
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  sm_jit *j = COMPILE(&k, 1, &o, NULL);
+  ck_assert(sm_jit_from_cache(j));
+  run_named_scale(j, "fresh", 6.0);
+  sm_jit_free(j);
+  sm_kernel_free(k);
+  tu_rm_tree(dir);
+  free(dir);
+}
+END_TEST
+
+/* A split kernel with an accumulating store: refused by the emitter. */
+static sm_kernel *bad_scatter(const char *name) {
+  sm_kernel *k = knew(name, SM_KERNEL_SCATTER, 1, TU_DIMS(4), NULL);
+  int o = sm_kernel_arg(k, 0, SMELT_F32, KA_OUT, 4);
+  sm_kernel_store(k, o, sm_kv_idx(k, 0), sm_kv_const_f(k, SMELT_F32, 1), false, true);
+  return k;
+}
+
+/* Modules compile on several threads, but the error reported is always
+ * that of the first failing kernel in the program's order, naming it, and
+ * the same as with one thread. */
+START_TEST(errors_from_threads_name_the_kernel) {
+  enum { N = 8 };
+  sm_kernel *ks[N];
+  char name[32];
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "k%d", i);
+    ks[i] = i == 3 || i == 6 ? bad_scatter(name) : named_scale(name, i + 1.0);
+  }
+  char *one = NULL;
+  for (int threads = 1; threads <= 4; threads++) {
+    for (int rep = 0; rep < 3; rep++) {
+      smelt_compile_options o = opts();
+      o.num_threads = threads;
+      char *err = NULL;
+      sm_jit *j = sm_jit_compile(ks, N, &o, NULL, &err);
+      ck_assert_ptr_null(j);
+      ck_assert_ptr_nonnull(err);
+      ck_assert_msg(strncmp(err, "kernel k3:", 10) == 0, "%d threads: %s", threads, err);
+      if (!one) one = err;
+      else {
+        ck_assert_str_eq(err, one);
+        sm_free(err);
+      }
+    }
+  }
+  sm_free(one);
+  /* the later one once the first is gone */
+  sm_kernel_free(ks[3]);
+  ks[3] = named_scale("k3", 4.0);
+  smelt_compile_options o = opts();
+  o.num_threads = 4;
+  char *err = NULL;
+  ck_assert_ptr_null(sm_jit_compile(ks, N, &o, NULL, &err));
+  ck_assert_msg(err && strncmp(err, "kernel k6:", 10) == 0, "%s", err ? err : "");
+  sm_free(err);
+  /* two kernels of one name: refused before anything is compiled */
+  sm_kernel_free(ks[6]);
+  ks[6] = named_scale("k2", 7.0);
+  err = NULL;
+  ck_assert_ptr_null(sm_jit_compile(ks, N, &o, NULL, &err));
+  ck_assert_msg(err && strstr(err, "k2: name used twice"), "%s", err ? err : "");
+  sm_free(err);
+  for (int i = 0; i < N; i++) sm_kernel_free(ks[i]);
+}
+END_TEST
+
+/* The same kernels compiled on one thread and on four: the same IR and
+ * assembly, and the same results. */
+START_TEST(threads_match_one_thread) {
+  enum { N = 6 };
+  sm_kernel *ks[N];
+  char name[32];
+  for (int i = 0; i < N - 1; i++) {
+    snprintf(name, sizeof name, "s%d", i);
+    ks[i] = named_scale(name, 0.5 + i);
+  }
+  /* and a reduction with f64 accumulation */
+  sm_kernel *k = knew("rowsum", SM_KERNEL_REDUCE, 2, TU_DIMS(3, 5), (const uint8_t[]){0, 1});
+  int x = sm_kernel_arg(k, 0, SMELT_F32, KA_IN, 15);
+  int out = sm_kernel_arg(k, 1, SMELT_F32, KA_OUT, 3);
+  int lx = sm_kv_load(k, x, aff(k, 0, 5, 1, 0), -1, 0, 0);
+  int a = sm_kernel_acc(k, OP_REDUCE_SUM, SMELT_F32, SMELT_F64, lx, -1, -1, -1);
+  sm_kernel_store(k, out, sm_kv_idx(k, 0), sm_kv_acc(k, a), true, false);
+  ks[N - 1] = k;
+  char *texts[2][2] = {{NULL}};
+  float sums[2][3];
+  for (int t = 0; t < 2; t++) {
+    char *dir = tu_temp_dir("llvm");
+    sm_dump d;
+    char *err = NULL;
+    ck_assert_int_eq(sm_dump_init(&d, "llvm,asm", dir, &err), 0);
+    smelt_compile_options o = opts();
+    o.num_threads = t ? 4 : 1;
+    sm_jit *j = COMPILE(ks, N, &o, &d);
+    for (int i = 0; i < N - 1; i++) {
+      snprintf(name, sizeof name, "s%d", i);
+      run_named_scale(j, name, 0.5 + i);
+    }
+    float X[15];
+    for (int i = 0; i < 15; i++) X[i] = 1.0f / (float)(i + 1);
+    void *args[2] = {X, sums[t]};
+    sm_kctx ctx = {0};
+    fn_of(j, "rowsum")(args, 0, k->par_axis >= 0 ? k->extent[k->par_axis] : 0, &ctx);
+    sm_jit_free(j);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/p%u.llvm.after.ll", dir, d.program);
+    texts[t][0] = read_text(p);
+    snprintf(p, sizeof p, "%s/p%u.asm.s", dir, d.program);
+    texts[t][1] = read_text(p);
+    ck_assert(texts[t][0] && texts[t][1]);
+    tu_rm_tree(dir);
+    free(dir);
+  }
+  ck_assert_str_eq(texts[0][0], texts[1][0]);
+  ck_assert_str_eq(texts[0][1], texts[1][1]);
+  ck_assert(memcmp(sums[0], sums[1], sizeof sums[0]) == 0);
+  ck_assert(sums[0][0] == (float)(1.0 + 1 / 2.0f + 1 / 3.0f + 1 / 4.0f + 1 / 5.0f));
+  for (int t = 0; t < 2; t++) free(texts[t][0]), free(texts[t][1]);
+  for (int i = 0; i < N; i++) sm_kernel_free(ks[i]);
+}
+END_TEST
+
 /* The scalar op tables: the shared one (codegen/scalar_ops.c) against the
  * graph op table, and llvm_ops against it: a form for every op in exactly
  * the domains it is defined in, comparisons whose NaN rule is the shared
@@ -1129,6 +1462,10 @@ int main(void) {
   tcase_add_test(tc, bad_kernels_report_errors);
   tcase_add_test(tc, several_kernels_one_module);
   tcase_add_test(tc, op_tables);
+  tcase_add_test(tc, cache_per_kernel);
+  tcase_add_test(tc, all_cached_in_a_fresh_process);
+  tcase_add_test(tc, errors_from_threads_name_the_kernel);
+  tcase_add_test(tc, threads_match_one_thread);
   suite_add_tcase(s, tc);
   /* its own case: the blocked kernel's large unrolled blocks exceed what
    * valgrind's translator handles, so memcheck runs may skip it with
@@ -1136,6 +1473,7 @@ int main(void) {
   TCase *mm = tcase_create("blocked_matmul");
   tcase_set_timeout(mm, 120);
   tcase_add_test(mm, matmul_blocked_path);
+  tcase_add_test(mm, matmul_module_cached_once);
   suite_add_tcase(s, mm);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
