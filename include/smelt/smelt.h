@@ -568,8 +568,9 @@ const char *smelt_target_name(smelt_target t);
 typedef struct smelt_compile_options {
   smelt_target target;
   int opt_level;     /* LLVM pipeline default<O0..O3>; default 3 */
-  int num_threads;   /* kernels split over this many threads; 0: $SMELT_NUM_THREADS,
-                        else every core */
+  int num_threads;   /* kernels split over this many threads (and the cpu
+                        target's modules compiled on as many); 0:
+                        $SMELT_NUM_THREADS, else every core */
   bool reassociate;  /* let float reductions be reordered (vectorized);
                         off by default: sums follow a fixed order */
   const char *dump;  /* stages to dump, as $SMELT_DUMP: a comma list of graph,
