@@ -225,24 +225,6 @@ def torch_workloads():
     dst = torch.empty_like(a)
     img = u(*IMG)
 
-    s1, s2 = 784 ** -0.5, HIDDEN ** -0.5
-    params = [u(784, HIDDEN, lo=-s1, hi=s1), u(HIDDEN, lo=-s1, hi=s1),
-              u(HIDDEN, 10, lo=-s2, hi=s2), u(10, lo=-s2, hi=s2)]
-    for p in params:
-        p.requires_grad_(True)
-    w1, b1, w2, b2 = params
-    x = u(BATCH, 784)
-    labels = torch.randint(0, 10, (BATCH,), generator=g)
-    opt = torch.optim.SGD(params, lr=0.01)
-
-    def train_step():
-        opt.zero_grad(set_to_none=True)
-        logits = torch.relu(x @ w1 + b1) @ w2 + b2
-        loss = F.cross_entropy(logits, labels)
-        loss.backward()
-        opt.step()
-        return loss
-
     def no_grad(fn):
         def run():
             with torch.no_grad():
@@ -255,7 +237,7 @@ def torch_workloads():
         "mean axis 0": no_grad(lambda: img.mean(dim=0)),
         "max axis -1": no_grad(lambda: img.amax(dim=-1)),
         "sum": no_grad(lambda: a.sum()),
-        "mlp train step": train_step,
+        "mlp train step": torch_mlp_step(u, g),
         "cnn train step": torch_cnn_step(u),
     }
 
@@ -271,6 +253,33 @@ def torch_workloads():
     for key, shape in GEMMS.items():
         work[key] = gemm(*shape)
     return work
+
+
+def torch_mlp_step(u, g, compiled=False):
+    """One SGD step of the MLP (params from u, labels from generator g);
+    compiled: the loss (forward and, through AOTAutograd, backward) and
+    the optimizer step go through torch.compile (inductor)."""
+    s1, s2 = 784 ** -0.5, HIDDEN ** -0.5
+    params = [u(784, HIDDEN, lo=-s1, hi=s1), u(HIDDEN, lo=-s1, hi=s1),
+              u(HIDDEN, 10, lo=-s2, hi=s2), u(10, lo=-s2, hi=s2)]
+    for p in params:
+        p.requires_grad_(True)
+    w1, b1, w2, b2 = params
+    x = u(BATCH, 784)
+    labels = torch.randint(0, 10, (BATCH,), generator=g)
+    opt = torch.optim.SGD(params, lr=0.01)
+    loss_fn = lambda x, labels: F.cross_entropy(torch.relu(x @ w1 + b1) @ w2 + b2, labels)
+    step_fn = opt.step
+    if compiled:
+        loss_fn, step_fn = torch.compile(loss_fn), torch.compile(opt.step)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(x, labels)
+        loss.backward()
+        step_fn()
+        return loss
+    return step
 
 
 def torch_cnn_params(u):
@@ -316,26 +325,6 @@ def torch_compile_workloads():
     def u(*shape, lo=-1.0, hi=1.0):
         return torch.rand(*shape, generator=g) * (hi - lo) + lo
 
-    s1, s2 = 784 ** -0.5, HIDDEN ** -0.5
-    params = [u(784, HIDDEN, lo=-s1, hi=s1), u(HIDDEN, lo=-s1, hi=s1),
-              u(HIDDEN, 10, lo=-s2, hi=s2), u(10, lo=-s2, hi=s2)]
-    for p in params:
-        p.requires_grad_(True)
-    w1, b1, w2, b2 = params
-    x = u(BATCH, 784)
-    labels = torch.randint(0, 10, (BATCH,), generator=g)
-    opt = torch.optim.SGD(params, lr=0.01)
-    loss_fn = torch.compile(
-        lambda x, labels: F.cross_entropy(torch.relu(x @ w1 + b1) @ w2 + b2, labels))
-    opt_step = torch.compile(opt.step)
-
-    def train_step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(x, labels)
-        loss.backward()
-        opt_step()
-        return loss
-
     def elementwise_fn(a, b, c):
         return torch.relu(a * b + c) * 0.5 + torch.exp(-a)
     a, b, c = u(BIG), u(BIG), u(BIG)
@@ -344,7 +333,7 @@ def torch_compile_workloads():
     def elementwise():
         with torch.no_grad():
             return ew(a, b, c)
-    return {"elementwise": elementwise, "mlp train step": train_step,
+    return {"elementwise": elementwise, "mlp train step": torch_mlp_step(u, g, compiled=True),
             "cnn train step": torch_cnn_step(u, compiled=True)}
 
 
@@ -472,7 +461,9 @@ def torch_memory_probe():
     def status(field):
         with open("/proc/self/status") as f:
             return int(re.search(field + r":\s+(\d+)", f.read()).group(1)) * 1024
-    step = torch_workloads_mlp_only()
+    g = torch.Generator().manual_seed(0)
+    step = torch_mlp_step(lambda *shape, lo=-1.0, hi=1.0:
+                          torch.rand(*shape, generator=g) * (hi - lo) + lo, g)
     torch.ones(64, 64) @ torch.ones(64, 64)  # the thread pool, before the baseline
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
@@ -480,27 +471,6 @@ def torch_memory_probe():
     for _ in range(5):
         step()
     print(status("VmHWM") - base)
-
-
-def torch_workloads_mlp_only():
-    g = torch.Generator().manual_seed(0)
-    s1, s2 = 784 ** -0.5, HIDDEN ** -0.5
-    params = [(torch.rand(*sh, generator=g) * 2 - 1) * s for sh, s in
-              (((784, HIDDEN), s1), ((HIDDEN,), s1), ((HIDDEN, 10), s2), ((10,), s2))]
-    for p in params:
-        p.requires_grad_(True)
-    w1, b1, w2, b2 = params
-    x = torch.rand(BATCH, 784, generator=g) * 2 - 1
-    labels = torch.randint(0, 10, (BATCH,), generator=g)
-    opt = torch.optim.SGD(params, lr=0.01)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(torch.relu(x @ w1 + b1) @ w2 + b2, labels)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
 
 
 def torch_memory():

@@ -10,25 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static bool have_cpu(void) {
-  smelt_graph *g = smelt_graph_new();
-  smelt_node x = smelt_input(g, "x", SMELT_F32, 0, NULL);
-  smelt_output(g, "y", smelt_neg(g, x));
-  smelt_params *p = smelt_params_new(g);
-  smelt_compile_options o = smelt_compile_defaults();
-  o.target = SMELT_TARGET_CPU;
-  o.cache_dir = NULL;
-  smelt_program *pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
-  bool ok = pr && !smelt_program_error(pr);
-  smelt_program_free(pr);
-  smelt_params_free(p);
-  smelt_graph_free(g);
-  return ok;
-}
-
 #define NEED_CPU()                                                                      \
   do {                                                                                   \
-    if (!have_cpu()) {                                                                   \
+    if (!tu_have_cpu()) {                                                                \
       fprintf(stderr, "skipped %s: this libsmelt has no cpu target (built without LLVM)\n", \
               __func__);                                                                 \
       return;                                                                            \

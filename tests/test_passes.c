@@ -169,22 +169,6 @@ START_TEST(split_sums_text) {
 }
 END_TEST
 
-static bool have_cpu(void) {
-  smelt_graph *g = smelt_graph_new();
-  smelt_node x = smelt_input(g, "x", SMELT_F32, 0, NULL);
-  smelt_output(g, "y", smelt_neg(g, x));
-  smelt_params *p = smelt_params_new(g);
-  smelt_compile_options o = smelt_compile_defaults();
-  o.target = SMELT_TARGET_CPU;
-  o.cache_dir = NULL;
-  smelt_program *pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
-  bool ok = pr && !smelt_program_error(pr);
-  smelt_program_free(pr);
-  smelt_params_free(p);
-  smelt_graph_free(g);
-  return ok;
-}
-
 /* Output "y" (nbytes) of g with input "x" bound to data: on the
  * interpreter (target -1), or compiled for a target with 2 threads. */
 static void *run_y(smelt_graph *g, int target, const void *data, size_t xbytes, size_t nbytes) {
@@ -237,7 +221,7 @@ START_TEST(split_sums_exact) {
   void *got = run_y(h, -1, data, xbytes, nbytes);
   ck_assert_msg(memcmp(got, want, nbytes) == 0, "%s: the split graph differs", c->name);
   free(got);
-  if (have_cpu()) {
+  if (tu_have_cpu()) {
     got = run_y(g, SMELT_TARGET_CPU, data, xbytes, nbytes);
     ck_assert_msg(memcmp(got, want, nbytes) == 0, "%s: the cpu target differs", c->name);
     free(got);
@@ -255,7 +239,7 @@ END_TEST
  * rows sums its gradient over them), a sum read twice, on the cpu target
  * against the interpreter. */
 START_TEST(split_sums_in_graphs) {
-  if (!have_cpu()) {
+  if (!tu_have_cpu()) {
     fprintf(stderr, "skipped %s: this libsmelt has no LLVM\n", __func__);
     return;
   }

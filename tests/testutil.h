@@ -180,4 +180,8 @@ char *tu_temp_dir(const char *tag);
 /* Removes dir and everything below it (symlinks are removed, not followed). */
 void tu_rm_tree(const char *dir);
 
+/* True when programs compile for the cpu target (libsmelt was built with
+ * LLVM): a scalar neg compiled without a cache. */
+bool tu_have_cpu(void);
+
 #endif
