@@ -215,11 +215,16 @@ def numpy_workloads():
 
 
 # ------------------------------------------------------------- PyTorch
-def torch_workloads():
-    g = torch.Generator().manual_seed(0)
-
+def torch_uniform(g):
+    """u(*shape, lo, hi): uniform f32 tensors drawn from generator g."""
     def u(*shape, lo=-1.0, hi=1.0):
         return torch.rand(*shape, generator=g) * (hi - lo) + lo
+    return u
+
+
+def torch_workloads():
+    g = torch.Generator().manual_seed(0)
+    u = torch_uniform(g)
 
     a, b, c = u(BIG), u(BIG), u(BIG)
     dst = torch.empty_like(a)
@@ -268,7 +273,14 @@ def torch_mlp_step(u, g, compiled=False):
     x = u(BATCH, 784)
     labels = torch.randint(0, 10, (BATCH,), generator=g)
     opt = torch.optim.SGD(params, lr=0.01)
-    loss_fn = lambda x, labels: F.cross_entropy(torch.relu(x @ w1 + b1) @ w2 + b2, labels)
+    return torch_step(opt, lambda x, labels: F.cross_entropy(
+        torch.relu(x @ w1 + b1) @ w2 + b2, labels), x, labels, compiled)
+
+
+def torch_step(opt, loss_fn, x, labels, compiled):
+    """A training step: zero the gradients, the loss, backward, the
+    optimizer; compiled: the loss and the optimizer step through
+    torch.compile."""
     step_fn = opt.step
     if compiled:
         loss_fn, step_fn = torch.compile(loss_fn), torch.compile(opt.step)
@@ -301,29 +313,15 @@ def torch_cnn_step(u, compiled=False):
     x = u(CNN_BATCH, 1, 28, 28)
     labels = torch.randint(0, 10, (CNN_BATCH,))
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
-    loss_fn = lambda x, labels: F.cross_entropy(torch_cnn_forward(params, x), labels)
-    if compiled:
-        loss_fn = torch.compile(loss_fn)
-        step_fn = torch.compile(opt.step)
-    else:
-        step_fn = opt.step
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(x, labels)
-        loss.backward()
-        step_fn()
-        return loss
-    return step
+    return torch_step(opt, lambda x, labels: F.cross_entropy(torch_cnn_forward(params, x), labels),
+                      x, labels, compiled)
 
 
 def torch_compile_workloads():
     """torch.compile (inductor) of the training steps: the loss (forward and,
     through AOTAutograd, backward) and the optimizer step."""
     g = torch.Generator().manual_seed(0)
-
-    def u(*shape, lo=-1.0, hi=1.0):
-        return torch.rand(*shape, generator=g) * (hi - lo) + lo
+    u = torch_uniform(g)
 
     def elementwise_fn(a, b, c):
         return torch.relu(a * b + c) * 0.5 + torch.exp(-a)
@@ -462,8 +460,7 @@ def torch_memory_probe():
         with open("/proc/self/status") as f:
             return int(re.search(field + r":\s+(\d+)", f.read()).group(1)) * 1024
     g = torch.Generator().manual_seed(0)
-    step = torch_mlp_step(lambda *shape, lo=-1.0, hi=1.0:
-                          torch.rand(*shape, generator=g) * (hi - lo) + lo, g)
+    step = torch_mlp_step(torch_uniform(g), g)
     torch.ones(64, 64) @ torch.ones(64, 64)  # the thread pool, before the baseline
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
@@ -659,9 +656,10 @@ def main():
         return " / ".join(parts)
 
     bw_cols = [p for p in ("numpy", "torch", "jax") if p in peers]
+    ew_cols = [p for p in ("numpy", "torch", "torch.compile", "jax") if p in peers]
     table("Memory-bound workloads", ["copy (memcpy)", "copy (smelt)", "elementwise",
-                                     "mean axis 0", "max axis -1", "sum"], bw_cols,
-          (f"% of copy (smelt / {' / '.join(bw_cols)})", pct_copy))
+                                     "mean axis 0", "max axis -1", "sum"], ew_cols,
+          (f"% of copy (smelt / {' / '.join(ew_cols)})", pct_copy))
     peak = smelt.get("fma peak (C)", {}).get("gflop_per_s")
 
     def pct_peak(key, mine, times):
