@@ -130,7 +130,9 @@ static void target_vectors(LLVMTargetMachineRef tm, int *bits, int *nregs) {
  * registers for accumulators (the rest hold B vectors and a broadcast);
  * KC keeps an MR x KC micro-panel of A near 12 KiB so it stays in a 32 KiB
  * L1 while B micro-panels stream past it; NC bounds the packed B panel
- * (KC x NC, the L2-resident block) at 256 KiB of stack. */
+ * (KC x NC, the L2-resident block) at 512 KiB of stack: half of a 1 MiB
+ * L2 (256 KiB left the 4096 product at 0.88x OpenBLAS on a Zen 4, 512 KiB
+ * takes it to 0.95x; docs/matmul.md). */
 static mm_cfg choose_cfg(int bits, int nregs, unsigned el_size) {
   mm_cfg c;
   c.lanes = bits / 8 / (int)el_size;
@@ -141,7 +143,7 @@ static mm_cfg choose_cfg(int bits, int nregs, unsigned el_size) {
   if (kc > 256)
     kc = 256;
   c.kc = kc / 8 * 8;
-  int nc = 262144 / (c.kc * (int)el_size);
+  int nc = 524288 / (c.kc * (int)el_size);
   c.nc = nc / c.nr * c.nr;
   c.mc = 4 * c.mr;
   return c;

@@ -32,8 +32,9 @@
 /* Bumped whenever the code this backend emits for the same kernel IR
  * changes, so that caches of older builds of one version are not reused
  * (2: keys and entries of runtime/disk_cache.c; 3: the matmul loops are
- * not unrolled; 4: one object per kernel and per matmul dtype). */
-#define SM_CODEGEN_REVISION 4
+ * not unrolled; 4: one object per kernel and per matmul dtype; 5: 512 KiB
+ * packed B panels). */
+#define SM_CODEGEN_REVISION 5
 
 struct sm_jit {
   LLVMOrcLLJITRef lljit;
