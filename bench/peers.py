@@ -646,30 +646,25 @@ def main():
             print("| " + " | ".join(row) + " |")
         print()
 
-    def pct_copy(key, mine, times):
-        if not copy_bw or not bytes_of(key) or key.startswith("copy"):
-            return "-"
-        parts = []
-        for ms in [mine] + times:
-            rr = rate(key, ms)
-            parts.append(f"{100 * rr[0] / copy_bw:.0f}%" if rr else "-")
-        return " / ".join(parts)
+    def pct_of(reference, applies=lambda key: True):
+        """A column: each rate of the row as a percentage of reference."""
+        def column(key, mine, times):
+            if not reference or not applies(key):
+                return "-"
+            parts = []
+            for ms in [mine] + times:
+                rr = rate(key, ms)
+                parts.append(f"{100 * rr[0] / reference:.0f}%" if rr else "-")
+            return " / ".join(parts)
+        return column
 
     bw_cols = [p for p in ("numpy", "torch", "jax") if p in peers]
     ew_cols = [p for p in ("numpy", "torch", "torch.compile", "jax") if p in peers]
     table("Memory-bound workloads", ["copy (memcpy)", "copy (smelt)", "elementwise",
                                      "mean axis 0", "max axis -1", "sum"], ew_cols,
-          (f"% of copy (smelt / {' / '.join(ew_cols)})", pct_copy))
+          (f"% of copy (smelt / {' / '.join(ew_cols)})",
+           pct_of(copy_bw, lambda key: bytes_of(key) and not key.startswith("copy"))))
     peak = smelt.get("fma peak (C)", {}).get("gflop_per_s")
-
-    def pct_peak(key, mine, times):
-        if not peak:
-            return "-"
-        parts = []
-        for ms in [mine] + times:
-            rr = rate(key, ms)
-            parts.append(f"{100 * rr[0] / peak:.0f}%" if rr else "-")
-        return " / ".join(parts)
 
     if "fma peak (C)" in smelt:
         p = smelt["fma peak (C)"]
@@ -679,7 +674,7 @@ def main():
             print(f"Peak f32 FMA rate measured in the same run (`fma peak (C)`, {p['size']}): "
                   f"{p['gflop_per_s']:.1f} GFLOP/s.\n")
     table("Matrix products (f32)", list(GEMMS), bw_cols,
-          (f"% of peak (smelt / {' / '.join(bw_cols)})", pct_peak))
+          (f"% of peak (smelt / {' / '.join(bw_cols)})", pct_of(peak)))
     step_cols = [p for p in ("numpy", "torch", "torch.compile", "jax") if p in peers]
     table("Training steps", ["mlp train step", "cnn train step"], step_cols)
 
