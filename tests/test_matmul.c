@@ -7,7 +7,8 @@
  * double, and bit for bit against the FMA chain over k in increasing order
  * that the interface promises (which also makes split row ranges exact).
  *
- * SMELT_MM_BENCH=1 prints a table of GFLOP/s (docs/matmul.md). */
+ * SMELT_MM_BENCH=1 prints a table of GFLOP/s, SMELT_MM_SHAPE=M,K,N,ta,tb
+ * with it the rate of that one product (docs/matmul.md). */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -728,6 +729,15 @@ static void bench_table(void) {
       {256, 512, 784, 0, 1, 0, "dx = dh @ W1^T"},
       {1024, 1024, 1024, 0, 0, 1, "square f64"},
   };
+  const char *one = getenv("SMELT_MM_SHAPE"); /* "M,K,N,ta,tb": that product only */
+  long long M1, K1, N1;
+  int ta1, tb1;
+  if (one && sscanf(one, "%lld,%lld,%lld,%d,%d", &M1, &K1, &N1, &ta1, &tb1) == 5) {
+    for (int r = 0; r < 3; r++)
+      printf("%lldx%lld @ %lldx%lld%s%s %6.1f GFLOP/s\n", M1, K1, K1, N1, ta1 ? " (A^T)" : "",
+             tb1 ? " (B^T)" : "", gflops(false, M1, N1, K1, ta1, tb1, 1.0));
+    return;
+  }
   printf("%-28s %-24s %s\n", "shape (M x K @ K x N)", "", "GFLOP/s, 1 thread");
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     char shape[64];
