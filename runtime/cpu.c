@@ -8,6 +8,7 @@
 #include "threads.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,14 +20,17 @@ struct sm_cpu_program {
   sm_plan *plan;
   sm_kernel_fn *fns;     /* per kernel of the plan */
   sm_jit *jit;
-  void *arena;
+  void *arena;           /* the default context's (see sm_cpu_run) */
   int nthreads;
   double compile_ms;
   bool from_cache;
-  /* $SMELT_PROFILE: time per kernel over all runs, printed when freed */
+  /* $SMELT_PROFILE: time per kernel over all runs, printed when freed;
+   * runs of several contexts add to it under prof_lock */
   double *prof_ms;
   uint64_t prof_runs;
 };
+
+static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static double now_ms(void) {
   struct timespec ts;
@@ -77,6 +81,8 @@ void sm_cpu_free(sm_cpu_program *c) {
   sm_free(c->arena);
   sm_free(c);
 }
+
+size_t sm_cpu_arena_bytes(const sm_cpu_program *c) { return c->plan->arena_bytes; }
 
 void sm_cpu_stats(const sm_cpu_program *c, smelt_program_stats *s) {
   s->kernels = (int)c->plan->nkernels;
@@ -146,9 +152,11 @@ static void run_range(void *p, int64_t begin, int64_t end) {
   l->fn(l->args, begin, end, l->ctx);
 }
 
-int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *params,
-               bool training, uint64_t rng_step, void *const *results, char **err) {
+int sm_cpu_run(sm_cpu_program *c, void *arena, const void *const *inputs,
+               const void *const *params, bool training, uint64_t rng_step,
+               void *const *results, char **err) {
   *err = NULL;
+  if (!arena) arena = c->arena;
   const sm_plan *p = c->plan;
   const smelt_graph *g = p->opt;
   int maxargs = 1;
@@ -174,7 +182,11 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
     }
   }
   sm_kctx ctx = {rng_step, training, 0, 0, 0};
-  if (c->prof_ms) c->prof_runs++;
+  if (c->prof_ms) {
+    pthread_mutex_lock(&prof_lock);
+    c->prof_runs++;
+    pthread_mutex_unlock(&prof_lock);
+  }
   for (size_t s = 0; s < p->nkernels; s++) {
     double t0 = c->prof_ms ? now_ms() : 0;
     const sm_plan_kernel *ck = &p->kernels[s];
@@ -183,7 +195,7 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
     for (int a = 0; a < k->nargs; a++) {
       const sm_karg *arg = &k->args[a];
       if (arg->role == KA_SCRATCH) {
-        args[a] = (char *)c->arena + ck->scratch_off[a];
+        args[a] = (char *)arena + ck->scratch_off[a];
         continue;
       }
       const sm_buf_info *b = &p->bufs[arg->node];
@@ -192,7 +204,7 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
       case SM_BUF_PARAM: args[a] = (void *)params[b->orig]; break;
       case SM_BUF_CONST: args[a] = g->nodes[arg->node].data; break;
       case SM_BUF_RESULT: args[a] = results[b->root]; break;
-      case SM_BUF_ARENA: args[a] = (char *)c->arena + b->offset; break;
+      case SM_BUF_ARENA: args[a] = (char *)arena + b->offset; break;
       case SM_BUF_NONE: args[a] = NULL; break;
       }
     }
@@ -204,7 +216,11 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
       if (ext == 0) continue;
       sm_parallel_for(c->nthreads, ext, ck->grain, ck->align, run_range, &l);
     }
-    if (c->prof_ms) c->prof_ms[s] += now_ms() - t0;
+    if (c->prof_ms) {
+      pthread_mutex_lock(&prof_lock);
+      c->prof_ms[s] += now_ms() - t0;
+      pthread_mutex_unlock(&prof_lock);
+    }
     if (__atomic_load_n(&ctx.error, __ATOMIC_RELAXED)) {
       /* name the op as the interpreter does (the kernel knows only its checks) */
       *err = sm_fmt("%s: index %" PRId64 " is out of range for a dimension of size %" PRId64
@@ -227,7 +243,7 @@ int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *
     case SM_BUF_PARAM: src = params[b->orig]; break;
     case SM_BUF_CONST: src = g->nodes[n].data; break;
     case SM_BUF_RESULT: src = b->root == k ? NULL : results[b->root]; break;
-    case SM_BUF_ARENA: src = (char *)c->arena + b->offset; break;
+    case SM_BUF_ARENA: src = (char *)arena + b->offset; break;
     case SM_BUF_NONE: break;
     }
     if (src && nb) memcpy(results[k], src, nb);

@@ -19,11 +19,19 @@ sm_cpu_program *sm_cpu_compile(const smelt_graph *g, size_t nroots, const uint32
 void sm_cpu_free(sm_cpu_program *c);
 void sm_cpu_stats(const sm_cpu_program *c, smelt_program_stats *stats);
 
-/* One run. inputs and params give each graph node's storage (by node
- * index, NULL where none); results[k] receives root k's value (dense, the
- * node's byte size; for an assign root, the new value of its param). The
- * params are only read. Returns 0 or -1 with *err set. */
-int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *params,
-               bool training, uint64_t rng_step, void *const *results, char **err);
+/* Bytes of the arena (intermediates) a run needs. */
+size_t sm_cpu_arena_bytes(const sm_cpu_program *c);
+
+/* One run. arena: sm_cpu_arena_bytes of scratch for the intermediates
+ * (NULL: the program's own, allocated when it was compiled); runs with
+ * different arenas may go on in several threads at once: the program is
+ * only read (but for $SMELT_PROFILE's sums, taken under a lock). inputs
+ * and params give each graph node's storage (by node index, NULL where
+ * none); results[k] receives root k's value (dense, the node's byte size;
+ * for an assign root, the new value of its param). The params are only
+ * read. Returns 0 or -1 with *err set. */
+int sm_cpu_run(sm_cpu_program *c, void *arena, const void *const *inputs,
+               const void *const *params, bool training, uint64_t rng_step,
+               void *const *results, char **err);
 
 #endif

@@ -16,9 +16,15 @@ void sm_cpu_free(sm_cpu_program *c) { (void)c; }
 
 void sm_cpu_stats(const sm_cpu_program *c, smelt_program_stats *stats) { (void)c, (void)stats; }
 
-int sm_cpu_run(sm_cpu_program *c, const void *const *inputs, const void *const *params,
-               bool training, uint64_t rng_step, void *const *results, char **err) {
-  (void)c, (void)inputs, (void)params, (void)training, (void)rng_step, (void)results;
+size_t sm_cpu_arena_bytes(const sm_cpu_program *c) {
+  (void)c;
+  return 0;
+}
+
+int sm_cpu_run(sm_cpu_program *c, void *arena, const void *const *inputs,
+               const void *const *params, bool training, uint64_t rng_step,
+               void *const *results, char **err) {
+  (void)c, (void)arena, (void)inputs, (void)params, (void)training, (void)rng_step, (void)results;
   *err = sm_strdup("the cpu target is not available");
   return -1;
 }

@@ -7,6 +7,7 @@
 #include "../runtime/cuda.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include <inttypes.h>
@@ -50,7 +51,12 @@ struct smelt_params {
   param_slot *slots;
   size_t n, cap;
   size_t scanned; /* graph nodes looked at so far */
-  uint64_t draws; /* runs of programs on this store: the draw number of rand nodes */
+  /* runs of default contexts on this store: the draw number of rand nodes
+   * (atomic: runs that only read the params share the lock) */
+  _Atomic uint64_t draws;
+  /* Held by every run of a program on these params (write: it updates
+   * them; read: it only reads them) and by the smelt_params_* calls. */
+  pthread_rwlock_t lock;
   char *error;
 };
 
@@ -118,7 +124,13 @@ static int sync_params(smelt_params *p) {
     size_t nb = node_bytes(n);
     void *data = sm_malloc(nb ? nb : 1);
     if (!data) {
-      rc = pfail(p, "out of memory");
+      /* name the param and its size: a huge shape is metadata until here */
+      sm_buf b = {0};
+      sm_buf_printf(&b, "%s", smelt_dtype_name((smelt_dtype)n->dtype));
+      sm_buf_shape(&b, n->rank, n->shape);
+      rc = pfail(p, "param \"%s\": out of memory (%s needs %zu bytes)", n->name,
+                 b.data && !b.oom ? b.data : "?", nb);
+      sm_buf_free(&b);
       break;
     }
     p->slots[p->n++] = (param_slot){(uint32_t)p->scanned, data, nb, 0, false, false};
@@ -135,6 +147,10 @@ static int sync_params(smelt_params *p) {
 smelt_params *smelt_params_new(const smelt_graph *g) {
   smelt_params *p = sm_calloc(1, sizeof *p);
   if (!p) return NULL;
+  if (pthread_rwlock_init(&p->lock, NULL)) { /* out of memory or similar */
+    sm_free(p);
+    return NULL;
+  }
   p->g = g;
   if (!g) {
     pfail(p, "the graph is NULL");
@@ -172,6 +188,7 @@ void smelt_params_free(smelt_params *p) {
   }
   sm_free(p->slots);
   clear(&p->error);
+  pthread_rwlock_destroy(&p->lock);
   sm_free(p);
 }
 
@@ -180,12 +197,22 @@ const char *smelt_params_error(const smelt_params *p) {
   return p->error;
 }
 
-int smelt_params_reset(smelt_params *p) {
+static int params_reset(smelt_params *p) {
   if (!p) return -1;
   pclear(p);
   if (!p->g) return pfail(p, "the graph is NULL");
   if (sync_params(p)) return -1;
   return init_slots(p, 0, p->n);
+}
+
+/* The smelt_params_* calls hold the write lock, so that they may run while
+ * other threads run programs on the same params (docs/api.md). */
+int smelt_params_reset(smelt_params *p) {
+  if (!p) return -1;
+  pthread_rwlock_wrlock(&p->lock);
+  int rc = params_reset(p);
+  pthread_rwlock_unlock(&p->lock);
+  return rc;
 }
 
 /* The slot of param `name`, with the error set when there is none. */
@@ -225,8 +252,8 @@ static int check_access(smelt_params *p, const param_slot *s, const char *what, 
   return rc;
 }
 
-int smelt_params_read(smelt_params *p, const char *name, smelt_dtype dt, void *data,
-                      size_t nbytes) {
+static int params_read(smelt_params *p, const char *name, smelt_dtype dt, void *data,
+                       size_t nbytes) {
   if (!p) return -1;
   pclear(p);
   param_slot *s = find_slot(p, name, "read");
@@ -235,8 +262,17 @@ int smelt_params_read(smelt_params *p, const char *name, smelt_dtype dt, void *d
   return 0;
 }
 
-int smelt_params_write(smelt_params *p, const char *name, smelt_dtype dt, const void *data,
-                       size_t nbytes) {
+int smelt_params_read(smelt_params *p, const char *name, smelt_dtype dt, void *data,
+                      size_t nbytes) {
+  if (!p) return -1;
+  pthread_rwlock_wrlock(&p->lock);
+  int rc = params_read(p, name, dt, data, nbytes);
+  pthread_rwlock_unlock(&p->lock);
+  return rc;
+}
+
+static int params_write(smelt_params *p, const char *name, smelt_dtype dt,
+                        const void *data, size_t nbytes) {
   if (!p) return -1;
   pclear(p);
   param_slot *s = find_slot(p, name, "write");
@@ -246,7 +282,16 @@ int smelt_params_write(smelt_params *p, const char *name, smelt_dtype dt, const 
   return 0;
 }
 
-int smelt_params_save(smelt_params *p, const char *path) {
+int smelt_params_write(smelt_params *p, const char *name, smelt_dtype dt, const void *data,
+                       size_t nbytes) {
+  if (!p) return -1;
+  pthread_rwlock_wrlock(&p->lock);
+  int rc = params_write(p, name, dt, data, nbytes);
+  pthread_rwlock_unlock(&p->lock);
+  return rc;
+}
+
+static int params_save(smelt_params *p, const char *path) {
   if (!p) return -1;
   pclear(p);
   if (!p->g) return pfail(p, "the graph is NULL");
@@ -269,7 +314,15 @@ int smelt_params_save(smelt_params *p, const char *path) {
   return rc ? pfail(p, "save: %s", err) : 0;
 }
 
-int smelt_params_load(smelt_params *p, const char *path) {
+int smelt_params_save(smelt_params *p, const char *path) {
+  if (!p) return -1;
+  pthread_rwlock_wrlock(&p->lock);
+  int rc = params_save(p, path);
+  pthread_rwlock_unlock(&p->lock);
+  return rc;
+}
+
+static int params_load(smelt_params *p, const char *path) {
   if (!p) return -1;
   pclear(p);
   if (!p->g) return pfail(p, "the graph is NULL");
@@ -317,24 +370,48 @@ int smelt_params_load(smelt_params *p, const char *path) {
   return rc;
 }
 
+int smelt_params_load(smelt_params *p, const char *path) {
+  if (!p) return -1;
+  pthread_rwlock_wrlock(&p->lock);
+  int rc = params_load(p, path);
+  pthread_rwlock_unlock(&p->lock);
+  return rc;
+}
+
 /* -------------------------------------------------------------- programs */
+
+/* Everything one run changes: bindings, results, the cpu target's arena
+ * and the draw counter. The compiled code beside it is only read, so
+ * threads can run one program at once, each with its own context
+ * (smelt_context_new). A program holds one itself, its default context,
+ * behind smelt_program_bind/run/read. */
+struct smelt_context {
+  smelt_program *pr;
+  smelt_interp *it;     /* the bindings, and the interp target's run state */
+  void **out_data;      /* the outputs of the last run */
+  void **upd_data;      /* per update: the new value, before it is applied */
+  param_slot **targets; /* per update: the param it writes (resolved per run) */
+  void *arena;          /* cpu target: the intermediates (NULL: the program's own) */
+  uint64_t *dev_in;     /* cuda: per graph node, an input bound in device memory (0: none) */
+  uint64_t draws;       /* own_draws: the draw number of the next run */
+  bool own_draws;       /* false (default context): draws are counted per params store */
+  bool have_run;
+  char **error;         /* the message slot: the program's for its default context */
+  char *own_error;
+};
 
 struct smelt_program {
   smelt_graph *g;
   smelt_params *params;
-  smelt_interp *it;
+  smelt_interp *it;       /* the default context's bindings; NULL: setup failed */
   size_t nout, nupd;
   uint32_t *roots;        /* outputs, then update (assign) nodes */
   char **out_names;       /* copies */
-  void **out_data;        /* the outputs of the last run */
-  param_slot **targets;   /* per update: the param it writes (resolved per run) */
-  void **upd_data;        /* per update: the new value, before it is applied */
-  bool have_run;
   bool eval;         /* an evaluation program: no updates, no gradients, dropout off */
   smelt_target target;
   sm_cpu_program *cpu; /* the compiled code (cpu target) */
   sm_cuda_program *cuda; /* the compiled code (cuda target) */
-  uint64_t *dev_in;    /* cuda: per graph node, an input bound in device memory (0: none) */
+  smelt_context ctx;   /* the default context */
   char *error;
 };
 
@@ -348,25 +425,50 @@ __attribute__((format(printf, 2, 3))) static int prfail(smelt_program *pr, const
 
 static void prclear(smelt_program *pr) { clear(&pr->error); }
 
-static void free_run_data(smelt_program *pr) {
-  for (size_t k = 0; pr->out_data && k < pr->nout; k++) sm_free(pr->out_data[k]), pr->out_data[k] = NULL;
-  for (size_t k = 0; pr->upd_data && k < pr->nupd; k++) sm_free(pr->upd_data[k]), pr->upd_data[k] = NULL;
-  pr->have_run = false;
+__attribute__((format(printf, 2, 3))) static int cfail(smelt_context *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = failv(c->error, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+static void free_run_data(smelt_context *c) {
+  size_t nout = c->pr ? c->pr->nout : 0, nupd = c->pr ? c->pr->nupd : 0;
+  for (size_t k = 0; c->out_data && k < nout; k++) sm_free(c->out_data[k]), c->out_data[k] = NULL;
+  for (size_t k = 0; c->upd_data && k < nupd; k++) sm_free(c->upd_data[k]), c->upd_data[k] = NULL;
+  c->have_run = false;
+}
+
+/* The per-run lists of a context of pr (its interpreter is the caller's).
+ * Returns -1 when out of memory; ctx_release frees what was made. */
+static int ctx_alloc(smelt_context *c, smelt_program *pr) {
+  c->pr = pr;
+  c->out_data = sm_calloc(pr->nout ? pr->nout : 1, sizeof *c->out_data);
+  c->upd_data = sm_calloc(pr->nupd ? pr->nupd : 1, sizeof *c->upd_data);
+  c->targets = sm_calloc(pr->nupd ? pr->nupd : 1, sizeof *c->targets);
+  return c->out_data && c->upd_data && c->targets ? 0 : -1;
+}
+
+static void ctx_release(smelt_context *c) {
+  free_run_data(c);
+  sm_free(c->out_data);
+  sm_free(c->upd_data);
+  sm_free(c->targets);
+  sm_free(c->arena);
+  sm_free(c->dev_in);
+  clear(&c->own_error);
 }
 
 void smelt_program_free(smelt_program *pr) {
   if (!pr) return;
-  free_run_data(pr);
+  ctx_release(&pr->ctx);
   for (size_t k = 0; pr->out_names && k < pr->nout; k++) sm_free(pr->out_names[k]);
   sm_free(pr->out_names);
-  sm_free(pr->out_data);
-  sm_free(pr->upd_data);
-  sm_free(pr->targets);
   sm_free(pr->roots);
   smelt_interp_free(pr->it);
   sm_cpu_free(pr->cpu);
   sm_cuda_free(pr->cuda);
-  sm_free(pr->dev_in);
   clear(&pr->error);
   sm_free(pr);
 }
@@ -384,18 +486,19 @@ static int setup_lists(smelt_program *pr, int noutputs, const char *const *outpu
   if (pr->params->g != g) return prfail(pr, "the params belong to another graph");
   if (smelt_graph_error(g)) return prfail(pr, "the graph has an error: %s", smelt_graph_error(g));
   if (noutputs < 0 || nupdates < 0 || (noutputs && !outputs) || (nupdates && !updates))
-    return prfail(pr, "bad output or update list");
+    return prfail(pr,
+                  "program: bad output or update list (noutputs %d, outputs %s; nupdates %d, "
+                  "updates %s)",
+                  noutputs, outputs ? "given" : "NULL", nupdates, updates ? "given" : "NULL");
   pr->nout = (size_t)noutputs;
   pr->nupd = (size_t)nupdates;
   size_t nroots = pr->nout + pr->nupd;
   pr->roots = sm_malloc(sizeof *pr->roots * (nroots ? nroots : 1));
   pr->out_names = sm_calloc(pr->nout ? pr->nout : 1, sizeof *pr->out_names);
-  pr->out_data = sm_calloc(pr->nout ? pr->nout : 1, sizeof *pr->out_data);
-  pr->upd_data = sm_calloc(pr->nupd ? pr->nupd : 1, sizeof *pr->upd_data);
-  pr->targets = sm_calloc(pr->nupd ? pr->nupd : 1, sizeof *pr->targets);
+  pr->ctx.error = &pr->error; /* the default context's messages are the program's */
+  int lists = ctx_alloc(&pr->ctx, pr);
   pr->it = smelt_interp_new(g);
-  if (!pr->roots || !pr->out_names || !pr->out_data || !pr->upd_data || !pr->targets || !pr->it)
-    return prfail(pr, "out of memory");
+  if (!pr->roots || !pr->out_names || lists || !pr->it) return prfail(pr, "out of memory");
   for (size_t k = 0; k < pr->nout; k++) {
     const char *name = outputs[k];
     size_t j = 0;
@@ -531,9 +634,9 @@ static void compile(smelt_program *pr, const smelt_compile_options *options) {
   } else if (!rc && pr->target == SMELT_TARGET_CUDA) {
     char *err = NULL;
     pr->cuda = sm_cuda_compile(pr->g, pr->nout + pr->nupd, pr->roots, pr->nout, &o, &err);
-    pr->dev_in = sm_calloc(pr->g->nnodes ? pr->g->nnodes : 1, sizeof *pr->dev_in);
+    pr->ctx.dev_in = sm_calloc(pr->g->nnodes ? pr->g->nnodes : 1, sizeof *pr->ctx.dev_in);
     if (!pr->cuda) rc = prfail(pr, "%s", err ? err : "out of memory");
-    else if (!pr->dev_in) rc = prfail(pr, "out of memory");
+    else if (!pr->ctx.dev_in) rc = prfail(pr, "out of memory");
     sm_free(err);
   }
   if (rc) {
@@ -636,13 +739,24 @@ static int check_program(smelt_program *pr) {
   return -1;
 }
 
+/* The program's default context (its bindings are the program's). */
+static smelt_context *default_ctx(smelt_program *pr) {
+  pr->ctx.it = pr->it;
+  return &pr->ctx;
+}
+
+static int ctx_bind(smelt_context *c, const char *name, smelt_dtype dt, int rank,
+                    const int64_t *dims, const void *data, size_t nbytes) {
+  if (smelt_interp_bind(c->it, name, dt, rank, dims, data, nbytes))
+    return cfail(c, "%s", smelt_interp_error(c->it));
+  if (c->dev_in) c->dev_in[smelt_find(c->pr->g, name).index - 1] = 0;
+  return 0;
+}
+
 int smelt_program_bind(smelt_program *pr, const char *name, smelt_dtype dt, int rank,
                        const int64_t *dims, const void *data, size_t nbytes) {
   if (!pr || check_program(pr)) return -1;
-  if (smelt_interp_bind(pr->it, name, dt, rank, dims, data, nbytes))
-    return prfail(pr, "%s", smelt_interp_error(pr->it));
-  if (pr->dev_in) pr->dev_in[smelt_find(pr->g, name).index - 1] = 0;
-  return 0;
+  return ctx_bind(default_ctx(pr), name, dt, rank, dims, data, nbytes);
 }
 
 int smelt_program_bind_device(smelt_program *pr, const char *name, smelt_dtype dt, int rank,
@@ -657,135 +771,139 @@ int smelt_program_bind_device(smelt_program *pr, const char *name, smelt_dtype d
   if (smelt_interp_bind(pr->it, name, dt, rank, dims, (const void *)(uintptr_t)device_ptr,
                         nbytes))
     return prfail(pr, "%s", smelt_interp_error(pr->it));
-  pr->dev_in[smelt_find(pr->g, name).index - 1] = device_ptr;
+  pr->ctx.dev_in[smelt_find(pr->g, name).index - 1] = device_ptr;
   return 0;
 }
 
+/* The draw number of this run: the context's own count, or (the default
+ * context) the params store's, so that programs sharing it (or a program
+ * made anew) never repeat a dropout mask. */
+static uint64_t next_draw(smelt_context *c) {
+  return c->own_draws ? c->draws++ : c->pr->params->draws++; /* the latter is atomic */
+}
+
 /* Commits the new values of the updated params (computed into upd_data). */
-static void apply_updates(smelt_program *pr, bool keep) {
-  for (size_t k = 0; k < pr->nupd; k++) {
-    memcpy(pr->targets[k]->data, pr->upd_data[k], pr->targets[k]->nbytes);
-    pr->targets[k]->on_dev = false;
+static void apply_updates(smelt_context *c, bool keep) {
+  for (size_t k = 0; k < c->pr->nupd; k++) {
+    memcpy(c->targets[k]->data, c->upd_data[k], c->targets[k]->nbytes);
+    c->targets[k]->on_dev = false;
     if (!keep) {
-      sm_free(pr->upd_data[k]);
-      pr->upd_data[k] = NULL;
+      sm_free(c->upd_data[k]);
+      c->upd_data[k] = NULL;
     }
   }
-  pr->have_run = true;
+  c->have_run = true;
 }
 
 /* A run of compiled code: results go to fresh buffers first (outputs may
  * alias params, and every update sees the values from before the run). */
-static int run_compiled(smelt_program *pr, const void **pdata) {
+static int run_compiled(smelt_context *c, const void **pdata) {
+  smelt_program *pr = c->pr;
   const smelt_graph *g = pr->g;
   size_t nroots = pr->nout + pr->nupd;
   const void **inputs = sm_calloc(g->nnodes ? g->nnodes : 1, sizeof *inputs);
   void **results = sm_calloc(nroots ? nroots : 1, sizeof *results);
   int rc = 0;
-  if (!inputs || !results) rc = prfail(pr, "out of memory");
+  if (!inputs || !results) rc = cfail(c, "out of memory");
   for (size_t i = 0; i < g->nnodes && !rc; i++)
-    if (g->nodes[i].op == OP_INPUT) inputs[i] = sm_interp_bound(pr->it, (uint32_t)i);
+    if (g->nodes[i].op == OP_INPUT) inputs[i] = sm_interp_bound(c->it, (uint32_t)i);
   for (size_t k = 0; k < nroots && !rc; k++) {
-    void **slot = k < pr->nout ? &pr->out_data[k] : &pr->upd_data[k - pr->nout];
+    void **slot = k < pr->nout ? &c->out_data[k] : &c->upd_data[k - pr->nout];
     if (!*slot) {
       size_t nb = node_bytes(&g->nodes[pr->roots[k]]);
       *slot = sm_malloc(nb ? nb : 1);
     }
-    if (!*slot) rc = prfail(pr, "out of memory");
+    if (!*slot) rc = cfail(c, "out of memory");
     results[k] = *slot;
   }
   if (!rc) {
     char *err = NULL;
-    if (sm_cpu_run(pr->cpu, inputs, pdata, !pr->eval, pr->params->draws++, results, &err))
-      rc = prfail(pr, "%s", err ? err : "out of memory");
+    if (sm_cpu_run(pr->cpu, c->arena, inputs, pdata, !pr->eval, next_draw(c), results, &err))
+      rc = cfail(c, "%s", err ? err : "out of memory");
     sm_free(err);
   }
   sm_free(inputs);
   sm_free(results);
   if (rc) return rc; /* have_run stays false; the buffers are reused */
-  apply_updates(pr, true);
+  apply_updates(c, true);
   return 0;
 }
 
-/* A run on the GPU: params move to device memory when their copy there is
- * not current; results stay on the device until read; updates are copied
- * to the params' device copies after every kernel has run (each sees the
- * values from before the run). */
-static int run_cuda(smelt_program *pr) {
+/* A run on the GPU (the default context only): params move to device
+ * memory when their copy there is not current; results stay on the device
+ * until read; updates are copied to the params' device copies after every
+ * kernel has run (each sees the values from before the run). */
+static int run_cuda(smelt_context *c) {
+  smelt_program *pr = c->pr;
   smelt_params *p = pr->params;
   const smelt_graph *g = pr->g;
   const void **inputs = sm_calloc(g->nnodes ? g->nnodes : 1, sizeof *inputs);
   uint64_t *pdev = sm_calloc(g->nnodes ? g->nnodes : 1, sizeof *pdev);
   char *err = NULL;
   int rc = 0;
-  if (!inputs || !pdev) rc = prfail(pr, "out of memory");
+  if (!inputs || !pdev) rc = cfail(c, "out of memory");
   for (size_t i = 0; i < p->n && !rc; i++) {
     param_slot *s = &p->slots[i];
     if (!s->on_dev && s->nbytes) {
       if ((!s->dev && sm_cuda_alloc(s->nbytes, &s->dev, &err)) ||
           sm_cuda_upload(s->dev, s->data, s->nbytes, &err))
-        rc = prfail(pr, "param \"%s\" to the GPU: %s", g->nodes[s->node].name,
-                    err ? err : "out of memory");
+        rc = cfail(c, "param \"%s\" to the GPU: %s", g->nodes[s->node].name,
+                   err ? err : "out of memory");
       else s->on_dev = true;
     }
     pdev[s->node] = s->dev;
   }
   for (size_t i = 0; i < g->nnodes && !rc; i++)
-    if (g->nodes[i].op == OP_INPUT && !pr->dev_in[i]) inputs[i] = sm_interp_bound(pr->it, (uint32_t)i);
-  if (!rc && sm_cuda_run(pr->cuda, inputs, pr->dev_in, pdev, !pr->eval, p->draws++, &err))
-    rc = prfail(pr, "%s", err ? err : "out of memory");
+    if (g->nodes[i].op == OP_INPUT && !c->dev_in[i]) inputs[i] = sm_interp_bound(c->it, (uint32_t)i);
+  if (!rc && sm_cuda_run(pr->cuda, inputs, c->dev_in, pdev, !pr->eval, next_draw(c), &err))
+    rc = cfail(c, "%s", err ? err : "out of memory");
   for (size_t k = 0; k < pr->nupd && !rc; k++) {
-    param_slot *t = pr->targets[k];
+    param_slot *t = c->targets[k];
     if (t->nbytes && sm_cuda_copy(t->dev, sm_cuda_result(pr->cuda, pr->nout + k), t->nbytes, &err))
-      rc = prfail(pr, "updating param \"%s\" on the GPU: %s", g->nodes[t->node].name,
-                  err ? err : "out of memory");
+      rc = cfail(c, "updating param \"%s\" on the GPU: %s", g->nodes[t->node].name,
+                 err ? err : "out of memory");
     else t->host_stale = true;
   }
   sm_free(err);
   sm_free(inputs);
   sm_free(pdev);
-  pr->have_run = rc == 0;
+  c->have_run = rc == 0;
   return rc;
 }
 
-int smelt_program_run(smelt_program *pr) {
-  if (!pr || check_program(pr)) return -1;
-  /* compiled programs keep their result buffers from run to run (fresh
-   * pages on every run would cost more than small kernels) */
-  if (pr->cpu) pr->have_run = false;
-  else free_run_data(pr);
+/* One run, with the params' lock held (ctx_run). */
+static int run_locked(smelt_context *c) {
+  smelt_program *pr = c->pr;
   smelt_params *p = pr->params;
   const smelt_graph *g = pr->g;
-  if (sync_params(p)) return prfail(pr, "%s", p->error);
+  if (sync_params(p)) return cfail(c, "%s", p->error);
   /* Each param node reads its storage. */
   const void **pdata = sm_calloc(g->nnodes ? g->nnodes : 1, sizeof *pdata);
-  if (!pdata) return prfail(pr, "out of memory");
+  if (!pdata) return cfail(c, "out of memory");
   for (size_t i = 0; i < p->n; i++) pdata[p->slots[i].node] = p->slots[i].data;
   for (size_t k = 0; k < pr->nupd; k++) {
     uint32_t target = g->nodes[pr->roots[pr->nout + k]].inputs[0];
-    pr->targets[k] = NULL;
+    c->targets[k] = NULL;
     for (size_t i = 0; i < p->n; i++)
-      if (p->slots[i].node == target) pr->targets[k] = &p->slots[i];
+      if (p->slots[i].node == target) c->targets[k] = &p->slots[i];
   }
-  /* Draws are numbered per params store, so programs sharing it (or a
-   * program made anew) never repeat a dropout mask. */
   if (pr->cuda) {
     sm_free(pdata);
-    return run_cuda(pr);
+    return run_cuda(c);
   }
   if (params_to_host(p)) {
     sm_free(pdata);
-    return prfail(pr, "%s", p->error);
+    return cfail(c, "%s", p->error);
   }
   if (pr->cpu) {
-    int rc = run_compiled(pr, pdata);
+    int rc = run_compiled(c, pdata);
     sm_free(pdata);
     return rc;
   }
-  sm_run_opts opts = {(const void *const *)pdata, !pr->eval, p->draws++, false};
-  int rc = sm_interp_run_roots(pr->it, pr->nout + pr->nupd, pr->roots, &opts);
+  sm_run_opts opts = {(const void *const *)pdata, !pr->eval, next_draw(c), false};
+  int rc = sm_interp_run_roots(c->it, pr->nout + pr->nupd, pr->roots, &opts);
   sm_free(pdata);
-  if (rc) return prfail(pr, "%s", smelt_interp_error(pr->it));
+  if (rc) return cfail(c, "%s", smelt_interp_error(c->it));
   /* Copy everything out first: outputs may alias param storage, and every
    * update must see the values from before the run. */
   for (size_t k = 0; k < pr->nout + pr->nupd; k++) {
@@ -793,45 +911,92 @@ int smelt_program_run(smelt_program *pr) {
     size_t nb = node_bytes(n);
     void *buf = sm_malloc(nb ? nb : 1);
     if (!buf) {
-      free_run_data(pr);
-      return prfail(pr, "out of memory");
+      free_run_data(c);
+      return cfail(c, "out of memory");
     }
-    sm_interp_read_root(pr->it, k, pr->roots[k], buf);
-    if (k < pr->nout) pr->out_data[k] = buf;
-    else pr->upd_data[k - pr->nout] = buf;
+    sm_interp_read_root(c->it, k, pr->roots[k], buf);
+    if (k < pr->nout) c->out_data[k] = buf;
+    else c->upd_data[k - pr->nout] = buf;
   }
-  apply_updates(pr, false);
+  apply_updates(c, false);
+  return 0;
+}
+
+/* True when a run must hold the params' write lock although it updates
+ * nothing: params added to the graph since are to be picked up, or a
+ * cuda program left newer values on the GPU than in host memory. */
+static bool params_need_write(const smelt_params *p) {
+  if (p->scanned < p->g->nnodes) return true;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->slots[i].host_stale) return true;
+  return false;
+}
+
+/* A run holds its params' lock throughout: the write lock when it updates
+ * params (and on the cuda target, which moves them to and from the GPU),
+ * else the read lock. So runs of programs without updates share the
+ * params, and no run ever sees half-applied updates. */
+static int ctx_run(smelt_context *c) {
+  smelt_program *pr = c->pr;
+  /* compiled programs keep their result buffers from run to run (fresh
+   * pages on every run would cost more than small kernels) */
+  if (pr->cpu) c->have_run = false;
+  else free_run_data(c);
+  smelt_params *p = pr->params;
+  bool write = pr->nupd > 0 || pr->cuda;
+  if (!write) {
+    pthread_rwlock_rdlock(&p->lock);
+    if (params_need_write(p)) {
+      pthread_rwlock_unlock(&p->lock);
+      write = true;
+    }
+  }
+  if (write) pthread_rwlock_wrlock(&p->lock);
+  int rc = run_locked(c);
+  pthread_rwlock_unlock(&p->lock);
+  return rc;
+}
+
+int smelt_program_run(smelt_program *pr) {
+  if (!pr || check_program(pr)) return -1;
+  return ctx_run(default_ctx(pr));
+}
+
+static int ctx_read(smelt_context *c, const char *name, smelt_dtype dt, void *data,
+                    size_t nbytes) {
+  smelt_program *pr = c->pr;
+  size_t k = 0;
+  while (name && k < pr->nout && strcmp(pr->out_names[k], name) != 0) k++;
+  if (!name || k == pr->nout)
+    return cfail(c, "read: \"%s\" is not an output of this program", name ? name : "(null)");
+  if (!c->have_run)
+    return cfail(c, "read \"%s\": no results yet (%s has not succeeded)", name,
+                 c->own_draws ? "smelt_context_run" : "smelt_program_run");
+  const sm_node *n = &pr->g->nodes[pr->roots[k]];
+  size_t nb = node_bytes(n);
+  if (dt != n->dtype)
+    return cfail(c, "read \"%s\": dtype %s does not match the output's %s", name,
+                 smelt_dtype_name(dt), smelt_dtype_name((smelt_dtype)n->dtype));
+  if (nbytes != nb)
+    return cfail(c, "read \"%s\": %zu bytes given, the output needs %zu", name, nbytes, nb);
+  if (!data && nb) return cfail(c, "read \"%s\": data is NULL", name);
+  if (nb && pr->cuda) {
+    char *err = NULL;
+    if (sm_cuda_download(data, sm_cuda_result(pr->cuda, k), nb, &err)) {
+      cfail(c, "read \"%s\": %s", name, err ? err : "out of memory");
+      sm_free(err);
+      return -1;
+    }
+    return 0;
+  }
+  if (nb) memcpy(data, c->out_data[k], nb);
   return 0;
 }
 
 int smelt_program_read(smelt_program *pr, const char *name, smelt_dtype dt, void *data,
                        size_t nbytes) {
   if (!pr || check_program(pr)) return -1;
-  size_t k = 0;
-  while (name && k < pr->nout && strcmp(pr->out_names[k], name) != 0) k++;
-  if (!name || k == pr->nout)
-    return prfail(pr, "read: \"%s\" is not an output of this program", name ? name : "(null)");
-  if (!pr->have_run)
-    return prfail(pr, "read \"%s\": no results yet (smelt_program_run has not succeeded)", name);
-  const sm_node *n = &pr->g->nodes[pr->roots[k]];
-  size_t nb = node_bytes(n);
-  if (dt != n->dtype)
-    return prfail(pr, "read \"%s\": dtype %s does not match the output's %s", name,
-                  smelt_dtype_name(dt), smelt_dtype_name((smelt_dtype)n->dtype));
-  if (nbytes != nb)
-    return prfail(pr, "read \"%s\": %zu bytes given, the output needs %zu", name, nbytes, nb);
-  if (!data && nb) return prfail(pr, "read \"%s\": data is NULL", name);
-  if (nb && pr->cuda) {
-    char *err = NULL;
-    if (sm_cuda_download(data, sm_cuda_result(pr->cuda, k), nb, &err)) {
-      prfail(pr, "read \"%s\": %s", name, err ? err : "out of memory");
-      sm_free(err);
-      return -1;
-    }
-    return 0;
-  }
-  if (nb) memcpy(data, pr->out_data[k], nb);
-  return 0;
+  return ctx_read(default_ctx(pr), name, dt, data, nbytes);
 }
 
 int smelt_program_read_device(smelt_program *pr, const char *name, smelt_dtype dt,
@@ -846,7 +1011,7 @@ int smelt_program_read_device(smelt_program *pr, const char *name, smelt_dtype d
   if (!name || k == pr->nout)
     return prfail(pr, "read_device: \"%s\" is not an output of this program",
                   name ? name : "(null)");
-  if (!pr->have_run)
+  if (!pr->ctx.have_run)
     return prfail(pr, "read_device \"%s\": no results yet (smelt_program_run has not succeeded)",
                   name);
   const sm_node *n = &pr->g->nodes[pr->roots[k]];
@@ -866,6 +1031,81 @@ int smelt_program_read_device(smelt_program *pr, const char *name, smelt_dtype d
   }
   return 0;
 }
+
+/* ---------------------------------------------------------- run contexts */
+
+/* Why a context cannot run: its program is NULL or failed, or runs on the
+ * cuda target. Clears the last message otherwise. */
+static int context_check(smelt_context *c) {
+  clear(&c->own_error);
+  smelt_program *pr = c->pr;
+  if (!pr) return cfail(c, "context: the program is NULL");
+  if (!pr->it || !pr->roots)
+    return cfail(c, "context: the program could not be created: %s",
+                 pr->error ? pr->error : "unknown error");
+  if (pr->cuda)
+    return cfail(c, "context: run contexts are not supported on the cuda target (its results "
+                    "and arena live in the program's device memory); run the program itself "
+                    "(smelt_program_run), from one thread at a time");
+  return 0;
+}
+
+smelt_context *smelt_context_new(smelt_program *pr) {
+  smelt_context *c = sm_calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->pr = pr;
+  c->error = &c->own_error;
+  c->own_draws = true;
+  /* a context of a program that cannot run reports why on every call */
+  if (context_check(c)) {
+    clear(&c->own_error);
+    return c;
+  }
+  size_t arena = pr->cpu ? sm_cpu_arena_bytes(pr->cpu) : 0;
+  c->it = smelt_interp_new(pr->g);
+  if (!c->it || ctx_alloc(c, pr) || (arena && !(c->arena = sm_malloc(arena)))) {
+    smelt_context_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+void smelt_context_free(smelt_context *c) {
+  if (!c) return;
+  ctx_release(c);
+  smelt_interp_free(c->it);
+  sm_free(c);
+}
+
+const char *smelt_context_error(const smelt_context *c) {
+  if (!c) return "context is NULL";
+  return c->own_error;
+}
+
+int smelt_context_bind(smelt_context *c, const char *name, smelt_dtype dt, int rank,
+                       const int64_t *dims, const void *data, size_t nbytes) {
+  if (!c || context_check(c)) return -1;
+  return ctx_bind(c, name, dt, rank, dims, data, nbytes);
+}
+
+int smelt_context_run(smelt_context *c) {
+  if (!c || context_check(c)) return -1;
+  return ctx_run(c);
+}
+
+int smelt_context_read(smelt_context *c, const char *name, smelt_dtype dt, void *data,
+                       size_t nbytes) {
+  if (!c || context_check(c)) return -1;
+  return ctx_read(c, name, dt, data, nbytes);
+}
+
+int smelt_context_set_draw(smelt_context *c, uint64_t draw) {
+  if (!c || context_check(c)) return -1;
+  c->draws = draw;
+  return 0;
+}
+
+uint64_t smelt_context_draw(const smelt_context *c) { return c ? c->draws : 0; }
 
 /* ------------------------------------------------------ declared programs */
 

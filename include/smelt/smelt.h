@@ -550,6 +550,49 @@ int smelt_program_bind_device(smelt_program *pr, const char *name, smelt_dtype d
 int smelt_program_read_device(smelt_program *pr, const char *name, smelt_dtype dt,
                               uint64_t device_ptr, size_t nbytes);
 
+/* Run contexts: several threads may run one program at once, each with
+ * its own context. A context holds everything a run changes: bindings,
+ * the intermediates (the arena), the outputs of its last run, its error
+ * message and its draw counter; the compiled code is shared and only read.
+ * smelt_program_bind/run/read use the program's own (default) context.
+ *  - One context (and the program's default context) is used by one
+ *    thread at a time; different contexts of one program, and different
+ *    programs, may run in different threads at once.
+ *  - Runs hold their params' lock: the write lock when the program has
+ *    updates, else the read lock. So runs of programs without updates on
+ *    shared params go on together, a run with updates waits for the
+ *    others and no run sees half-applied updates. smelt_params_* calls
+ *    take the write lock too (one thread at a time per params object).
+ *  - rand/randn draws: a context counts its own runs (its first run uses
+ *    draw number 0, then 1, ...), so its results do not depend on what
+ *    other threads run; smelt_context_set_draw chooses the next number
+ *    (e.g. distinct numbers per thread for distinct dropout masks). The
+ *    default context numbers draws per params store, as before.
+ *  - The program (and its graph and params) must outlive its contexts.
+ *  - The cuda target does not support contexts (its results live in the
+ *    program's device memory): every call on such a context fails with a
+ *    message saying so. */
+typedef struct smelt_context smelt_context;
+/* A context of pr. NULL when out of memory; a NULL or failed program or
+ * one of the cuda target gives a context whose every call fails with the
+ * reason (smelt_context_error). */
+smelt_context *smelt_context_new(smelt_program *pr);
+void smelt_context_free(smelt_context *ctx);
+/* The last call's error, NULL after a call that succeeded; the string
+ * lives until the next call on the context. */
+const char *smelt_context_error(const smelt_context *ctx);
+/* As smelt_program_bind / _run / _read, on the context's own bindings and
+ * results. Return 0, or -1 with smelt_context_error set. */
+int smelt_context_bind(smelt_context *ctx, const char *name, smelt_dtype dt, int rank,
+                       const int64_t *dims, const void *data, size_t nbytes);
+int smelt_context_run(smelt_context *ctx);
+int smelt_context_read(smelt_context *ctx, const char *name, smelt_dtype dt, void *data,
+                       size_t nbytes);
+/* The draw number of the context's next run (rand, randn, dropout), and
+ * setting it. set returns 0, or -1 (a context that cannot run). */
+uint64_t smelt_context_draw(const smelt_context *ctx);
+int smelt_context_set_draw(smelt_context *ctx, uint64_t draw);
+
 /* ------------------------------------------------------------ compiling */
 /* Where a program runs. AUTO: $SMELT_TARGET ("cpu", "interp" or "cuda")
  * when set, else cpu when libsmelt was built with LLVM, else interp. */
