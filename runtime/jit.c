@@ -15,6 +15,7 @@
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
+#include <llvm-c/Object.h>
 #include <llvm-c/Orc.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -372,6 +373,17 @@ sm_jit *sm_jit_compile(sm_kernel *const *kernels, size_t n, const smelt_compile_
     if (!data) continue;
     u->obj = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)data, len, "smelt-cached.o");
     sm_free(data);
+    /* an entry whose checks pass but that holds no object file (forged:
+     * the hash is no defence) is a miss too, not an error of the JIT */
+    char *why = NULL;
+    LLVMBinaryRef bin = u->obj ? LLVMCreateBinary(u->obj, NULL, &why) : NULL;
+    if (bin) {
+      LLVMDisposeBinary(bin);
+    } else if (u->obj) {
+      LLVMDisposeMemoryBuffer(u->obj);
+      u->obj = NULL;
+    }
+    if (why) LLVMDisposeMessage(why);
     u->from_cache = u->obj != NULL;
     j->ncached += u->from_cache;
   }

@@ -62,7 +62,7 @@ static void choose_split(sm_plan_kernel *pk) {
  * and results asked for in the arena) in one arena by their lifetimes in
  * kernel steps; step nkernels is the end of the run, when results not
  * written by a kernel are copied. */
-static int plan_arena(sm_plan *p, const bool *in_arena) {
+static int plan_arena(sm_plan *p, const bool *in_arena, char **err) {
   const smelt_graph *g = p->opt;
   size_t nn = g->nnodes, nk = p->nkernels;
   int *first = sm_malloc(sizeof *first * (nn ? nn : 1));
@@ -110,12 +110,24 @@ static int plan_arena(sm_plan *p, const bool *in_arena) {
     int from = b->kind == SM_BUF_RESULT && b->root == k && first[n] >= 0 ? first[n] : (int)nk;
     reqs[r++] = (sm_mem_req){sm_plan_node_bytes(&g->nodes[n]), from, (int)nk, 0};
   }
-  /* without reuse: every buffer at its own 64-byte aligned place */
+  /* without reuse: every buffer at its own 64-byte aligned place (the sum
+   * saturates: buffers of hostile sizes may add up past SIZE_MAX) */
   p->unplanned_bytes = 0;
-  for (size_t i = 0; i < r; i++) p->unplanned_bytes += (reqs[i].bytes + 63) & ~(size_t)63;
+  for (size_t i = 0; i < r; i++) {
+    size_t b = (reqs[i].bytes + 63) & ~(size_t)63;
+    p->unplanned_bytes = b > SIZE_MAX - p->unplanned_bytes ? SIZE_MAX : p->unplanned_bytes + b;
+  }
   p->nbuffers = (int)r;
   size_t size = sm_plan_memory(reqs, r, 64);
-  if (size == (size_t)-1) goto out;
+  if (size == (size_t)-1) {
+    /* an arena that does not fit in size_t, or (when the buffers' sum fits)
+     * out of memory for the planner's own small arrays */
+    if (p->unplanned_bytes == SIZE_MAX)
+      *err = sm_fmt("the program's intermediates need an arena larger than 2^64 bytes "
+                    "(%zu buffers)",
+                    r);
+    goto out;
+  }
   for (size_t i = 0; i < nn; i++)
     if (req_of_node[i] >= 0) p->bufs[i].offset = reqs[req_of_node[i]].offset;
   for (size_t s = 0; s < nk; s++) {
@@ -228,7 +240,7 @@ sm_plan *sm_plan_new(const smelt_graph *g, size_t nroots, const uint32_t *roots,
     sm_free(t);
   }
   if (lower_kernels(p, o, dump, err)) goto fail;
-  if (assign_buffers(p, to_orig) || plan_arena(p, in_arena)) goto fail;
+  if (assign_buffers(p, to_orig) || plan_arena(p, in_arena, err)) goto fail;
   sm_free(want);
   sm_free(map);
   sm_free(to_orig);

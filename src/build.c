@@ -202,6 +202,26 @@ static smelt_node scalar_const(smelt_graph *g, smelt_dtype dt, double f, int64_t
   return mk(g, &d);
 }
 
+/* Whether a literal operand fits dtype dt; else records the error, which
+ * names the op when the caller knows it (op may be NULL). */
+static bool literal_fits(smelt_graph *g, const char *op, const val *v, smelt_dtype dt) {
+  if (!v->weak) return true;
+  const char *sep = op ? ": " : "";
+  op = op ? op : "";
+  bool from_int = !sm_is_float(v->dt);
+  if (!from_int && sm_is_int(dt) && !fits_int(v->weak_f, dt)) {
+    sm_fail(g, "%s%sthe literal %g does not fit %s (literals must fit the tensor's dtype)", op,
+            sep, v->weak_f, smelt_dtype_name(dt));
+    return false;
+  }
+  if (from_int && dt == SMELT_I32 && (v->weak_i < INT32_MIN || v->weak_i > INT32_MAX)) {
+    sm_fail(g, "%s%sthe literal %" PRId64 " does not fit i32 (literals must fit the tensor's dtype)",
+            op, sep, v->weak_i);
+    return false;
+  }
+  return true;
+}
+
 /* Converts an operand to dtype dt: a literal becomes a typed constant, a
  * tensor of another dtype gets a cast node. */
 static bool convert(smelt_graph *g, val *v, smelt_dtype dt) {
@@ -209,16 +229,7 @@ static bool convert(smelt_graph *g, val *v, smelt_dtype dt) {
   smelt_node h;
   if (v->weak) {
     bool from_int = !sm_is_float(v->dt);
-    if (!from_int && sm_is_int(dt) && !fits_int(v->weak_f, dt)) {
-      sm_fail(g, "the literal %g does not fit %s (literals must fit the tensor's dtype)",
-              v->weak_f, smelt_dtype_name(dt));
-      return false;
-    }
-    if (from_int && dt == SMELT_I32 && (v->weak_i < INT32_MIN || v->weak_i > INT32_MAX)) {
-      sm_fail(g, "the literal %" PRId64 " does not fit i32 (literals must fit the tensor's dtype)",
-              v->weak_i);
-      return false;
-    }
+    if (!literal_fits(g, NULL, v, dt)) return false;
     h = scalar_const(g, dt, v->weak_f, v->weak_i, from_int, false, 0);
   } else {
     uint32_t in = v->h.index - 1;
@@ -346,7 +357,9 @@ static smelt_node binary(smelt_graph *g, sm_op op, smelt_node a, smelt_node b) {
   int64_t shape[SMELT_MAX_RANK];
   if (!broadcast2(g, name, &v[0], &v[1], &rank, shape)) return SMELT_INVALID;
   for (int i = 0; i < 2; i++)
-    if (!convert(g, &v[i], compute) || !bcast(g, &v[i], rank, shape)) return SMELT_INVALID;
+    if (!literal_fits(g, name, &v[i], compute) || !convert(g, &v[i], compute) ||
+        !bcast(g, &v[i], rank, shape))
+      return SMELT_INVALID;
   uint32_t in[2] = {v[0].h.index - 1, v[1].h.index - 1};
   return mk_simple(g, op, out, rank, shape, 2, in, 0, NULL);
 }
@@ -416,7 +429,9 @@ smelt_node smelt_where(smelt_graph *g, smelt_node cond, smelt_node a, smelt_node
                    DESC(&v[0]), SHAPE(r2, s2), k);
   if (!convert(g, &v[0], SMELT_BOOL) || !bcast(g, &v[0], rank, shape)) return SMELT_INVALID;
   for (int i = 1; i < 3; i++)
-    if (!convert(g, &v[i], dt) || !bcast(g, &v[i], rank, shape)) return SMELT_INVALID;
+    if (!literal_fits(g, "where", &v[i], dt) || !convert(g, &v[i], dt) ||
+        !bcast(g, &v[i], rank, shape))
+      return SMELT_INVALID;
   uint32_t in[3] = {v[0].h.index - 1, v[1].h.index - 1, v[2].h.index - 1};
   return mk_simple(g, OP_WHERE, dt, rank, shape, 3, in, 0, NULL);
 }

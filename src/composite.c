@@ -200,6 +200,25 @@ smelt_node smelt_min_dim(smelt_graph *g, smelt_node x, int axis, bool keepdim, s
 
 /* -------------------------------------------------------- sources */
 
+/* The primitives' limit on a shape's element count (build.c's take_dims),
+ * checked here so that a composite reports it under its own name. */
+static bool shape_fits(smelt_graph *g, const char *op, int rank, const int64_t *dims) {
+  for (int i = 0; i < rank; i++)
+    if (dims[i] == 0) return true; /* empty: the primitives decide */
+  int64_t n = 1;
+  for (int i = 0; i < rank; i++) {
+    if (dims[i] && n > INT64_MAX / 16 / dims[i]) {
+      sm_buf b = {0};
+      sm_buf_shape(&b, rank, dims);
+      sm_fail(g, "%s: shape %s has too many elements", op, b.data && !b.oom ? b.data : "");
+      sm_buf_free(&b);
+      return false;
+    }
+    n *= dims[i];
+  }
+  return true;
+}
+
 smelt_node smelt_full(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims,
                       double value) {
   if (!g || g->error) return SMELT_INVALID;
@@ -211,6 +230,7 @@ smelt_node smelt_full(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *d
     if (dims[i] < 0) return sm_fail(g, "full: dim %d is negative (%" PRId64 ")", i, dims[i]);
     shape[i] = dims[i];
   }
+  if (!shape_fits(g, "full", rank, dims)) return SMELT_INVALID;
   /* One scalar, broadcast with stride 0: never a copy. */
   smelt_node c = smelt_const(g, dt, value);
   return rank == 0 ? c : smelt_broadcast_to(g, c, rank, shape);
@@ -243,6 +263,7 @@ smelt_node smelt_linspace(smelt_graph *g, smelt_dtype dt, double start, double s
   if (n < 0) return sm_fail(g, "linspace: the number of steps %" PRId64 " is negative", n);
   if (!isfinite(start) || !isfinite(stop))
     return sm_fail(g, "linspace: start and stop must be finite (%g, %g)", start, stop);
+  if (!shape_fits(g, "linspace", 1, &n)) return SMELT_INVALID;
   if (sm_is_int(dt)) {
     /* PyTorch converts the bounds to the dtype first (truncating), and
      * rejects bounds the dtype cannot hold. */
@@ -271,6 +292,7 @@ smelt_node smelt_eye(smelt_graph *g, smelt_dtype dt, int64_t n, int64_t m) {
   if (n < 0 || m < 0)
     return sm_fail(g, "eye: sizes must be non-negative (%" PRId64 ", %" PRId64 ")", n, m);
   int64_t s[2] = {n, m};
+  if (!shape_fits(g, "eye", 2, s)) return SMELT_INVALID;
   smelt_node r = sm_iota(g, SMELT_I64, 2, s, 0, 0, 1);
   smelt_node c = sm_iota(g, SMELT_I64, 2, s, 1, 0, 1);
   return smelt_cast(g, smelt_eq(g, r, c), dt);
@@ -449,6 +471,7 @@ smelt_node smelt_one_hot(smelt_graph *g, smelt_node index, int64_t num_classes) 
   int64_t shape[SMELT_MAX_RANK];
   memcpy(shape, in->shape, sizeof(int64_t) * (size_t)rank);
   shape[rank] = num_classes;
+  if (!shape_fits(g, "one_hot", rank + 1, shape)) return SMELT_INVALID;
   int64_t n = sm_numel(rank, in->shape);
   smelt_node classes = sm_iota(g, SMELT_I64, 1, &num_classes, 0, 0, 1);
   smelt_node flat = smelt_reshape(g, index, 1, &n);
@@ -468,7 +491,7 @@ static bool empty_axis(const smelt_graph *g, smelt_node x, int axis) {
 }
 
 smelt_node smelt_softmax(smelt_graph *g, smelt_node x, int axis) {
-  if (BAD(need_float(g, "softmax", x))) return SMELT_INVALID;
+  if (BAD(need_float(g, "softmax", x)) || !check_axes(g, "softmax", x, 1, &axis)) return SMELT_INVALID;
   if (empty_axis(g, x, axis)) return x;
   smelt_node m = smelt_stop_gradient(g, smelt_max(g, x, 1, &axis, true));
   smelt_node e = smelt_exp(g, smelt_sub(g, x, m));
@@ -476,7 +499,7 @@ smelt_node smelt_softmax(smelt_graph *g, smelt_node x, int axis) {
 }
 
 smelt_node smelt_log_softmax(smelt_graph *g, smelt_node x, int axis) {
-  if (BAD(need_float(g, "log_softmax", x))) return SMELT_INVALID;
+  if (BAD(need_float(g, "log_softmax", x)) || !check_axes(g, "log_softmax", x, 1, &axis)) return SMELT_INVALID;
   if (empty_axis(g, x, axis)) return x;
   smelt_node m = smelt_stop_gradient(g, smelt_max(g, x, 1, &axis, true));
   smelt_node d = smelt_sub(g, x, m);

@@ -483,7 +483,10 @@ static int check_program_decl(smelt_graph *g, const char *name, int noutputs,
       return -1;
     }
   if (noutputs < 0 || nupdates < 0 || (noutputs && !outputs) || (nupdates && !updates)) {
-    sm_fail(g, "program \"%s\": bad output or update list", name);
+    sm_fail(g,
+            "program \"%s\": bad output or update list (noutputs %d, outputs %s; nupdates %d, "
+            "updates %s)",
+            name, noutputs, outputs ? "given" : "NULL", nupdates, updates ? "given" : "NULL");
     return -1;
   }
   for (int k = 0; k < noutputs; k++) {

@@ -395,7 +395,8 @@ START_TEST(declared_program_errors) {
       {"program: the name \"q\" is already a program"},
       {"program: invalid name \"1p\" (names are [A-Za-z_][A-Za-z0-9_.]*)"},
       {"program \"p\": update 0 is an invalid handle"},
-      {"program \"p\": bad output or update list"},
+      {"program \"p\": bad output or update list (noutputs -1, outputs NULL; nupdates 0, "
+       "updates NULL)"},
   };
   for (int c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
     smelt_graph *g = TU_GRAPH();
