@@ -42,6 +42,7 @@ typedef struct drv {
   LLVMValueRef fn, ctx, params, arena, kctx, args, task;
   LLVMValueRef *in_ptr;   /* per model input: its parameter, or NULL */
   LLVMValueRef *consts;   /* per node of the plan's graph: its constant */
+  bool oom;               /* a message could not be made: emission fails */
 } drv;
 
 static LLVMValueRef ci64(drv *d, int64_t v) { return LLVMConstInt(d->t_i64, (uint64_t)v, 1); }
@@ -246,6 +247,7 @@ static void emit_launch(drv *d, size_t s) {
   }
   char *msg = sm_fmt("%s: %s: an index is out of range (kernel %s; see bad_index and bad_bound)",
                      d->pr->name, sm_plan_check_op(p, s), k->name);
+  if (!msg) d->oom = true; /* not an object with a vaguer message */
   fail_with(d, msg ? msg : "an index is out of range");
   sm_free(msg);
   LLVMPositionBuilderAtEnd(d->b, ok);
@@ -347,6 +349,7 @@ static int emit_driver(drv *d, size_t pi) {
   for (unsigned f = 0; f < KC_NFIELDS; f++)
     LLVMBuildStore(d->b, kc[f], field_ptr(d, d->t_kctx, d->kctx, f));
   for (size_t s = 0; s < p->nkernels; s++) emit_launch(d, s);
+  if (d->oom) return -1;
   emit_epilogue(d);
   LLVMBuildRet(d->b, ci32(d, 0));
   sm_free(d->in_ptr);
@@ -444,6 +447,10 @@ static LLVMTargetMachineRef target_machine(const smelt_aot_options *o, char **ta
                    o->features ? o->features : "");
   LLVMDisposeMessage(t);
   LLVMDisposeMessage(c);
+  if (!*target) { /* out of memory (*err NULL): the header would say "the host" */
+    LLVMDisposeTargetMachine(tm);
+    return NULL;
+  }
   return tm;
 }
 

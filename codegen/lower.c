@@ -1662,6 +1662,8 @@ static sm_kernel *lower(lw *L, size_t gi, bool reassociate, const rspec *rs) {
     add_scratch(L);
   }
   if (failed(L)) {
+    /* the kernel's own allocations failed: out of memory, not "failed" */
+    if (k->oom) L->oom = true;
     sm_kernel_free(k);
     L->k = NULL;
     return NULL;
@@ -1799,7 +1801,10 @@ static sm_kernel *lower_refined(lw *L, size_t gi, bool reassociate) {
       sm_free(m);
       mcap = (size_t)k->nvals * 2;
       m = sm_malloc(mcap * sizeof *m);
-      if (!m) break;
+      if (!m) {
+        L->oom = true;
+        break;
+      }
     }
     double best = div_cost(k, m);
     sm_kernel *bk = NULL;
@@ -1811,6 +1816,8 @@ static sm_kernel *lower_refined(lw *L, size_t gi, bool reassociate) {
       reset_attempt(L);
       sm_kernel *k2 = lower(L, gi, reassociate, &t);
       if (!k2) {
+        /* out of memory fails the lowering (a worse kernel would hide it) */
+        if (L->oom) break;
         /* keep what works: forget the error */
         sm_free(L->err);
         L->err = NULL;
@@ -1822,6 +1829,7 @@ static sm_kernel *lower_refined(lw *L, size_t gi, bool reassociate) {
         mcap = (size_t)k2->nvals * 2;
         m = sm_malloc(mcap * sizeof *m);
         if (!m) {
+          L->oom = true;
           sm_kernel_free(k2);
           break;
         }
@@ -1834,7 +1842,7 @@ static sm_kernel *lower_refined(lw *L, size_t gi, bool reassociate) {
         sm_kernel_free(k2);
       }
     }
-    if (!bk || !m) {
+    if (!bk || !m || L->oom) {
       sm_kernel_free(bk);
       break;
     }
@@ -1842,6 +1850,10 @@ static sm_kernel *lower_refined(lw *L, size_t gi, bool reassociate) {
     k = bk, rs = brs;
   }
   sm_free(m);
+  if (L->oom) {
+    sm_kernel_free(k);
+    k = NULL;
+  }
   L->k = k;
   return k;
 }

@@ -96,6 +96,9 @@ static smelt_node fold(smelt_graph *g, smelt_node h) {
     } else {
       r = sm_const_raw(g, dt, rank, shape, buf, false);
     }
+  } else if (strstr(smelt_interp_error(it) ? smelt_interp_error(it) : "", "out of memory")) {
+    /* not a run error to leave for run time: the compile fails */
+    r = sm_fail_oom(g, "simplify");
   }
   smelt_interp_free(it);
   sm_free(buf);
