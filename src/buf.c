@@ -101,7 +101,8 @@ static double strtod_c(const char *s, const char *dp) {
 
 void sm_buf_number(sm_buf *b, double v, bool as_f32) {
   if (isnan(v)) {
-    sm_buf_puts(b, "nan");
+    /* the sign survives a round trip (x86's default NaN is negative) */
+    sm_buf_puts(b, signbit(v) ? "-nan" : "nan");
     return;
   }
   if (isinf(v)) {

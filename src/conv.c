@@ -222,6 +222,10 @@ smelt_node smelt_max_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2
   return finish(g, y, unbatched);
 }
 
+/* Output positions per channel of avg_pool2d (a 4096 x 4096 output): its
+ * table of per-position divisors is built in memory. */
+#define AVG_POOL_MAX_POSITIONS ((int64_t)1 << 24)
+
 smelt_node smelt_avg_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2],
                             const int64_t stride[2], const int64_t padding[2], bool ceil_mode,
                             bool count_include_pad) {
@@ -237,6 +241,13 @@ smelt_node smelt_avg_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2
   /* PyTorch's divisor per output position: the window clipped to the
    * padded input (count_include_pad) or to the input itself */
   int64_t size[2][2] = {{0}};
+  /* The divisors are computed per output position, so a hostile shape
+   * must not make that table's size (or count) unbounded. */
+  if (w.out[0] > 0 && w.out[1] > AVG_POOL_MAX_POSITIONS / w.out[0])
+    return sm_fail(g,
+                   "%s: the output's %" PRId64 " x %" PRId64 " positions are more than the %" PRId64
+                   " that the divisor table allows",
+                   op, w.out[0], w.out[1], AVG_POOL_MAX_POSITIONS);
   int64_t count = w.out[0] * w.out[1];
   double *div = sm_malloc((size_t)count * sizeof *div);
   if (!div) return sm_fail_oom(g, op);

@@ -144,11 +144,15 @@ static bool is_empty(const sm_node *n) {
   return false;
 }
 
+/* Size-0 dims count as 1. A tensor without elements may have other dims
+ * whose product overflows (f32[2^40,2^40,0]); nothing is read through its
+ * strides, so they saturate instead. */
 static void dense_strides(int rank, const int64_t *shape, int64_t *strides) {
   int64_t s = 1;
   for (int i = rank - 1; i >= 0; i--) {
     strides[i] = s;
-    s *= shape[i] ? shape[i] : 1;
+    int64_t d = shape[i] ? shape[i] : 1;
+    s = s > INT64_MAX / d ? INT64_MAX : s * d;
   }
 }
 
@@ -180,7 +184,14 @@ static int alloc_shape(smelt_interp *it, const sm_node *n, int rank, const int64
                 smelt_dtype_name((smelt_dtype)n->dtype), shape_str(rank, shape, ty));
   }
   storage *st = sm_malloc(sizeof *st + bytes);
-  if (!st) return fail_oom(it);
+  if (!st) {
+    /* a small buffer: plain "out of memory"; a big one: which node and how big */
+    if (bytes < ((size_t)1 << 20)) return fail_oom(it);
+    char id[128], ty[TYPE_STR];
+    sm_node_id(it->g, n, id, sizeof id);
+    return fail(it, "%s %s: out of memory (%s%s, %zu bytes)", sm_ops[n->op].name, id,
+                smelt_dtype_name((smelt_dtype)n->dtype), shape_str(rank, shape, ty), bytes);
+  }
   st->refs = 1;
   st->data = st->mem;
   out->st = st;
@@ -596,7 +607,9 @@ static int eval_reduce(run_state *rs, const sm_node *n, view *out) {
   smelt_dtype xdt = (smelt_dtype)x->dtype;
   bool use_f = sm_is_float(xdt) || !op->eval_i;
   if (alloc_dense(rs->it, n, out)) return -1;
-  if (n->op == OP_REDUCE_SUM && use_f && !is_empty(n)) {
+  /* (an empty x sums to zeros below; its reduced dims may multiply past
+   * int64 before reaching the 0) */
+  if (n->op == OP_REDUCE_SUM && use_f && !is_empty(n) && !is_empty(x)) {
     int64_t len = 1;
     for (uint32_t j = 0; j < n->niattr; j++) len *= x->shape[n->iattr[j]];
     if (len > SM_SUM_BLOCK) {
@@ -706,9 +719,12 @@ static int eval_argreduce(run_state *rs, const sm_node *n, view *out) {
 /* True when the view is the row-major layout of shape (size-1 dims may
  * have any stride): then a reshape only changes the strides. */
 static bool is_contiguous(const view *v, int rank, const int64_t *shape) {
+  /* Without elements any layout will do; the dims after a 0 may multiply
+   * past int64 (f64[2^40,0,2^40,2^40]). */
+  for (int d = 0; d < rank; d++)
+    if (shape[d] == 0) return true;
   int64_t want = 1;
   for (int d = rank - 1; d >= 0; d--) {
-    if (shape[d] == 0) return true;
     if (shape[d] == 1) continue;
     if (v->strides[d] != want) return false;
     want *= shape[d];

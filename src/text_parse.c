@@ -392,7 +392,7 @@ static bool elem_double(parser *P, const elem *e, double *out, const char *what)
   elem_text(P, e, buf);
   const char *t = buf[0] == '-' ? buf + 1 : buf;
   if (strcmp(t, "nan") == 0) {
-    *out = NAN;
+    *out = buf[0] == '-' ? copysign(NAN, -1.0) : NAN;
     return true;
   }
   if (strcmp(t, "inf") == 0) {
@@ -1019,9 +1019,13 @@ static bool literal_data(parser *P, const value *v, smelt_dtype dt, int rank, co
   if (v->k != V_ARRAY)
     return fail_at(P, elem_start(&v->e), "expected a number or an array literal");
   /* The literal's shape must be the type's; an empty list [] stands for
-   * all the axes from its own on (it has no elements to show them). */
+   * all the axes from its own on (it has no elements to show them), and a
+   * lone [] for any type without elements (as the printer writes them). */
+  bool type_empty = false;
+  for (int i = 0; i < rank; i++) type_empty |= dims[i] == 0;
   bool ok = v->rank <= rank && memcmp(v->dims, dims, sizeof(int64_t) * (size_t)v->rank) == 0 &&
             (v->rank == rank || v->dims[v->rank - 1] == 0);
+  ok |= type_empty && v->rank == 1 && v->dims[0] == 0;
   if (!ok) {
     type_str(want, sizeof want, dt, rank, dims);
     shape_str(got, sizeof got, v->rank, v->dims);

@@ -50,7 +50,7 @@ static void put_elem(sm_buf *b, smelt_dtype dt, const void *data, int64_t i) {
 }
 
 /* A scalar, or a nested array literal [[1,2],[3,4]] following the shape
- * (an axis of size 0 prints as [] and ends the nesting there). */
+ * (put_values prints arrays without elements). */
 static void put_values_rec(sm_buf *b, smelt_dtype dt, const void *data, int rank,
                            const int64_t *dims, int depth, int64_t offset) {
   if (depth == rank) {
@@ -72,6 +72,14 @@ static void put_values(sm_buf *b, const sm_node *n) {
     sm_buf_puts(b, "?");
     return;
   }
+  /* An array without elements is [] whatever its shape: nesting [[],[],...]
+   * along the axes before the empty one would take as many bytes as those
+   * axes' product, unbounded for a hostile shape such as [2^40, 0]. */
+  for (int i = 0; i < n->rank; i++)
+    if (n->shape[i] == 0) {
+      sm_buf_puts(b, "[]");
+      return;
+    }
   put_values_rec(b, (smelt_dtype)n->dtype, n->data, n->rank, n->shape, 0, 0);
 }
 

@@ -1117,6 +1117,17 @@ START_TEST(errors_pool) {
       "avg_pool2d: the window (6 with dilation 1) is larger than the padded input's width (5)");
   ERR(smelt_max_pool2d(g, NONE, K2(2, 2), NULL, NULL, NULL, false),
       "max_pool2d: the input is an invalid handle");
+  /* avg_pool2d builds its divisors per output position: a hostile size is
+   * an error, not an unbounded (or overflowing) allocation (fuzz_api) */
+  {
+    smelt_graph *g = smelt_graph_new();
+    smelt_node big = smelt_input(g, "big", F32, 4, TU_DIMS(1, 1, 2, 1ll << 40));
+    ck_assert(!smelt_node_valid(smelt_avg_pool2d(g, big, K2(1, 1), NULL, NULL, false, true)));
+    ck_assert_str_eq(smelt_graph_error(g), "avg_pool2d: the output's 2 x 1099511627776 positions "
+                                           "are more than the 16777216 that the divisor table "
+                                           "allows");
+    smelt_graph_free(g);
+  }
   /* within the limit: a dilated window allows more padding */
   egraph E = eg_new();
   TU_ASSERT_SHAPE(E.g, smelt_max_pool2d(E.g, E.x, K2(2, 2), NULL, K2(2, 1), K2(3, 1), false), 4,
