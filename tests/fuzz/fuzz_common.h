@@ -53,6 +53,8 @@ static inline bool fuzz_graph_is_small(const smelt_graph *g) {
     if (n->op == OP_MATMUL && n->ninputs == 2) {
       const sm_node *a = &g->nodes[n->inputs[0]];
       int64_t k = a->rank ? a->shape[a->rank - 1] : 1;
+      /* an empty product can still have a huge k: compare before multiplying */
+      if (k > 0 && k > FUZZ_MAX_TOTAL_WORK / cost) return false;
       cost *= k > 0 ? k : 1;
     }
     work += cost;
