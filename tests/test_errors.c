@@ -545,45 +545,21 @@ static void e_prog_6(void) {
   unfix(&f);
 }
 
-static void e_prog_7(void) {
+/* Binds input `name` with the given dtype, shape and byte count. */
+static void bind_error(const char *name, smelt_dtype dt, int rank, const int64_t *dims,
+                       size_t nbytes) {
   fixture f = fix();
   fix_program(&f);
-  smelt_program_bind(f.pr, "X", SMELT_F32, 2, D(2, 3), xdata, sizeof xdata);
+  smelt_program_bind(f.pr, name, dt, rank, dims, xdata, nbytes);
   keep(smelt_program_error(f.pr));
   unfix(&f);
 }
 
-static void e_prog_8(void) {
-  fixture f = fix();
-  fix_program(&f);
-  smelt_program_bind(f.pr, "x", SMELT_F64, 2, D(2, 3), xdata, sizeof xdata);
-  keep(smelt_program_error(f.pr));
-  unfix(&f);
-}
-
-static void e_prog_9(void) {
-  fixture f = fix();
-  fix_program(&f);
-  smelt_program_bind(f.pr, "x", SMELT_F32, 1, D(6), xdata, sizeof xdata);
-  keep(smelt_program_error(f.pr));
-  unfix(&f);
-}
-
-static void e_prog_10(void) {
-  fixture f = fix();
-  fix_program(&f);
-  smelt_program_bind(f.pr, "x", SMELT_F32, 2, D(3, 2), xdata, sizeof xdata);
-  keep(smelt_program_error(f.pr));
-  unfix(&f);
-}
-
-static void e_prog_11(void) {
-  fixture f = fix();
-  fix_program(&f);
-  smelt_program_bind(f.pr, "x", SMELT_F32, 2, D(2, 3), xdata, 16);
-  keep(smelt_program_error(f.pr));
-  unfix(&f);
-}
+static void e_prog_7(void) { bind_error("X", SMELT_F32, 2, D(2, 3), sizeof xdata); }
+static void e_prog_8(void) { bind_error("x", SMELT_F64, 2, D(2, 3), sizeof xdata); }
+static void e_prog_9(void) { bind_error("x", SMELT_F32, 1, D(6), sizeof xdata); }
+static void e_prog_10(void) { bind_error("x", SMELT_F32, 2, D(3, 2), sizeof xdata); }
+static void e_prog_11(void) { bind_error("x", SMELT_F32, 2, D(2, 3), 16); }
 
 static void e_prog_12(void) {
   fixture f = fix();
