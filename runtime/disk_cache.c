@@ -183,28 +183,9 @@ miss:
   return NULL;
 }
 
-/* mkdir -p; true when dir is a directory afterwards. */
-static bool make_dirs(const char *dir) {
-  char *p = sm_strdup(dir);
-  if (!p) return false;
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/') continue;
-    *s = 0;
-    if (mkdir(p, 0777) && errno != EEXIST) {
-      sm_free(p);
-      return false;
-    }
-    *s = '/';
-  }
-  bool ok = !mkdir(p, 0777) || errno == EEXIST;
-  sm_free(p);
-  struct stat st;
-  return ok && !stat(dir, &st) && S_ISDIR(st.st_mode);
-}
-
 void sm_cache_write(const char *dir, const char *key_hex, const char *ext, const char magic[8],
                     const void *data, size_t len) {
-  if (!len || (uint64_t)len > SM_CACHE_MAX_PAYLOAD || !make_dirs(dir)) return;
+  if (!len || (uint64_t)len > SM_CACHE_MAX_PAYLOAD || sm_make_dirs(dir)) return;
   /* a hidden name: listings of the cache show complete entries only */
   char *tmp = sm_fmt("%s/.%s.%s.tmp.XXXXXX", dir, key_hex, ext);
   char *path = entry_path(dir, key_hex, ext);

@@ -710,7 +710,11 @@ int sm_axes(smelt_graph *g, const char *op, smelt_node x, int naxes, const int *
 }
 
 smelt_node sm_reduce(smelt_graph *g, sm_op op, smelt_node x, int naxes, const int *axes) {
-  const char *name = op < OP_COUNT ? sm_ops[op].name : "reduce";
+  return sm_reduce_as(g, op < OP_COUNT ? sm_ops[op].name : "reduce", op, x, naxes, axes);
+}
+
+smelt_node sm_reduce_as(smelt_graph *g, const char *name, sm_op op, smelt_node x, int naxes,
+                        const int *axes) {
   val v;
   if (!get(g, name, x, "the operand", &v)) return SMELT_INVALID;
   if (op < OP_REDUCE_SUM || op > OP_REDUCE_MIN)

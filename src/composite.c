@@ -77,7 +77,7 @@ static smelt_node reduce(smelt_graph *g, sm_op op, const char *name, smelt_node 
                          const int *axes, bool keepdim) {
   if (!check_axes(g, name, x, naxes, axes)) return SMELT_INVALID;
   if (op == OP_REDUCE_SUM || op == OP_REDUCE_PROD) x = widen_int(g, name, x);
-  smelt_node r = sm_reduce(g, op, x, naxes, axes);
+  smelt_node r = sm_reduce_as(g, name, op, x, naxes, axes);
   return finish_reduce(g, r, x, naxes, axes, keepdim);
 }
 

@@ -1,8 +1,10 @@
 /* SMELT_DUMP: writes the text of compilation stages to stderr or files. */
 #include "dump.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct {
   const char *name;
@@ -45,13 +47,23 @@ int sm_dump_init(sm_dump *d, const char *list, const char *dir, char **err) {
   static unsigned counter;
   memset(d, 0, sizeof *d);
   const char *bad = NULL;
+  sm_buf b = {0};
   if (sm_dump_parse(list, &d->stages, &bad)) {
-    size_t n = strcspn(bad, ", ");
-    sm_buf b = {0};
+    /* the list comes from the options, which default to $SMELT_DUMP */
     sm_buf_printf(&b,
-                  "SMELT_DUMP: unknown stage \"%.*s\" (stages: graph, passes, fusion, kernels, "
-                  "llvm, asm, cuda, ptx, dot, all)",
-                  (int)n, bad);
+                  "dump \"%s\" (SMELT_DUMP or the options' dump): unknown stage \"%.*s\" "
+                  "(stages: graph, passes, fusion, kernels, llvm, asm, cuda, ptx, dot, all)",
+                  list, (int)strcspn(bad, ", "), bad);
+    *err = sm_buf_take(&b);
+    return -1;
+  }
+  /* A directory that cannot take the files is an error now, rather than
+   * dumps that silently never appear. */
+  int e = d->stages && dir ? sm_make_dirs(dir) : 0;
+  if (!e && d->stages && dir && access(dir, W_OK | X_OK)) e = errno;
+  if (e) {
+    sm_buf_printf(&b, "dump directory \"%s\" (SMELT_DUMP_DIR or the options' dump_dir): %s",
+                  dir, strerror(e));
     *err = sm_buf_take(&b);
     return -1;
   }
@@ -103,10 +115,11 @@ void sm_dump_write(const sm_dump *d, unsigned stage, const char *part, const cha
                 part ? part : "", stages[i].ext);
   char *p = sm_buf_take(&path);
   if (!p) return;
+  /* a dump never makes a compilation fail; a file that cannot be written
+   * (the disk full, the directory removed since) is said on stderr */
   FILE *f = fopen(p, "w");
-  if (f) {
-    fputs(text, f);
-    fclose(f);
-  }
+  bool ok = f && fputs(text, f) >= 0;
+  if (f && fclose(f)) ok = false;
+  if (!ok) fprintf(stderr, "smelt dump: cannot write %s: %s\n", p, strerror(errno));
   sm_free(p);
 }

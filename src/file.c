@@ -11,6 +11,24 @@
 #include <time.h>
 #include <unistd.h>
 
+int sm_make_dirs(const char *dir) {
+  char *p = sm_strdup(dir);
+  if (!p) return ENOMEM;
+  int rc = 0;
+  for (char *s = p + 1; *s && !rc; s++) {
+    if (*s != '/') continue;
+    *s = 0;
+    if (mkdir(p, 0777) && errno != EEXIST) rc = errno;
+    *s = '/';
+  }
+  if (!rc && mkdir(p, 0777) && errno != EEXIST) rc = errno;
+  sm_free(p);
+  struct stat st;
+  if (!rc && stat(dir, &st)) rc = errno;
+  else if (!rc && !S_ISDIR(st.st_mode)) rc = ENOTDIR;
+  return rc;
+}
+
 FILE *sm_open_input(const char *path, bool *known, uint64_t *size, char *errbuf, size_t errlen) {
   *known = false;
   *size = 0;

@@ -307,6 +307,9 @@ bool sm_is_int(smelt_dtype dt); /* i32, i64 (not bool) */
 /* reduce_sum/prod/max/min over axes (any order, negative allowed; naxes 0 =
  * all), reduced axes kept with size 1; the dtype is x's. */
 smelt_node sm_reduce(smelt_graph *g, sm_op op, smelt_node x, int naxes, const int *axes);
+/* sm_reduce reporting errors under a composite's name (smelt_max: "max"). */
+smelt_node sm_reduce_as(smelt_graph *g, const char *name, sm_op op, smelt_node x, int naxes,
+                        const int *axes);
 /* reduce_argmax / reduce_argmin along axis, kept with size 1, i64. */
 smelt_node sm_argreduce(smelt_graph *g, sm_op op, smelt_node x, int axis);
 /* iota: value start + i*step where i is the index along axis. */
@@ -337,6 +340,10 @@ smelt_node sm_scatter_add(smelt_graph *g, int rank, const int64_t *dims, int axi
  * is a regular file (pipes have none). Directories are refused. NULL with
  * "path: ..." in errbuf on failure. */
 FILE *sm_open_input(const char *path, bool *known, uint64_t *size, char *errbuf, size_t errlen);
+/* mkdir -p: creates dir and its missing parents (mode 0777 less the
+ * umask). 0 when dir is a directory afterwards, else an errno value
+ * (ENOTDIR: it exists and is not a directory; ENOMEM). */
+int sm_make_dirs(const char *dir);
 /* Reads of pipes grow their buffer from this size, so that memory tracks
  * the bytes that actually arrive and not the size a header claims. */
 #define SM_READ_CHUNK ((size_t)1 << 20)

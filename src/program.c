@@ -1,6 +1,7 @@
 /* Params (persistent storage shared by the programs of a graph) and
  * programs (outputs plus updates), run for now by the reference
  * interpreter; compiled backends implement the same contract later. */
+#include "dump.h"
 #include "internal.h"
 #include "safetensors.h"
 #include "../runtime/cpu.h"
@@ -626,7 +627,21 @@ static int resolve_target(smelt_program *pr, smelt_target want) {
 static void compile(smelt_program *pr, const smelt_compile_options *options) {
   smelt_compile_options o = options ? *options : smelt_compile_defaults();
   int rc = resolve_target(pr, o.target);
-  if (!rc && pr->target == SMELT_TARGET_CPU) {
+  if (!rc && pr->target == SMELT_TARGET_INTERP) {
+    /* The interpreter runs the graph as built: graph is its one stage. The
+     * dump options are checked as on the other targets, so that a typo
+     * does not wait for a change of target to show. */
+    sm_dump dump;
+    char *err = NULL;
+    if (sm_dump_init(&dump, o.dump, o.dump_dir, &err)) {
+      rc = prfail(pr, "%s", err ? err : "out of memory");
+      sm_free(err);
+    } else if (sm_dump_wants(&dump, SM_DUMP_GRAPH)) {
+      char *t = smelt_graph_print(pr->g);
+      sm_dump_write(&dump, SM_DUMP_GRAPH, NULL, t);
+      smelt_free(t);
+    }
+  } else if (!rc && pr->target == SMELT_TARGET_CPU) {
     char *err = NULL;
     pr->cpu = sm_cpu_compile(pr->g, pr->nout + pr->nupd, pr->roots, pr->nout, &o, &err);
     if (!pr->cpu) rc = prfail(pr, "%s", err ? err : "out of memory");

@@ -177,6 +177,36 @@ START_TEST(dumps_every_stage) {
 }
 END_TEST
 
+/* The interpreter's one dump stage is the graph it runs; a missing dump
+ * directory is made with its parents. (Directories that cannot be made:
+ * the errors suite, E-compile-6.) */
+START_TEST(interp_dumps_the_graph_into_a_new_directory) {
+  char *dir = tu_temp_dir("test");
+  char sub[4200];
+  snprintf(sub, sizeof sub, "%s/a/b", dir);
+  smelt_graph *g = small_graph();
+  smelt_params *p = smelt_params_new(g);
+  smelt_compile_options o = smelt_compile_defaults();
+  o.target = SMELT_TARGET_INTERP;
+  o.cache_dir = NULL;
+  o.dump = "graph,kernels";
+  o.dump_dir = sub;
+  smelt_program *pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  ck_assert_ptr_null(smelt_program_error(pr));
+  ck_assert_int_eq(count_files(sub, ".graph.txt"), 1);
+  ck_assert_int_eq(count_files(sub, ".kernels.txt"), 0); /* no kernels: nothing */
+  smelt_program_free(pr);
+  o.dump = "graph,bogus";
+  pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  ck_assert_ptr_nonnull(strstr(smelt_program_error(pr), "unknown stage \"bogus\""));
+  smelt_program_free(pr);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+  tu_rm_tree(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(disk_cache_hits_and_survives_corruption) {
   NEED_CPU();
   char *dir = tu_temp_dir("test");
@@ -339,6 +369,7 @@ int main(void) {
   tcase_add_test(tc, broadcast_scale_allocates_only_output);
   tcase_add_test(tc, mlp_step_stats);
   tcase_add_test(tc, dumps_every_stage);
+  tcase_add_test(tc, interp_dumps_the_graph_into_a_new_directory);
   tcase_add_test(tc, disk_cache_hits_and_survives_corruption);
   tcase_add_test(tc, threads_do_not_change_results);
   tcase_add_test(tc, target_errors);

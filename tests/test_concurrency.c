@@ -659,6 +659,111 @@ START_TEST(compile_from_threads) {
 }
 END_TEST
 
+/* ------------------------------------------------ ahead of time, threads */
+
+/* The bytes of a file (NULL when it cannot be read); *n its size. */
+static char *slurp(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *data = NULL;
+  if (fseek(f, 0, SEEK_END) == 0) {
+    long size = ftell(f);
+    data = size >= 0 ? malloc((size_t)size + 1) : NULL;
+    rewind(f);
+    if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
+      free(data);
+      data = NULL;
+    }
+    *n = (size_t)size;
+  }
+  fclose(f);
+  return data;
+}
+
+typedef struct aot_job {
+  const smelt_graph *g;
+  char dir[4200]; /* writes dir/model.o and dir/model.h */
+  const char *ref_dir;
+  verdict v;
+} aot_job;
+
+static smelt_aot_options aot_options(const char *dir, char *obj, char *hdr, size_t n) {
+  snprintf(obj, n, "%s/model.o", dir);
+  snprintf(hdr, n, "%s/model.h", dir);
+  smelt_aot_options o = smelt_aot_defaults();
+  o.object_path = obj;
+  o.header_path = hdr;
+  o.source_name = "mlp";
+  o.dump = NULL;
+  o.dump_dir = NULL;
+  return o;
+}
+
+static void *aot_thread(void *arg) {
+  aot_job *j = arg;
+  char obj[4300], hdr[4300];
+  smelt_aot_options o = aot_options(j->dir, obj, hdr, sizeof obj);
+  char *err = NULL;
+  if (smelt_aot_compile(j->g, &o, &err)) {
+    VFAIL(&j->v, "smelt_aot_compile: %s", err ? err : "(no message)");
+    smelt_free(err);
+    return NULL;
+  }
+  static const char *const files[] = {"model.o", "model.h"};
+  for (int k = 0; k < 2 && !j->v.msg[0]; k++) {
+    char a[4300], b[4300];
+    snprintf(a, sizeof a, "%s/%s", j->dir, files[k]);
+    snprintf(b, sizeof b, "%s/%s", j->ref_dir, files[k]);
+    size_t na = 0, nb = 0;
+    char *da = slurp(a, &na), *db = slurp(b, &nb);
+    if (!da || !db) VFAIL(&j->v, "cannot read the thread's or the reference's %s", files[k]);
+    else if (na != nb || memcmp(da, db, na))
+      VFAIL(&j->v, "%s differs from the single-threaded compile's (%zu and %zu bytes)",
+            files[k], na, nb);
+    free(da);
+    free(db);
+  }
+  return NULL;
+}
+
+/* NTHREADS threads compile one graph (the MLP with a training and an
+ * evaluation program) ahead of time at once: each object and header is
+ * byte for byte the single-threaded compile's. (cpu target: LLVM.) */
+START_TEST(aot_from_threads) {
+  if (test_target() != SMELT_TARGET_CPU) {
+    fprintf(stderr, "skipped %s: ahead-of-time objects need LLVM (see concurrency-cpu)\n",
+            __func__);
+    return;
+  }
+  mlp m;
+  mlp_build(&m, 32, 5);
+  ck_assert_int_eq(smelt_graph_add_program(m.g, "train", 2, TRAIN_OUTS, m.nupdates,
+                                           m.updates, false), 0);
+  ck_assert_int_eq(smelt_graph_add_program(m.g, "eval", 3, EVAL_OUTS, 0, NULL, true), 0);
+  char *dir = tu_temp_dir("conc-aot");
+  char ref[4200];
+  snprintf(ref, sizeof ref, "%s/ref", dir);
+  ck_assert_int_eq(mkdir(ref, 0777), 0);
+  char obj[4300], hdr[4300], *err = NULL;
+  smelt_aot_options o = aot_options(ref, obj, hdr, sizeof obj);
+  ck_assert_msg(smelt_aot_compile(m.g, &o, &err) == 0, "%s", err);
+  pthread_t th[NTHREADS];
+  aot_job jobs[NTHREADS];
+  for (int t = 0; t < NTHREADS; t++) {
+    jobs[t] = (aot_job){.g = m.g, .ref_dir = ref};
+    snprintf(jobs[t].dir, sizeof jobs[t].dir, "%s/t%d", dir, t);
+    ck_assert_int_eq(mkdir(jobs[t].dir, 0777), 0);
+    ck_assert_int_eq(pthread_create(&th[t], NULL, aot_thread, &jobs[t]), 0);
+  }
+  for (int t = 0; t < NTHREADS; t++) ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+  for (int t = 0; t < NTHREADS; t++)
+    ck_assert_msg(!jobs[t].v.msg[0], "thread %d: %s", t, jobs[t].v.msg);
+  tu_rm_tree(dir);
+  free(dir);
+  smelt_graph_free(m.g);
+}
+END_TEST
+
 /* ------------------------------------------- processes sharing one cache */
 
 #define NPROCS 4
@@ -839,6 +944,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, shared_params_updates_are_atomic);
   tcase_add_test(tc, context_errors);
   tcase_add_test(tc, compile_from_threads);
+  tcase_add_test(tc, aot_from_threads);
   tcase_add_test(tc, processes_share_a_cache);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

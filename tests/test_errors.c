@@ -1172,14 +1172,23 @@ static void e_compile_4(void) {
 
 /* A dump stage that does not exist (options.dump or $SMELT_DUMP). */
 static void e_compile_5(void) {
-  if (!tu_have_cpu()) {
-    keep("SKIP");
-    return;
-  }
   fixture f = fix();
   smelt_compile_options o = interp_opts();
-  o.target = SMELT_TARGET_CPU;
   o.dump = "graph,kernel";
+  f.pr = smelt_program_compile(f.g, f.p, 1, (const char *[]){"s"}, 0, NULL, &o);
+  keep(smelt_program_error(f.pr));
+  unfix(&f);
+}
+
+/* A dump directory below a regular file. */
+static void e_compile_6(void) {
+  write_bytes("file", "x", 1);
+  char dir[1100];
+  snprintf(dir, sizeof dir, "%s/dumps", path_of("file"));
+  fixture f = fix();
+  smelt_compile_options o = interp_opts();
+  o.dump = "graph";
+  o.dump_dir = dir;
   f.pr = smelt_program_compile(f.g, f.p, 1, (const char *[]){"s"}, 0, NULL, &o);
   keep(smelt_program_error(f.pr));
   unfix(&f);
@@ -1552,8 +1561,7 @@ static const row rows[] = {
     {"E-axis-5", e_axis_5,
      "squeeze: axis 1 of %x: f32[2,3] has size 3, not 1"},
     {"E-axis-6", e_axis_6,
-     "reduce_max: cannot reduce axis 0 of size 0 of %x: f32[0,3]: max has"
-     " no identity"},
+     "max: cannot reduce axis 0 of size 0 of %x: f32[0,3]: max has no identity"},
     {"E-axis-7", e_axis_7,
      "argmax: axis 2 is out of range for %x: f32[2,3] (rank 2)"},
     {"E-dtype-1", e_dtype_1,
@@ -1835,8 +1843,12 @@ static const row rows[] = {
     {"E-compile-4", e_compile_4,
      "the program's intermediates need an arena larger than 2^64 bytes (43 buffers)"},
     {"E-compile-5", e_compile_5,
-     "SMELT_DUMP: unknown stage \"kernel\" (stages: graph, passes, fusion,"
-     " kernels, llvm, asm, cuda, ptx, dot, all)"},
+     "dump \"graph,kernel\" (SMELT_DUMP or the options' dump): unknown stage"
+     " \"kernel\" (stages: graph, passes, fusion, kernels, llvm, asm, cuda, ptx,"
+     " dot, all)"},
+    {"E-compile-6", e_compile_6,
+     "dump directory \"DIR/file/dumps\" (SMELT_DUMP_DIR or the options'"
+     " dump_dir): Not a directory"},
     {"E-aot-1", e_aot_1,
      "DIR/no/such/dir/model.o: cannot create a temporary file next to it:"
      " No such file or directory"},
