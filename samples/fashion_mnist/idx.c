@@ -13,6 +13,8 @@
 /* The largest data this reader accepts (a bad header must not make it
  * allocate terabytes); the training images are 47 MB. */
 #define IDX_MAX_BYTES ((int64_t)1 << 31)
+/* The first allocation for the data; it doubles as the bytes arrive. */
+#define IDX_CHUNK ((int64_t)1 << 20)
 
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) {
   if (err && errlen) {
@@ -120,15 +122,26 @@ int idx_read(const char *path, int ndims, idx_file *out, char *err, size_t errle
          shape);
     goto done;
   }
-  out->data = malloc(bytes ? (size_t)bytes : 1);
-  if (!out->data) {
-    fail(err, errlen, path, "out of memory for %" PRId64 " bytes", bytes);
-    goto done;
-  }
-  got = read_bytes(f, path, out->data, bytes, &zmsg);
-  if (got < 0) {
-    fail(err, errlen, path, "corrupt or truncated gzip data (zlib: %s)", zmsg);
-    goto done;
+  /* The buffer grows as the bytes arrive (the length of gzip'ed data is
+   * known only at its end), so that a header that lies about the sizes
+   * costs no more memory than the file really holds. */
+  int64_t cap = bytes < IDX_CHUNK ? bytes : IDX_CHUNK;
+  got = 0;
+  for (;;) {
+    uint8_t *grown = realloc(out->data, cap ? (size_t)cap : 1);
+    if (!grown) {
+      fail(err, errlen, path, "out of memory for %" PRId64 " bytes", cap);
+      goto done;
+    }
+    out->data = grown;
+    int64_t r = read_bytes(f, path, out->data + got, cap - got, &zmsg);
+    if (r < 0) {
+      fail(err, errlen, path, "corrupt or truncated gzip data (zlib: %s)", zmsg);
+      goto done;
+    }
+    got += r;
+    if (got < cap || cap == bytes) break;
+    cap = cap > bytes / 2 ? bytes : cap * 2;
   }
   if (got < bytes) {
     fail(err, errlen, path,

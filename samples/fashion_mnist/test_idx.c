@@ -153,6 +153,26 @@ int main(void) {
   /* more data than the header says */
   write_idx("long-data.gz", 3, img_dims, 3 * 784 + 5, NULL);
   expect_idx_error("long-data.gz", 3, "5 more bytes follow");
+  /* a header that claims 2 GiB over 10 bytes: truncated (the reader
+   * allocates as the data arrives, not what the header claims; the fuzz
+   * harness, tests/fuzz/fuzz_idx.c, runs under a 512 MiB malloc limit) */
+  const uint32_t claims[3] = {32768, 256, 256};
+  write_idx("claims-2gib", 3, claims, 10, NULL);
+  expect_idx_error("claims-2gib", 3, "truncated: the IDX header says 32768x256x256 (2147483648 "
+                                     "bytes of data) but only 10 bytes follow");
+  /* data over several of the reader's chunks (its buffer grows) */
+  {
+    const uint32_t dims[3] = {12, 512, 513};
+    size_t n = (size_t)12 * 512 * 513;
+    write_idx("chunks.gz", 3, dims, n, NULL);
+    idx_file f;
+    char err[512] = "";
+    int rc = idx_read(path_of("chunks.gz"), 3, &f, err, sizeof err);
+    int ok = rc == 0 && f.dims[0] == 12 && f.dims[1] == 512 && f.dims[2] == 513;
+    for (size_t i = 0; ok && i < n; i++) ok = f.data[i] == (uint8_t)(i % 256);
+    check(ok, "chunks.gz: 3 MiB of data read back");
+    if (rc == 0) idx_free(&f);
+  }
   /* absurd dims */
   const uint32_t huge[3] = {4000000000u, 28, 28};
   write_idx("huge", 3, huge, 0, NULL);

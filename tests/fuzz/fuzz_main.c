@@ -24,6 +24,9 @@ int smelt_fuzz_text(const uint8_t *data, size_t size);
 int smelt_fuzz_npy(const uint8_t *data, size_t size);
 int smelt_fuzz_safetensors(const uint8_t *data, size_t size);
 int smelt_fuzz_api(const uint8_t *data, size_t size);
+#ifdef FUZZ_IDX
+int smelt_fuzz_idx(const uint8_t *data, size_t size); /* built where zlib is */
+#endif
 
 static const struct {
   const char *name;
@@ -33,6 +36,9 @@ static const struct {
     {"npy", smelt_fuzz_npy},
     {"safetensors", smelt_fuzz_safetensors},
     {"api", smelt_fuzz_api},
+#ifdef FUZZ_IDX
+    {"idx", smelt_fuzz_idx},
+#endif
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 
