@@ -221,6 +221,12 @@ static bool valid_name(const char *s) {
   return strlen(s) <= 200;
 }
 
+/* The error for a name that valid_name refused. */
+static smelt_node bad_name(smelt_graph *g, const char *op, const char *name) {
+  if (!name) return sm_fail(g, "%s: the name is NULL", op);
+  return sm_fail(g, "%s: invalid name \"%s\" (names are [A-Za-z_][A-Za-z0-9_.]*)", op, name);
+}
+
 /* Inserts node i (already named) into the name table. */
 static bool name_insert(smelt_graph *g, uint32_t i) {
   if (!table_grow(&g->names, &g->names_cap, g->nnames, name_key, g)) return false;
@@ -269,9 +275,7 @@ smelt_node sm_intern(smelt_graph *g, const sm_node_desc *desc) {
     }
   }
   if (d->name) {
-    if (!valid_name(d->name))
-      return sm_fail(g, "%s: invalid name \"%s\" (names are [A-Za-z_][A-Za-z0-9_.]*)", opname,
-                     d->name);
+    if (!valid_name(d->name)) return bad_name(g, opname, d->name);
     if (smelt_node_valid(smelt_find(g, d->name)))
       return sm_fail(g, "%s: the name \"%s\" is already used by another node", opname, d->name);
   }
@@ -342,9 +346,7 @@ smelt_node smelt_set_name(smelt_graph *g, smelt_node n, const char *name) {
   const sm_node *cn = sm_get(g, n);
   if (!cn) return sm_fail(g, "set_name: invalid node handle");
   sm_node *node = &g->nodes[n.index - 1];
-  if (!valid_name(name))
-    return sm_fail(g, "set_name: invalid name \"%s\" (names are [A-Za-z_][A-Za-z0-9_.]*)",
-                   name ? name : "(null)");
+  if (!valid_name(name)) return bad_name(g, "set_name", name);
   if (node->name && strcmp(node->name, name) == 0) return n;
 
   smelt_node other = smelt_find(g, name);
@@ -419,9 +421,7 @@ smelt_node smelt_output(smelt_graph *g, const char *name, smelt_node n) {
   if (!g || g->error) return SMELT_INVALID;
   if (!sm_get(g, n))
     return sm_fail(g, "output \"%s\": invalid node handle", name ? name : "(null)");
-  if (!valid_name(name))
-    return sm_fail(g, "output: invalid name \"%s\" (names are [A-Za-z_][A-Za-z0-9_.]*)",
-                   name ? name : "(null)");
+  if (!valid_name(name)) return bad_name(g, "output", name);
   for (size_t i = 0; i < g->noutputs; i++)
     if (strcmp(g->outputs[i].name, name) == 0)
       return sm_fail(g, "output: the name \"%s\" is already an output", name);
@@ -473,8 +473,7 @@ static int check_program_decl(smelt_graph *g, const char *name, int noutputs,
                               bool eval, int *culprit) {
   *culprit = -1;
   if (!valid_name(name)) {
-    sm_fail(g, "program: invalid name \"%s\" (names are [A-Za-z_][A-Za-z0-9_.]*)",
-            name ? name : "(null)");
+    bad_name(g, "program", name);
     return -1;
   }
   for (size_t i = 0; i < g->nprograms; i++)
