@@ -32,12 +32,15 @@ static int fail_all(int n, smelt_node *out) {
 static int vjp(smelt_graph *g, smelt_node y, smelt_node seed, int n, const smelt_node *wrt,
                smelt_node *grads_out, unsigned flags) {
   if ((!grads_out && n > 0) || n < 0) {
-    if (g && !g->error) sm_fail(g, "grad: grads_out is NULL or n is negative");
+    if (g && !g->error) {
+      if (n < 0) sm_fail(g, "grad: n %d is negative", n);
+      else sm_fail(g, "grad: grads_out is NULL (n = %d)", n);
+    }
     return -1;
   }
   if (!g || g->error) return fail_all(n, grads_out);
   if (n > 0 && !wrt) {
-    sm_fail(g, "grad: wrt is NULL for %d nodes", n);
+    sm_fail(g, "grad: wrt is NULL (n = %d)", n);
     return fail_all(n, grads_out);
   }
   const sm_node *yn = sm_arg(g, "grad", y, "y");

@@ -666,8 +666,12 @@ smelt_node smelt_randn(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *
  * all. Returns the count or -1 with the error recorded. */
 static int norm_axes(smelt_graph *g, const char *op, const val *v, int naxes, const int *axes,
                      int64_t *out) {
-  if (naxes < 0 || naxes > SMELT_MAX_RANK || (naxes > 0 && !axes)) {
+  if (naxes < 0 || naxes > SMELT_MAX_RANK) {
     sm_fail(g, "%s: bad axis list (%d axes) for %s", op, naxes, DESC(v));
+    return -1;
+  }
+  if (naxes > 0 && !axes) {
+    sm_fail(g, "%s: axes is NULL for naxes %d (%s)", op, naxes, DESC(v));
     return -1;
   }
   if (naxes == 0) {
@@ -793,9 +797,9 @@ smelt_node sm_reshape(smelt_graph *g, smelt_node x, int rank, const int64_t *dim
 smelt_node smelt_reshape(smelt_graph *g, smelt_node x, int rank, const int64_t *dims) {
   val v;
   if (!get(g, "reshape", x, "the operand", &v)) return SMELT_INVALID;
-  if (rank < 0 || rank > SMELT_MAX_RANK || (rank > 0 && !dims))
-    return sm_fail(g, "reshape: rank %d is out of range (0 to %d) or dims is NULL", rank,
-                   SMELT_MAX_RANK);
+  if (rank < 0 || rank > SMELT_MAX_RANK)
+    return sm_fail(g, "reshape: rank %d is out of range (0 to %d)", rank, SMELT_MAX_RANK);
+  if (rank > 0 && !dims) return sm_fail(g, "reshape: dims is NULL for rank %d", rank);
   int64_t d[SMELT_MAX_RANK];
   int infer = -1;
   int64_t known = 1;
@@ -1092,7 +1096,8 @@ smelt_node smelt_pad(smelt_graph *g, smelt_node x, const int64_t *lo, const int6
                      double value) {
   val v;
   if (!get(g, "pad", x, "the operand", &v)) return SMELT_INVALID;
-  if (v.rank > 0 && (!lo || !hi)) return sm_fail(g, "pad: lo or hi is NULL for %s", DESC(&v));
+  if (v.rank > 0 && (!lo || !hi))
+    return sm_fail(g, "pad: %s is NULL for %s", lo ? "hi" : "lo", DESC(&v));
   if (sm_is_int(v.dt) && !fits_int(value, v.dt))
     return sm_fail(g, "pad: value %g does not fit %s", value, DESC(&v));
   int64_t at[2 * SMELT_MAX_RANK], shape[SMELT_MAX_RANK];
@@ -1132,7 +1137,8 @@ smelt_node smelt_pad(smelt_graph *g, smelt_node x, const int64_t *lo, const int6
 
 smelt_node smelt_concat(smelt_graph *g, int n, const smelt_node *xs, int axis) {
   if (!g || g->error) return SMELT_INVALID;
-  if (n < 1 || !xs) return sm_fail(g, "concat: needs at least one tensor");
+  if (n < 1) return sm_fail(g, "concat: needs at least one tensor");
+  if (!xs) return sm_fail(g, "concat: xs is NULL (n = %d)", n);
   if (n > 4096) return sm_fail(g, "concat: %d tensors is too many (at most 4096)", n);
   val *v = sm_malloc(sizeof(val) * (size_t)n);
   uint32_t *in = sm_malloc(sizeof(uint32_t) * (size_t)n);

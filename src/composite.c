@@ -222,9 +222,9 @@ static bool shape_fits(smelt_graph *g, const char *op, int rank, const int64_t *
 smelt_node smelt_full(smelt_graph *g, smelt_dtype dt, int rank, const int64_t *dims,
                       double value) {
   if (!g || g->error) return SMELT_INVALID;
-  if (rank < 0 || rank > SMELT_MAX_RANK || (rank > 0 && !dims))
-    return sm_fail(g, "full: rank %d is out of range (0 to %d) or dims is NULL", rank,
-                   SMELT_MAX_RANK);
+  if (rank < 0 || rank > SMELT_MAX_RANK)
+    return sm_fail(g, "full: rank %d is out of range (0 to %d)", rank, SMELT_MAX_RANK);
+  if (rank > 0 && !dims) return sm_fail(g, "full: dims is NULL for rank %d", rank);
   int64_t shape[SMELT_MAX_RANK]; /* dims may point into the graph, which moves */
   for (int i = 0; i < rank; i++) {
     if (dims[i] < 0) return sm_fail(g, "full: dim %d is negative (%" PRId64 ")", i, dims[i]);
@@ -337,7 +337,8 @@ smelt_node smelt_clamp(smelt_graph *g, smelt_node x, double lo, double hi) {
 
 smelt_node smelt_stack(smelt_graph *g, int n, const smelt_node *xs, int axis) {
   if (!g || g->error) return SMELT_INVALID;
-  if (n < 1 || !xs) return sm_fail(g, "stack: needs at least one tensor");
+  if (n < 1) return sm_fail(g, "stack: needs at least one tensor");
+  if (!xs) return sm_fail(g, "stack: xs is NULL (n = %d)", n);
   if (n > 4096) return sm_fail(g, "stack: %d tensors is too many (at most 4096)", n);
   const sm_node *first = sm_arg(g, "stack", xs[0], "tensor 1");
   if (!first) return SMELT_INVALID;

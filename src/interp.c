@@ -90,6 +90,7 @@ static int fail_buf(smelt_interp *it, sm_buf *b) {
 /* Every call starts here: a graph with a build error cannot be run. */
 static int check_graph(smelt_interp *it) {
   clear_error(it);
+  if (!it->g) return fail(it, "the graph is NULL");
   const char *ge = smelt_graph_error(it->g);
   if (ge) return fail(it, "the graph has an error: %s", ge);
   return 0;

@@ -21,12 +21,23 @@ smelt_adam_options smelt_adamw_defaults(void) {
   return o;
 }
 
-/* Checks the param/grad lists; returns false with the error recorded. */
+/* Checks the param/grad lists; returns false with the error recorded.
+ * out names the output list (updates or accumulate) in messages. */
 static bool check_lists(smelt_graph *g, const char *op, int n, const smelt_node *params,
-                        const smelt_node *grads, const void *opts, smelt_node *updates) {
+                        const smelt_node *grads, const void *opts, smelt_node *updates,
+                        const char *out) {
   if (!g || g->error) return false;
-  if (n < 0 || (n > 0 && (!params || !grads || !updates)) || !opts) {
-    sm_fail(g, "%s: bad arguments (n = %d, or a NULL list or options)", op, n);
+  const char *null = !params ? "params" : !grads ? "grads" : !updates ? out : NULL;
+  if (n < 0) {
+    sm_fail(g, "%s: n %d is negative", op, n);
+    return false;
+  }
+  if (n > 0 && null) {
+    sm_fail(g, "%s: %s is NULL (n = %d)", op, null, n);
+    return false;
+  }
+  if (!opts) {
+    sm_fail(g, "%s: the options are NULL", op);
     return false;
   }
   for (int i = 0; i < n; i++) {
@@ -83,7 +94,7 @@ static smelt_node axpy(smelt_graph *g, smelt_node y, double a, smelt_node x) {
 
 int smelt_sgd(smelt_graph *g, const char *prefix, int n, const smelt_node *params,
               const smelt_node *grads, const smelt_sgd_options *o, smelt_node *updates) {
-  if (!check_lists(g, "sgd", n, params, grads, o, updates)) return -1;
+  if (!check_lists(g, "sgd", n, params, grads, o, updates, "updates")) return -1;
   if (!(o->lr >= 0) || !(o->momentum >= 0) || !(o->weight_decay >= 0))
     return sm_fail(g, "sgd: lr, momentum and weight_decay must be >= 0"), -1;
   if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
@@ -119,7 +130,7 @@ int smelt_sgd(smelt_graph *g, const char *prefix, int n, const smelt_node *param
 int smelt_adam(smelt_graph *g, const char *prefix, int n, const smelt_node *params,
                const smelt_node *grads, const smelt_adam_options *o, smelt_node *updates) {
   const char *op = o && o->decoupled_weight_decay ? "adamw" : "adam";
-  if (!check_lists(g, op, n, params, grads, o, updates)) return -1;
+  if (!check_lists(g, op, n, params, grads, o, updates, "updates")) return -1;
   if (!(o->lr >= 0) || !(o->eps >= 0) || !(o->weight_decay >= 0) || !(o->beta1 >= 0) ||
       !(o->beta1 < 1) || !(o->beta2 >= 0) || !(o->beta2 < 1))
     return sm_fail(g, "%s: need lr, eps, weight_decay >= 0 and betas in [0, 1)", op), -1;
@@ -161,9 +172,12 @@ int smelt_grad_accumulators(smelt_graph *g, int n, const smelt_node *params,
                             const smelt_node *grads, smelt_node *accumulate,
                             smelt_node *accumulated, smelt_node *zero) {
   static const int no_options = 0;
-  if (!check_lists(g, "grad_accumulators", n, params, grads, &no_options, accumulate)) return -1;
+  if (!check_lists(g, "grad_accumulators", n, params, grads, &no_options, accumulate,
+                   "accumulate"))
+    return -1;
   if (n > 0 && (!accumulated || !zero)) {
-    sm_fail(g, "grad_accumulators: an output list is NULL");
+    sm_fail(g, "grad_accumulators: %s is NULL (n = %d)", accumulated ? "zero" : "accumulated",
+            n);
     return -1;
   }
   for (int i = 0; i < n; i++) {

@@ -777,10 +777,11 @@ int smelt_program_bind(smelt_program *pr, const char *name, smelt_dtype dt, int 
 int smelt_program_bind_device(smelt_program *pr, const char *name, smelt_dtype dt, int rank,
                               const int64_t *dims, uint64_t device_ptr, size_t nbytes) {
   if (!pr || check_program(pr)) return -1;
+  if (!name) return prfail(pr, "bind_device: the input name is NULL");
   if (!pr->cuda)
     return prfail(pr, "bind_device \"%s\": the program runs on the %s target; device memory is "
                       "for the cuda target",
-                  name ? name : "(null)", smelt_target_name(pr->target));
+                  name, smelt_target_name(pr->target));
   /* the interpreter's checks of name, dtype, shape and size; the device
    * address stands in for the data it never reads */
   if (smelt_interp_bind(pr->it, name, dt, rank, dims, (const void *)(uintptr_t)device_ptr,
@@ -980,10 +981,10 @@ int smelt_program_run(smelt_program *pr) {
 static int ctx_read(smelt_context *c, const char *name, smelt_dtype dt, void *data,
                     size_t nbytes) {
   smelt_program *pr = c->pr;
+  if (!name) return cfail(c, "read: the output name is NULL");
   size_t k = 0;
-  while (name && k < pr->nout && strcmp(pr->out_names[k], name) != 0) k++;
-  if (!name || k == pr->nout)
-    return cfail(c, "read: \"%s\" is not an output of this program", name ? name : "(null)");
+  while (k < pr->nout && strcmp(pr->out_names[k], name) != 0) k++;
+  if (k == pr->nout) return cfail(c, "read: \"%s\" is not an output of this program", name);
   if (!c->have_run)
     return cfail(c, "read \"%s\": no results yet (%s has not succeeded)", name,
                  c->own_draws ? "smelt_context_run" : "smelt_program_run");
@@ -1017,15 +1018,15 @@ int smelt_program_read(smelt_program *pr, const char *name, smelt_dtype dt, void
 int smelt_program_read_device(smelt_program *pr, const char *name, smelt_dtype dt,
                               uint64_t device_ptr, size_t nbytes) {
   if (!pr || check_program(pr)) return -1;
+  if (!name) return prfail(pr, "read_device: the output name is NULL");
   if (!pr->cuda)
     return prfail(pr, "read_device \"%s\": the program runs on the %s target; device memory is "
                       "for the cuda target",
-                  name ? name : "(null)", smelt_target_name(pr->target));
+                  name, smelt_target_name(pr->target));
   size_t k = 0;
-  while (name && k < pr->nout && strcmp(pr->out_names[k], name) != 0) k++;
-  if (!name || k == pr->nout)
-    return prfail(pr, "read_device: \"%s\" is not an output of this program",
-                  name ? name : "(null)");
+  while (k < pr->nout && strcmp(pr->out_names[k], name) != 0) k++;
+  if (k == pr->nout)
+    return prfail(pr, "read_device: \"%s\" is not an output of this program", name);
   if (!pr->ctx.have_run)
     return prfail(pr, "read_device \"%s\": no results yet (smelt_program_run has not succeeded)",
                   name);
@@ -1138,12 +1139,15 @@ smelt_program *smelt_program_compile_named(smelt_graph *g, smelt_params *params,
       prfail(pr, "the graph is NULL");
       return pr;
     }
+    if (!name) {
+      prfail(pr, "compile_named: the program name is NULL");
+      return pr;
+    }
     sm_buf b = {0};
     for (size_t k = 0; k < g->nprograms; k++)
       sm_buf_printf(&b, "%s%s", k ? ", " : "declared: ", g->programs[k].name);
     if (!g->nprograms) sm_buf_puts(&b, "the graph declares no programs");
-    prfail(pr, "no program named \"%s\" (%s)", name ? name : "(null)",
-           b.oom || !b.data ? "?" : b.data);
+    prfail(pr, "no program named \"%s\" (%s)", name, b.oom || !b.data ? "?" : b.data);
     sm_buf_free(&b);
     return pr;
   }
