@@ -153,7 +153,9 @@ unsigned char *sm_cache_read(const char *dir, const char *key_hex, const char *e
   *len = 0;
   char *path = entry_path(dir, key_hex, ext);
   if (!path) return NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO by an entry's name must not hang the compile (it
+   * opens at once, then is no regular file: a miss) */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   sm_free(path);
   if (fd < 0) return NULL;
   unsigned char *data = NULL;

@@ -85,8 +85,8 @@ static bool take_dims(smelt_graph *g, const char *op, int rank, const int64_t *d
       sm_fail(g, "%s: dim %d of %s is negative", op, i, SHAPE(rank, dims));
       return false;
     }
-    if (dims[i] && n > INT64_MAX / 16 / dims[i]) {
-      sm_fail(g, "%s: shape %s has too many elements", op, SHAPE(rank, dims));
+    if (dims[i] && n > SM_MAX_NUMEL / dims[i]) {
+      sm_fail(g, "%s: shape %s has too many elements (more than 2^59)", op, SHAPE(rank, dims));
       return false;
     }
     n *= dims[i];
@@ -108,8 +108,8 @@ static smelt_node mk(smelt_graph *g, sm_node_desc *d) {
   const char *op = sm_ops[d->op].name;
   int64_t n = 1;
   for (int i = 0; i < d->rank; i++) {
-    if (d->shape[i] && n > INT64_MAX / 16 / d->shape[i])
-      return sm_fail(g, "%s: result shape %s has too many elements", op,
+    if (d->shape[i] && n > SM_MAX_NUMEL / d->shape[i])
+      return sm_fail(g, "%s: result shape %s has too many elements (more than 2^59)", op,
                      SHAPE(d->rank, d->shape));
     n *= d->shape[i];
   }
@@ -812,8 +812,9 @@ smelt_node smelt_reshape(smelt_graph *g, smelt_node x, int rank, const int64_t *
     } else if (dims[i] < 0) {
       return sm_fail(g, "reshape: dim %d of %s is negative", i, SHAPE(rank, dims));
     } else {
-      if (dims[i] && known > INT64_MAX / 16 / dims[i])
-        return sm_fail(g, "reshape: shape %s has too many elements", SHAPE(rank, dims));
+      if (dims[i] && known > SM_MAX_NUMEL / dims[i])
+        return sm_fail(g, "reshape: shape %s has too many elements (more than 2^59)",
+                       SHAPE(rank, dims));
       known *= dims[i];
     }
   }
@@ -1175,7 +1176,7 @@ smelt_node smelt_concat(smelt_graph *g, int n, const smelt_node *xs, int axis) {
                 DESC(&v[0]), DESC(&v[i]), d, a);
         goto done;
       }
-    if (v[i].shape[a] > INT64_MAX / 16 - shape[a]) {
+    if (v[i].shape[a] > SM_MAX_NUMEL - shape[a]) {
       sm_fail(g, "concat: the result has too many elements");
       goto done;
     }

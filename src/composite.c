@@ -207,10 +207,11 @@ static bool shape_fits(smelt_graph *g, const char *op, int rank, const int64_t *
     if (dims[i] == 0) return true; /* empty: the primitives decide */
   int64_t n = 1;
   for (int i = 0; i < rank; i++) {
-    if (dims[i] && n > INT64_MAX / 16 / dims[i]) {
+    if (dims[i] && n > SM_MAX_NUMEL / dims[i]) {
       sm_buf b = {0};
       sm_buf_shape(&b, rank, dims);
-      sm_fail(g, "%s: shape %s has too many elements", op, b.data && !b.oom ? b.data : "");
+      sm_fail(g, "%s: shape %s has too many elements (more than 2^59)", op,
+              b.data && !b.oom ? b.data : "");
       sm_buf_free(&b);
       return false;
     }

@@ -11,6 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest element count of a shape: byte sizes of every dtype (8
+ * bytes at most) stay far inside int64. Builders and the text parser
+ * refuse more, saying "(more than 2^59)". */
+#define SM_MAX_NUMEL ((int64_t)1 << 59)
+
 /* ------------------------------------------------------------ allocation */
 /* Every allocation of the library goes through these, so that tests can
  * fail the n-th allocation (sm_alloc_fail_after) and check that the error

@@ -26,8 +26,6 @@
 
 /* Longest name or number token. Names are at most 200 characters. */
 #define MAX_TOKEN 256
-/* Largest element count of a declared shape (so that byte sizes fit). */
-#define MAX_NUMEL ((int64_t)1 << 60)
 
 /* ================================================================ lexer */
 
@@ -612,8 +610,8 @@ static bool parse_type(parser *P, smelt_dtype *dt, int *rank, int64_t *dims) {
       e = to_elem(P->cur);
       int64_t d;
       if (!elem_i64(P, &e, 0, INT64_MAX, &d, "a dim")) return false;
-      if (d > 0 && numel > MAX_NUMEL / d)
-        return fail_at(P, tpos, "shape has too many elements (more than 2^60)");
+      if (d > 0 && numel > SM_MAX_NUMEL / d)
+        return fail_at(P, tpos, "shape has too many elements (more than 2^59)");
       numel *= d;
       dims[r++] = d;
       if (!next(P)) return false;
@@ -922,8 +920,8 @@ static bool source_shape(ctx *c, int *rank, int64_t *dims) {
   if (present) {
     int64_t numel = 1;
     for (int i = 0; i < *rank; i++) {
-      if (dims[i] > 0 && numel > MAX_NUMEL / dims[i])
-        return fail_at(c->P, op_pos(c), "shape has too many elements (more than 2^60)");
+      if (dims[i] > 0 && numel > SM_MAX_NUMEL / dims[i])
+        return fail_at(c->P, op_pos(c), "shape has too many elements (more than 2^59)");
       numel *= dims[i];
     }
     return true;

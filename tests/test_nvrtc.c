@@ -496,6 +496,11 @@ START_TEST(disk_cache_round_trip) {
   snprintf(file_dir, sizeof file_dir, "%s/not-a-dir/below", root);
   sm_cache_write(file_dir, key, "bin", magic, payload, 10);
   ck_assert_ptr_null(sm_cache_read(file_dir, key, "bin", magic, &len));
+  /* a FIFO by an entry's name is a miss, not a read that waits forever */
+  char fifo[4400];
+  snprintf(fifo, sizeof fifo, "%s/%s.fifo", dir, key);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  ck_assert_ptr_null(sm_cache_read(dir, key, "fifo", magic, &len));
   tu_rm_tree(root);
   free(root);
 }

@@ -862,7 +862,7 @@ static const struct {
      "t.smelt:2:6: pad: hi has 1 entry but the operand has rank 2"},
     {"input %x : f32[99999999999999999999]\n", "t.smelt:1:16: integer out of range for a dim"},
     {"input %x : f32[4294967296,4294967296]\n",
-     "t.smelt:1:12: shape has too many elements (more than 2^60)"},
+     "t.smelt:1:12: shape has too many elements (more than 2^59)"},
     {"input %x : f32[1,1,1,1,1,1,1,1,1]\n", "t.smelt:1:32: rank exceeds 8"},
     {"input %x : f32[-1]\n",
      "t.smelt:1:16: a dim out of range (-1 not in [0, 9223372036854775807])"},

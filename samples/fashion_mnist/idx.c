@@ -150,23 +150,19 @@ int idx_read(const char *path, int ndims, idx_file *out, char *err, size_t errle
          shape, bytes, got);
     goto done;
   }
-  /* Nothing may follow the data. */
-  int64_t extra = 0;
-  for (;;) {
-    char buf[1 << 14];
-    int64_t r = read_bytes(f, path, buf, sizeof buf, &zmsg);
-    if (r < 0) {
-      fail(err, errlen, path, "corrupt or truncated gzip data (zlib: %s)", zmsg);
-      goto done;
-    }
-    extra += r;
-    if (r < (int64_t)sizeof buf) break;
+  /* Nothing may follow the data. One chunk tells: reading on to count the
+   * rest would let a small gzip file make us inflate gigabytes. */
+  char rest[1 << 14];
+  int64_t extra = read_bytes(f, path, rest, sizeof rest, &zmsg);
+  if (extra < 0) {
+    fail(err, errlen, path, "corrupt or truncated gzip data (zlib: %s)", zmsg);
+    goto done;
   }
   if (extra) {
     fail(err, errlen, path,
-         "the IDX header says %s (%" PRId64 " bytes of data) but %" PRId64
+         "the IDX header says %s (%" PRId64 " bytes of data) but %s%" PRId64
          " more bytes follow: the sizes disagree with the file's length",
-         shape, bytes, extra);
+         shape, bytes, extra == (int64_t)sizeof rest ? "at least " : "", extra);
     goto done;
   }
   rc = 0;

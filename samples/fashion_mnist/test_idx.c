@@ -153,6 +153,9 @@ int main(void) {
   /* more data than the header says */
   write_idx("long-data.gz", 3, img_dims, 3 * 784 + 5, NULL);
   expect_idx_error("long-data.gz", 3, "5 more bytes follow");
+  /* a long tail is not inflated to its end to be counted */
+  write_idx("long-tail.gz", 3, img_dims, 3 * 784 + 100000, NULL);
+  expect_idx_error("long-tail.gz", 3, "but at least 16384 more bytes follow");
   /* a header that claims 2 GiB over 10 bytes: truncated (the reader
    * allocates as the data arrives, not what the header claims; the fuzz
    * harness, tests/fuzz/fuzz_idx.c, runs under a 512 MiB malloc limit) */
