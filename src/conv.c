@@ -222,9 +222,40 @@ smelt_node smelt_max_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2
   return finish(g, y, unbatched);
 }
 
-/* Output positions per channel of avg_pool2d (a 4096 x 4096 output): its
- * table of per-position divisors is built in memory. */
-#define AVG_POOL_MAX_POSITIONS ((int64_t)1 << 24)
+/* avg_pool2d's divisor along axis a at output position i, as PyTorch: the
+ * window's length clipped to the padded input (count_include_pad) or to
+ * the input itself. The divisor of position (i, j) is the product of the
+ * two axes' (each window is a rectangle). */
+static int64_t window_length(const win2d *w, int a, int64_t size, int64_t i, bool include_pad) {
+  int64_t start = i * w->s[a] - w->p[a];
+  int64_t end = start + w->k[a];
+  if (include_pad) return (end < size + w->p[a] ? end : size + w->p[a]) - start;
+  return (end < size ? end : size) - (start > 0 ? start : 0);
+}
+
+/* The divisors along axis a as a node of shape [out] (i64), computed in the
+ * graph from an arange, so that no table as large as the output is built
+ * in memory (a hostile shape costs nothing); a scalar when every window
+ * has the same length. The length is non-increasing in i (include_pad) or
+ * concave in i with maximum k (else), so the two ends decide that. */
+static smelt_node axis_divisors(smelt_graph *g, const win2d *w, int a, int64_t size,
+                                bool include_pad) {
+  int64_t n = w->out[a];
+  int64_t first = window_length(w, a, size, 0, include_pad);
+  int64_t last = window_length(w, a, size, n > 0 ? n - 1 : 0, include_pad);
+  if (n <= 1 || (first == last && (include_pad || first == w->k[a])))
+    return smelt_const(g, SMELT_I64, (double)first);
+  smelt_node start = smelt_sub(g,
+                               smelt_mul(g, smelt_arange(g, SMELT_I64, 0, (double)n, 1),
+                                         smelt_const(g, SMELT_I64, (double)w->s[a])),
+                               smelt_const(g, SMELT_I64, (double)w->p[a]));
+  smelt_node end = smelt_add(g, start, smelt_const(g, SMELT_I64, (double)w->k[a]));
+  if (include_pad)
+    return smelt_sub(
+        g, smelt_minimum(g, end, smelt_const(g, SMELT_I64, (double)(size + w->p[a]))), start);
+  return smelt_sub(g, smelt_minimum(g, end, smelt_const(g, SMELT_I64, (double)size)),
+                   smelt_maximum(g, start, smelt_const(g, SMELT_I64, 0)));
+}
 
 smelt_node smelt_avg_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2],
                             const int64_t stride[2], const int64_t padding[2], bool ceil_mode,
@@ -238,58 +269,13 @@ smelt_node smelt_avg_pool2d(smelt_graph *g, smelt_node x, const int64_t kernel[2
   spatial(g, x, hw);
   smelt_dtype dt = (smelt_dtype)node(g, x)->dtype;
   smelt_node sum = smelt_sum(g, windows(g, x, &w, 0.0), 2, (const int[]){4, 5}, false);
-  /* PyTorch's divisor per output position: the window clipped to the
-   * padded input (count_include_pad) or to the input itself */
-  int64_t size[2][2] = {{0}};
-  /* The divisors are computed per output position, so a hostile shape
-   * must not make that table's size (or count) unbounded. */
-  if (w.out[0] > 0 && w.out[1] > AVG_POOL_MAX_POSITIONS / w.out[0])
-    return sm_fail(g,
-                   "%s: the output's %" PRId64 " x %" PRId64 " positions are more than the %" PRId64
-                   " that the divisor table allows",
-                   op, w.out[0], w.out[1], AVG_POOL_MAX_POSITIONS);
-  int64_t count = w.out[0] * w.out[1];
-  double *div = sm_malloc((size_t)count * sizeof *div);
-  if (!div) return sm_fail_oom(g, op);
-  bool same = true;
-  for (int64_t i = 0; i < w.out[0]; i++)
-    for (int64_t j = 0; j < w.out[1]; j++) {
-      int64_t at[2] = {i, j};
-      for (int a = 0; a < 2; a++) {
-        int64_t start = at[a] * w.s[a] - w.p[a];
-        int64_t end = start + w.k[a];
-        if (end > hw[a] + w.p[a]) end = hw[a] + w.p[a];
-        int64_t len = end - start;
-        if (start < 0) start = 0;
-        if (end > hw[a]) end = hw[a];
-        size[a][0] = len, size[a][1] = end - start;
-      }
-      double v = count_include_pad ? (double)(size[0][0] * size[1][0])
-                                   : (double)(size[0][1] * size[1][1]);
-      div[i * w.out[1] + j] = v;
-      if (v != div[0]) same = false;
-    }
-  smelt_node divisor;
-  if (same) {
-    divisor = smelt_scalar(g, div[0]);
-  } else {
-    float *f = NULL;
-    const void *data = div;
-    if (dt == SMELT_F32) {
-      f = sm_malloc((size_t)count * sizeof *f);
-      if (!f) {
-        sm_free(div);
-        return sm_fail_oom(g, op);
-      }
-      for (int64_t k = 0; k < count; k++) f[k] = (float)div[k];
-      data = f;
-    }
-    divisor = dt == SMELT_F32 || dt == SMELT_F64
-                  ? smelt_const_array(g, dt, 2, w.out, data)
-                  : smelt_cast(g, smelt_const_array(g, SMELT_F64, 2, w.out, div), dt);
-    sm_free(f);
-  }
-  sm_free(div);
+  /* rows [out0, 1] times columns [out1]: the divisor of every position,
+   * exact integers (a window holds far fewer than 2^53 elements) */
+  smelt_node rows = axis_divisors(g, &w, 0, hw[0], count_include_pad);
+  smelt_node cols = axis_divisors(g, &w, 1, hw[1], count_include_pad);
+  if (node(g, rows) && node(g, rows)->rank == 1)
+    rows = smelt_reshape(g, rows, 2, (const int64_t[]){w.out[0], 1});
+  smelt_node divisor = smelt_cast(g, smelt_mul(g, rows, cols), dt);
   return finish(g, smelt_div(g, sum, divisor), unbatched);
 }
 
