@@ -439,7 +439,9 @@ static int eval_param(run_state *rs, const sm_node *n, view *out) {
  * on every other axis. */
 static int eval_iota(run_state *rs, const sm_node *n, view *out) {
   int axis = n->rank ? (int)n->iattr[0] : -1;
-  int64_t len = axis >= 0 ? n->shape[axis] : 1;
+  /* an empty iota holds no values, however long its own axis (the row
+   * of [0, 2^32] would be 32 GiB) */
+  int64_t len = is_empty(n) ? 0 : axis >= 0 ? n->shape[axis] : 1;
   if (alloc_shape(rs->it, n, 1, &len, out)) return -1;
   size_t es = esize(n);
   for (int64_t k = 0; k < len; k++)

@@ -970,6 +970,9 @@ START_TEST(test_empty_huge_dims) {
   smelt_node wide = smelt_randn(g, SMELT_F64, 6,
                                 DIMS(1099511627774, 0, 199511627774, 13, 657, 627776), 54);
   smelt_output(g, "re", smelt_sum(g, wide, 1, (const int[]){0}, false));
+  /* eye of [0, 2^32] (fuzz_api): its iota along the long axis held a row
+   * of 2^32 values (32 GiB) though the tensor has no elements */
+  smelt_output(g, "eye", smelt_eye(g, SMELT_F32, 0, 1ll << 32));
   check_graph_ok(g);
   smelt_interp *it = smelt_interp_new(g);
   ck_assert_msg(smelt_interp_run(it) == 0, "%s", smelt_interp_error(it));
@@ -977,6 +980,7 @@ START_TEST(test_empty_huge_dims) {
   ck_assert_int_eq(smelt_interp_read(it, "u", SMELT_F32, NULL, 0), 0);
   ck_assert_int_eq(smelt_interp_read(it, "s", SMELT_F64, NULL, 0), 0);
   ck_assert_int_eq(smelt_interp_read(it, "re", SMELT_F64, NULL, 0), 0);
+  ck_assert_int_eq(smelt_interp_read(it, "eye", SMELT_F32, NULL, 0), 0);
   double all = -1;
   ck_assert_int_eq(smelt_interp_read(it, "all", SMELT_F64, &all, sizeof all), 0);
   ck_assert(all == 0);
