@@ -84,6 +84,10 @@ void sm_cpu_free(sm_cpu_program *c) {
 
 size_t sm_cpu_arena_bytes(const sm_cpu_program *c) { return c->plan->arena_bytes; }
 
+const sm_plan *sm_cpu_plan(const sm_cpu_program *c) { return c->plan; }
+
+sm_kernel_fn *sm_cpu_kernel_fns(sm_cpu_program *c) { return c->fns; }
+
 void sm_cpu_stats(const sm_cpu_program *c, smelt_program_stats *s) {
   s->kernels = (int)c->plan->nkernels;
   s->buffers = c->plan->nbuffers;
@@ -104,7 +108,11 @@ sm_cpu_program *sm_cpu_compile(const smelt_graph *g, size_t nroots, const uint32
   sm_kernel **ks = NULL;
   if (!c) return NULL;
   c->nthreads = o->num_threads > 0 ? o->num_threads : sm_default_threads();
-  c->plan = sm_plan_new(g, nroots, roots, NULL, o, &dump, err);
+  /* $SMELT_ARENA_GUARD: guard zones around the arena's buffers (see run) */
+  const char *guard = getenv("SMELT_ARENA_GUARD");
+  bool guarded = guard && *guard && strcmp(guard, "0") != 0;
+  c->plan = sm_plan_new_guarded(g, nroots, roots, NULL, o, guarded ? SM_ARENA_GUARD_BYTES : 0,
+                                &dump, err);
   if (!c->plan) goto fail;
   const sm_plan *p = c->plan;
   c->fns = sm_calloc(p->nkernels ? p->nkernels : 1, sizeof *c->fns);
@@ -152,6 +160,96 @@ static void run_range(void *p, int64_t begin, int64_t end) {
   l->fn(l->args, begin, end, l->ctx);
 }
 
+/* ------------------------------------------------------- arena guard */
+
+/* $SMELT_ARENA_GUARD: the zones around a buffer get this byte when the
+ * buffer becomes live (before its first kernel: the space may have held
+ * another buffer before), and every kernel is followed by a check of the
+ * zones of the buffers live during it. The kernels are not instrumented
+ * (ASan and valgrind see the arena as one allocation), so this is what
+ * catches a kernel that writes past its buffer into a neighbour. */
+enum { GUARD_BYTE = 0xa5 };
+
+static void guard_fill(const sm_plan *p, char *arena, int s) {
+  for (size_t i = 0; i < p->nzones; i++) {
+    const sm_arena_zone *z = &p->zones[i];
+    if (z->first != s) continue;
+    memset(arena + z->lo, GUARD_BYTE, z->data - z->lo);
+    memset(arena + z->data + z->bytes, GUARD_BYTE, z->hi - z->data - z->bytes);
+  }
+}
+
+/* The first and last changed byte of [lo, hi), false when none is. */
+static bool guard_damage(const unsigned char *m, size_t lo, size_t hi, size_t *a, size_t *b) {
+  size_t i = lo;
+  while (i < hi && m[i] == GUARD_BYTE) i++;
+  if (i == hi) return false;
+  *a = *b = i;
+  for (; i < hi; i++)
+    if (m[i] != GUARD_BYTE) *b = i;
+  return true;
+}
+
+/* "pointwise: add+mul": the kernel's kind and the ops it computes. */
+static void kernel_what(const sm_plan *p, size_t s, sm_buf *b) {
+  const sm_group *gr = &p->fusion->groups[s];
+  const smelt_graph *g = p->opt;
+  sm_buf_printf(b, "%s", sm_kernel_kind_name(p->kernels[s].k->kind));
+  int n = 0;
+  for (size_t m = 0; m < gr->nmembers; m++) {
+    uint16_t op = g->nodes[gr->members[m]].op;
+    if (sm_ops[op].cls == OPC_SOURCE || sm_ops[op].cls == OPC_VIEW) continue;
+    bool seen = false;
+    for (size_t j = 0; j < m && !seen; j++) seen = g->nodes[gr->members[j]].op == op;
+    if (seen) continue;
+    if (n == 6) {
+      sm_buf_puts(b, "+...");
+      break;
+    }
+    sm_buf_printf(b, "%s%s", n++ ? "+" : ": ", sm_ops[op].name);
+  }
+}
+
+/* Checks the zones of the buffers live during kernel s: true when one is
+ * damaged, with *err naming the kernel and the buffer (NULL when out of
+ * memory). */
+static bool guard_check(const sm_plan *p, const char *arena, int s, char **err) {
+  const unsigned char *m = (const unsigned char *)arena;
+  for (size_t i = 0; i < p->nzones; i++) {
+    const sm_arena_zone *z = &p->zones[i];
+    if (z->first > s || z->last < s) continue;
+    size_t end = z->data + z->bytes, a, b;
+    bool after = guard_damage(m, end, z->hi, &a, &b);
+    if (!after && !guard_damage(m, z->lo, z->data, &a, &b)) continue;
+    sm_buf t = {0};
+    const smelt_graph *g = p->opt;
+    const sm_node *n = &g->nodes[z->node];
+    char id[128];
+    sm_node_id(g, n, id, sizeof id);
+    sm_buf_printf(&t, "arena guard: kernel %s (", p->kernels[s].k->name);
+    kernel_what(p, (size_t)s, &t);
+    sm_buf_printf(&t, ") wrote %s ", after ? "past" : "before");
+    if (z->kernel >= 0) {
+      const sm_karg *arg = &p->kernels[z->kernel].k->args[z->arg];
+      sm_buf_printf(&t, "the scratch buffer of kernel %s for %s (%s[%" PRId64 "], %zu bytes)",
+                    p->kernels[z->kernel].k->name, id, smelt_dtype_name((smelt_dtype)arg->dtype),
+                    arg->numel, z->bytes);
+    } else {
+      sm_buf_printf(&t, "buffer %s (%s", id, smelt_dtype_name((smelt_dtype)n->dtype));
+      sm_buf_shape(&t, n->rank, n->shape);
+      sm_buf_printf(&t, ", %zu bytes)", z->bytes);
+    }
+    /* offsets from the buffer's end (past) or start (before) */
+    long long fa = after ? (long long)(a - end) : -(long long)(z->data - a);
+    long long fb = after ? (long long)(b - end) : -(long long)(z->data - b);
+    if (a == b) sm_buf_printf(&t, " at offset %+lld", fa);
+    else sm_buf_printf(&t, " at offsets %+lld..%+lld", fa, fb);
+    *err = sm_buf_take(&t);
+    return true;
+  }
+  return false;
+}
+
 int sm_cpu_run(sm_cpu_program *c, void *arena, const void *const *inputs,
                const void *const *params, bool training, uint64_t rng_step,
                void *const *results, char **err) {
@@ -182,12 +280,14 @@ int sm_cpu_run(sm_cpu_program *c, void *arena, const void *const *inputs,
     }
   }
   sm_kctx ctx = {rng_step, training, 0, 0, 0};
+  bool guard = p->nzones > 0;
   if (c->prof_ms) {
     pthread_mutex_lock(&prof_lock);
     c->prof_runs++;
     pthread_mutex_unlock(&prof_lock);
   }
   for (size_t s = 0; s < p->nkernels; s++) {
+    if (guard) guard_fill(p, arena, (int)s);
     double t0 = c->prof_ms ? now_ms() : 0;
     const sm_plan_kernel *ck = &p->kernels[s];
     const sm_kernel *k = ck->k;
@@ -220,6 +320,10 @@ int sm_cpu_run(sm_cpu_program *c, void *arena, const void *const *inputs,
       pthread_mutex_lock(&prof_lock);
       c->prof_ms[s] += now_ms() - t0;
       pthread_mutex_unlock(&prof_lock);
+    }
+    if (guard && guard_check(p, arena, (int)s, err)) {
+      sm_free(args);
+      return -1;
     }
     if (__atomic_load_n(&ctx.error, __ATOMIC_RELAXED)) {
       /* name the op as the interpreter does (the kernel knows only its checks) */

@@ -5,6 +5,7 @@
 #define SMELT_RUNTIME_CPU_H
 
 #include "../src/internal.h"
+#include "../codegen/kernel.h"
 
 typedef struct sm_cpu_program sm_cpu_program;
 
@@ -21,6 +22,15 @@ void sm_cpu_stats(const sm_cpu_program *c, smelt_program_stats *stats);
 
 /* Bytes of the arena (intermediates) a run needs. */
 size_t sm_cpu_arena_bytes(const sm_cpu_program *c);
+
+/* For tests: the plan, and the compiled function of each of its kernels
+ * (replaceable: a test puts a faulty kernel there to see
+ * $SMELT_ARENA_GUARD catch it); the compiled code of a program (NULL but
+ * on the cpu target). NULL without LLVM. */
+typedef struct sm_plan sm_plan;
+const sm_plan *sm_cpu_plan(const sm_cpu_program *c);
+sm_kernel_fn *sm_cpu_kernel_fns(sm_cpu_program *c);
+sm_cpu_program *sm_program_cpu(smelt_program *pr);
 
 /* One run. arena: sm_cpu_arena_bytes of scratch for the intermediates
  * (NULL: the program's own, allocated when it was compiled); runs with

@@ -21,6 +21,16 @@ size_t sm_cpu_arena_bytes(const sm_cpu_program *c) {
   return 0;
 }
 
+const sm_plan *sm_cpu_plan(const sm_cpu_program *c) {
+  (void)c;
+  return NULL;
+}
+
+sm_kernel_fn *sm_cpu_kernel_fns(sm_cpu_program *c) {
+  (void)c;
+  return NULL;
+}
+
 int sm_cpu_run(sm_cpu_program *c, void *arena, const void *const *inputs,
                const void *const *params, bool training, uint64_t rng_step,
                void *const *results, char **err) {

@@ -29,6 +29,7 @@ void sm_plan_free(sm_plan *p) {
   sm_free(p->bufs);
   sm_free(p->roots);
   sm_free(p->result_offset);
+  sm_free(p->zones);
   sm_free(p);
 }
 
@@ -61,7 +62,8 @@ static void choose_split(sm_plan_kernel *pk) {
 /* Places intermediates (group outputs that are not roots, kernel scratch,
  * and results asked for in the arena) in one arena by their lifetimes in
  * kernel steps; step nkernels is the end of the run, when results not
- * written by a kernel are copied. */
+ * written by a kernel are copied. With p->guard, each buffer of nonzero
+ * size is planned as guard + bytes + guard and listed in p->zones. */
 static int plan_arena(sm_plan *p, const bool *in_arena, char **err) {
   const smelt_graph *g = p->opt;
   size_t nn = g->nnodes, nk = p->nkernels;
@@ -71,8 +73,10 @@ static int plan_arena(sm_plan *p, const bool *in_arena, char **err) {
   for (size_t i = 0; i < nk; i++) nreq += (size_t)p->kernels[i].k->nargs;
   sm_mem_req *reqs = sm_calloc(nreq ? nreq : 1, sizeof *reqs);
   int *req_of_node = sm_malloc(sizeof *req_of_node * (nn ? nn : 1));
+  size_t guard = p->guard;
+  if (guard) p->zones = sm_calloc(nreq ? nreq : 1, sizeof *p->zones);
   int rc = -1;
-  if (!first || !last || !reqs || !req_of_node) goto out;
+  if (!first || !last || !reqs || !req_of_node || (guard && !p->zones)) goto out;
   for (size_t i = 0; i < nn; i++) first[i] = last[i] = -1, req_of_node[i] = -1;
   for (size_t s = 0; s < nk; s++) {
     const sm_kernel *k = p->kernels[s].k;
@@ -88,6 +92,7 @@ static int plan_arena(sm_plan *p, const bool *in_arena, char **err) {
   for (size_t i = 0; i < nn; i++) {
     if (p->bufs[i].kind != SM_BUF_ARENA) continue;
     reqs[r] = (sm_mem_req){sm_plan_node_bytes(&g->nodes[i]), first[i], last[i], 0};
+    if (guard) p->zones[r] = (sm_arena_zone){.node = (uint32_t)i, .kernel = -1, .arg = -1};
     req_of_node[i] = (int)r++;
   }
   for (size_t s = 0; s < nk; s++) {
@@ -97,6 +102,7 @@ static int plan_arena(sm_plan *p, const bool *in_arena, char **err) {
       if (arg->role != KA_SCRATCH) continue;
       size_t bytes = (size_t)arg->numel * smelt_dtype_size((smelt_dtype)arg->dtype);
       reqs[r] = (sm_mem_req){bytes, (int)s, (int)s, 0};
+      if (guard) p->zones[r] = (sm_arena_zone){.node = arg->node, .kernel = (int)s, .arg = a};
       pk->scratch_off[a] = r++; /* the request's index for now */
     }
   }
@@ -108,7 +114,23 @@ static int plan_arena(sm_plan *p, const bool *in_arena, char **err) {
     uint32_t n = p->roots[k];
     const sm_buf_info *b = &p->bufs[n];
     int from = b->kind == SM_BUF_RESULT && b->root == k && first[n] >= 0 ? first[n] : (int)nk;
+    if (guard) p->zones[r] = (sm_arena_zone){.node = n, .kernel = -1, .arg = -1};
     reqs[r++] = (sm_mem_req){sm_plan_node_bytes(&g->nodes[n]), from, (int)nk, 0};
+  }
+  /* A guarded buffer's request covers its zones too (the sizes are
+   * checked: hostile shapes must not wrap). */
+  for (size_t i = 0; guard && i < r; i++) {
+    sm_arena_zone *z = &p->zones[i];
+    z->bytes = reqs[i].bytes;
+    z->first = reqs[i].first, z->last = reqs[i].last;
+    if (!z->bytes) continue;
+    if (z->bytes > SIZE_MAX - 2 * guard - 63) {
+      *err = sm_fmt("the program's intermediates need an arena larger than 2^64 bytes "
+                    "(%zu buffers)",
+                    r);
+      goto out;
+    }
+    reqs[i].bytes += 2 * guard;
   }
   /* without reuse: every buffer at its own 64-byte aligned place (the sum
    * saturates: buffers of hostile sizes may add up past SIZE_MAX) */
@@ -128,6 +150,18 @@ static int plan_arena(sm_plan *p, const bool *in_arena, char **err) {
                     r);
     goto out;
   }
+  /* A guarded buffer starts after its front zone; the zone after it runs
+   * to the end of its request, rounded up as the planner did. */
+  size_t nz = 0;
+  for (size_t i = 0; guard && i < r; i++) {
+    if (!p->zones[i].bytes) continue;
+    sm_arena_zone z = p->zones[i];
+    z.lo = reqs[i].offset;
+    z.data = reqs[i].offset += guard;
+    z.hi = z.lo + ((reqs[i].bytes + 63) & ~(size_t)63);
+    p->zones[nz++] = z;
+  }
+  p->nzones = nz;
   for (size_t i = 0; i < nn; i++)
     if (req_of_node[i] >= 0) p->bufs[i].offset = reqs[req_of_node[i]].offset;
   for (size_t s = 0; s < nk; s++) {
@@ -200,6 +234,12 @@ static int lower_kernels(sm_plan *p, const smelt_compile_options *o, sm_dump *du
 sm_plan *sm_plan_new(const smelt_graph *g, size_t nroots, const uint32_t *roots,
                      const bool *in_arena, const smelt_compile_options *o, sm_dump *dump,
                      char **err) {
+  return sm_plan_new_guarded(g, nroots, roots, in_arena, o, 0, dump, err);
+}
+
+sm_plan *sm_plan_new_guarded(const smelt_graph *g, size_t nroots, const uint32_t *roots,
+                             const bool *in_arena, const smelt_compile_options *o,
+                             size_t guard, sm_dump *dump, char **err) {
   *err = NULL;
   sm_plan *p = sm_calloc(1, sizeof *p);
   uint32_t *want = sm_malloc(sizeof *want * (nroots ? nroots : 1));
@@ -207,6 +247,7 @@ sm_plan *sm_plan_new(const smelt_graph *g, size_t nroots, const uint32_t *roots,
   uint32_t *to_orig = NULL;
   if (!p || !want || !map) goto fail;
   p->nroots = nroots;
+  p->guard = guard;
   /* An update's root is its assign; the value it writes is what we compute. */
   for (size_t k = 0; k < nroots; k++)
     want[k] = g->nodes[roots[k]].op == OP_ASSIGN ? g->nodes[roots[k]].inputs[1] : roots[k];

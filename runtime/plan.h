@@ -34,6 +34,19 @@ typedef struct sm_plan_kernel {
   size_t *scratch_off;  /* per arg: arena offset of KA_SCRATCH args */
 } sm_plan_kernel;
 
+/* $SMELT_ARENA_GUARD (runtime/cpu.c): an arena buffer with its guard
+ * zones, [lo, data) before it and [data + bytes, hi) after it (the guard
+ * bytes plus the padding to the next multiple of 64), both filled with a
+ * known pattern when the buffer becomes live and checked while it is. */
+enum { SM_ARENA_GUARD_BYTES = 64 }; /* per side, when $SMELT_ARENA_GUARD is set */
+
+typedef struct sm_arena_zone {
+  size_t lo, data, bytes, hi; /* arena offsets; bytes > 0 */
+  int first, last;            /* live from kernel first to kernel last (nkernels: the end) */
+  uint32_t node;              /* the node of opt whose value it holds */
+  int kernel, arg;            /* a scratch buffer: its kernel and arg (else -1) */
+} sm_arena_zone;
+
 typedef struct sm_plan {
   smelt_graph *opt;      /* the optimized graph (owns constant data) */
   sm_fusion *fusion;
@@ -47,6 +60,9 @@ typedef struct sm_plan {
   size_t *result_offset;
   size_t arena_bytes, unplanned_bytes;
   int nbuffers;          /* buffers placed in the arena */
+  size_t guard;          /* guard bytes on each side of an arena buffer (0: none) */
+  sm_arena_zone *zones;  /* guard > 0: the buffers of nonzero size, with their zones */
+  size_t nzones;
 } sm_plan;
 
 /* Plans the roots of g: the first nout are outputs, the rest assign nodes
@@ -58,6 +74,12 @@ typedef struct sm_plan {
 sm_plan *sm_plan_new(const smelt_graph *g, size_t nroots, const uint32_t *roots,
                      const bool *in_arena, const smelt_compile_options *o, sm_dump *dump,
                      char **err);
+/* sm_plan_new with `guard` bytes (a multiple of 64; 0: none, the plan of
+ * sm_plan_new) on both sides of every arena buffer, listed in zones: no
+ * two buffers live at the same time are then adjacent. */
+sm_plan *sm_plan_new_guarded(const smelt_graph *g, size_t nroots, const uint32_t *roots,
+                             const bool *in_arena, const smelt_compile_options *o,
+                             size_t guard, sm_dump *dump, char **err);
 void sm_plan_free(sm_plan *p);
 
 /* The op whose index check can fail in kernel s ("gather", "scatter_add",

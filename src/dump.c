@@ -62,8 +62,9 @@ int sm_dump_init(sm_dump *d, const char *list, const char *dir, char **err) {
   int e = d->stages && dir ? sm_make_dirs(dir) : 0;
   if (!e && d->stages && dir && access(dir, W_OK | X_OK)) e = errno;
   if (e) {
+    /* ENOMEM: sm_make_dirs could not copy the path (the hook's failure) */
     sm_buf_printf(&b, "dump directory \"%s\" (SMELT_DUMP_DIR or the options' dump_dir): %s",
-                  dir, strerror(e));
+                  dir, e == ENOMEM ? "out of memory" : strerror(e));
     *err = sm_buf_take(&b);
     return -1;
   }

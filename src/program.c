@@ -474,6 +474,8 @@ void smelt_program_free(smelt_program *pr) {
   sm_free(pr);
 }
 
+sm_cpu_program *sm_program_cpu(smelt_program *pr) { return pr ? pr->cpu : NULL; }
+
 const char *smelt_program_error(const smelt_program *pr) {
   if (!pr) return "program is NULL";
   return pr->error;

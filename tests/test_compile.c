@@ -2,6 +2,8 @@
  * (kernels, arena), dumps, the disk cache, threads. The cpu cases skip
  * (with a message) when libsmelt was built without LLVM. */
 #include "testutil.h"
+#include "../runtime/cpu.h"
+#include "../runtime/plan.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -362,6 +364,234 @@ START_TEST(run_errors) {
 }
 END_TEST
 
+/* ------------------------------------------------- $SMELT_ARENA_GUARD */
+
+/* Sets $SMELT_ARENA_GUARD (NULL: unset) and returns a copy of the value it
+ * had, for guard_restore: the asan phase runs this suite with it set. */
+static char *guard_set(const char *v) {
+  const char *old = getenv("SMELT_ARENA_GUARD");
+  char *keep = old ? strdup(old) : NULL;
+  if (v) setenv("SMELT_ARENA_GUARD", v, 1);
+  else unsetenv("SMELT_ARENA_GUARD");
+  return keep;
+}
+
+static void guard_restore(char *old) {
+  if (old) setenv("SMELT_ARENA_GUARD", old, 1);
+  else unsetenv("SMELT_ARENA_GUARD");
+  free(old);
+}
+
+/* A faulty kernel: the real one, then one byte written at `at` bytes from
+ * the end of its output (at >= 0: past it) or before its start (at < 0). */
+static sm_kernel_fn faulty_real;
+static int faulty_arg;
+static size_t faulty_bytes;
+static long faulty_at;
+
+static void faulty_kernel(void *const *args, int64_t begin, int64_t end, sm_kctx *ctx) {
+  faulty_real(args, begin, end, ctx);
+  unsigned char *out = args[faulty_arg];
+  if (begin == 0) *(faulty_at >= 0 ? out + faulty_bytes + faulty_at : out + faulty_at) = 0;
+}
+
+/* x[64,128]: t = x*x + 1 is stored by k0 in the arena, y = t @ w is k1. */
+static smelt_graph *guard_graph(void) {
+  smelt_graph *g = smelt_graph_new();
+  smelt_node x = smelt_input(g, "x", SMELT_F32, 2, (int64_t[]){64, 128});
+  smelt_node w = smelt_input(g, "w", SMELT_F32, 2, (int64_t[]){128, 16});
+  smelt_node t = smelt_add(g, smelt_mul(g, x, x), smelt_scalar(g, 1));
+  smelt_set_name(g, t, "t");
+  smelt_output(g, "y", smelt_matmul(g, t, w));
+  return g;
+}
+
+/* With the guard on, a kernel that writes one byte past (or before) its
+ * intermediate fails the run, on the program and on a context, with a
+ * message naming the kernel and the buffer; the real kernel runs clean
+ * (the zones are filled again on every run). */
+START_TEST(arena_guard_catches_a_write_past_a_buffer) {
+  NEED_CPU();
+  smelt_graph *g = guard_graph();
+  TU_ASSERT_OK(g);
+  smelt_params *p = smelt_params_new(g);
+  smelt_compile_options o = cpu_options();
+  o.num_threads = 1;
+  char *old = guard_set("1");
+  smelt_program *pr = smelt_program_compile(g, p, 1, (const char *[]){"y"}, 0, NULL, &o);
+  guard_restore(old);
+  ck_assert_ptr_null(smelt_program_error(pr));
+  static float xd[64 * 128], wd[128 * 16], want[64 * 16], got[64 * 16];
+  for (int i = 0; i < 64 * 128; i++) xd[i] = (float)(i % 13) * 0.25f - 1.0f;
+  for (int i = 0; i < 128 * 16; i++) wd[i] = (float)(i % 7) * 0.5f - 1.5f;
+  smelt_context *c = smelt_context_new(pr);
+  ck_assert_ptr_nonnull(c);
+  ck_assert_int_eq(smelt_program_bind(pr, "x", SMELT_F32, 2, (int64_t[]){64, 128}, xd, sizeof xd), 0);
+  ck_assert_int_eq(smelt_program_bind(pr, "w", SMELT_F32, 2, (int64_t[]){128, 16}, wd, sizeof wd), 0);
+  ck_assert_int_eq(smelt_context_bind(c, "x", SMELT_F32, 2, (int64_t[]){64, 128}, xd, sizeof xd), 0);
+  ck_assert_int_eq(smelt_context_bind(c, "w", SMELT_F32, 2, (int64_t[]){128, 16}, wd, sizeof wd), 0);
+  ck_assert_int_eq(smelt_program_run(pr), 0);
+  ck_assert_int_eq(smelt_program_read(pr, "y", SMELT_F32, want, sizeof want), 0);
+
+  /* the plan: t's buffer has its zones, k0 stores it */
+  sm_cpu_program *cpu = sm_program_cpu(pr);
+  const sm_plan *pl = sm_cpu_plan(cpu);
+  ck_assert_uint_eq(pl->guard, 64);
+  const sm_arena_zone *zt = NULL;
+  for (size_t i = 0; i < pl->nzones; i++)
+    if (pl->opt->nodes[pl->zones[i].node].name &&
+        strcmp(pl->opt->nodes[pl->zones[i].node].name, "t") == 0)
+      zt = &pl->zones[i];
+  ck_assert_ptr_nonnull(zt);
+  ck_assert_uint_eq(zt->bytes, 64 * 128 * 4);
+  ck_assert_int_eq(zt->first, 0);
+  const sm_kernel *k0 = pl->kernels[0].k;
+  faulty_arg = -1;
+  for (int a = 0; a < k0->nargs; a++)
+    if (k0->args[a].role == KA_OUT && k0->args[a].node == zt->node) faulty_arg = a;
+  ck_assert_int_ge(faulty_arg, 0);
+  sm_kernel_fn *fns = sm_cpu_kernel_fns(cpu);
+  faulty_real = fns[0];
+  faulty_bytes = zt->bytes;
+  fns[0] = faulty_kernel;
+
+  const char *past = "arena guard: kernel k0 (pointwise: mul+add) wrote past buffer %t "
+                     "(f32[64,128], 32768 bytes) at offset +4";
+  faulty_at = 4;
+  ck_assert_int_eq(smelt_program_run(pr), -1);
+  ck_assert_str_eq(smelt_program_error(pr), past);
+  ck_assert_int_eq(smelt_context_run(c), -1);
+  ck_assert_str_eq(smelt_context_error(c), past);
+  faulty_at = -1;
+  ck_assert_int_eq(smelt_context_run(c), -1);
+  ck_assert_str_eq(smelt_context_error(c),
+                   "arena guard: kernel k0 (pointwise: mul+add) wrote before buffer %t "
+                   "(f32[64,128], 32768 bytes) at offset -1");
+  /* the last byte of the zone after it (the guard ends at a multiple of 64) */
+  faulty_at = 63;
+  ck_assert_int_eq(smelt_program_run(pr), -1);
+  ck_assert_ptr_nonnull(strstr(smelt_program_error(pr), "wrote past buffer %t (f32[64,128], "
+                                                        "32768 bytes) at offset +63"));
+
+  /* the real kernel again: both arenas still had damaged zones, which the
+   * next run fills again; results as before */
+  fns[0] = faulty_real;
+  ck_assert_int_eq(smelt_program_run(pr), 0);
+  ck_assert_int_eq(smelt_program_read(pr, "y", SMELT_F32, got, sizeof got), 0);
+  ck_assert(memcmp(got, want, sizeof got) == 0);
+  ck_assert_int_eq(smelt_context_run(c), 0);
+  ck_assert_int_eq(smelt_context_read(c, "y", SMELT_F32, got, sizeof got), 0);
+  ck_assert(memcmp(got, want, sizeof got) == 0);
+  smelt_context_free(c);
+  smelt_program_free(pr);
+  smelt_params_free(p);
+  smelt_graph_free(g);
+}
+END_TEST
+
+/* An MLP training step with dropout and a column mean (a reduction over
+ * the outer axis), compiled with the guard unset, "0" and "1": the same
+ * losses, outputs and params bit for bit, and the same code (the second
+ * and third compilations find every kernel in the disk cache); off, the
+ * plan is the one without the feature (no zones, the same offsets and
+ * arena size); on, every buffer is 64-aligned between its two zones and
+ * the zones of buffers live at the same time never overlap. */
+START_TEST(arena_guard_changes_no_result) {
+  NEED_CPU();
+  smelt_graph *g = TU_GRAPH();
+  smelt_node x = smelt_input(g, "x", SMELT_F32, 2, (int64_t[]){32, 100});
+  smelt_node y = smelt_input(g, "y", SMELT_I64, 1, (int64_t[]){32});
+  smelt_node w1 = smelt_param(g, "w1", SMELT_F32, 2, (int64_t[]){100, 48}, smelt_init_normal(0, 0.1, 1));
+  smelt_node b1 = smelt_param(g, "b1", SMELT_F32, 1, (int64_t[]){48}, smelt_init_zeros());
+  smelt_node w2 = smelt_param(g, "w2", SMELT_F32, 2, (int64_t[]){48, 10}, smelt_init_normal(0, 0.1, 2));
+  smelt_node h = smelt_relu(g, smelt_add(g, smelt_matmul(g, x, w1), b1));
+  h = smelt_dropout(g, h, 0.25, 7, true);
+  smelt_node loss = smelt_output(g, "loss", smelt_cross_entropy(g, smelt_matmul(g, h, w2), y));
+  smelt_output(g, "m", smelt_mean(g, smelt_exp(g, x), 1, (int[]){0}, false));
+  smelt_node ps[3] = {w1, b1, w2}, gs[3], ups[SMELT_OPTIM_MAX_UPDATES(3)];
+  smelt_grad(g, loss, 3, ps, gs);
+  smelt_sgd_options so = smelt_sgd_defaults(0.1);
+  so.momentum = 0.9;
+  int nu = smelt_sgd(g, NULL, 3, ps, gs, &so, ups);
+  TU_ASSERT_OK(g);
+  static float xd[32 * 100];
+  int64_t yd[32];
+  for (int i = 0; i < 32 * 100; i++) xd[i] = (float)(((long long)i * 7919) % 1000) / 1000.0f;
+  for (int i = 0; i < 32; i++) yd[i] = i % 10;
+  const char *modes[3] = {NULL, "0", "1"};
+  float loss_v[3][4], m_v[3][100], w_v[3][100 * 48];
+  smelt_program_stats st[3];
+  size_t *offsets[3];
+  const smelt_graph *opt[3];
+  smelt_program *prs[3];
+  smelt_params *pss[3];
+  char *dir = tu_temp_dir("test");
+  for (int v = 0; v < 3; v++) {
+    smelt_params *p = pss[v] = smelt_params_new(g);
+    smelt_compile_options o = cpu_options();
+    o.cache_dir = dir;
+    char *old = guard_set(modes[v]);
+    smelt_program *pr = prs[v] =
+        smelt_program_compile(g, p, 2, (const char *[]){"loss", "m"}, nu, ups, &o);
+    guard_restore(old);
+    ck_assert_ptr_null(smelt_program_error(pr));
+    ck_assert_int_eq(smelt_program_get_stats(pr, &st[v]), 0);
+    ck_assert_int_eq(st[v].from_cache, v > 0);
+    const sm_plan *pl = sm_cpu_plan(sm_program_cpu(pr));
+    opt[v] = pl->opt;
+    offsets[v] = malloc(pl->opt->nnodes * sizeof *offsets[v]);
+    for (size_t i = 0; i < pl->opt->nnodes; i++) offsets[v][i] = pl->bufs[i].offset;
+    ck_assert_uint_eq(pl->guard, v == 2 ? 64 : 0);
+    ck_assert_uint_eq(pl->nzones, v == 2 ? (size_t)pl->nbuffers : 0);
+    for (size_t i = 0; i < pl->nzones; i++) {
+      const sm_arena_zone *a = &pl->zones[i];
+      ck_assert_uint_eq(a->data % 64, 0);
+      ck_assert_uint_eq(a->data - a->lo, 64);
+      ck_assert_uint_ge(a->hi - a->data - a->bytes, 64);
+      ck_assert_uint_le(a->hi, pl->arena_bytes);
+      if (a->kernel < 0) ck_assert_uint_eq(pl->bufs[a->node].offset, a->data);
+      else ck_assert_uint_eq(pl->kernels[a->kernel].scratch_off[a->arg], a->data);
+      for (size_t j = 0; j < i; j++) {
+        const sm_arena_zone *b = &pl->zones[j];
+        if (a->first > b->last || b->first > a->last) continue;
+        ck_assert_msg(a->hi <= b->lo || b->hi <= a->lo, "zones %zu and %zu overlap", i, j);
+      }
+    }
+    ck_assert_int_eq(smelt_program_bind(pr, "x", SMELT_F32, 2, (int64_t[]){32, 100}, xd, sizeof xd), 0);
+    ck_assert_int_eq(smelt_program_bind(pr, "y", SMELT_I64, 1, (int64_t[]){32}, yd, sizeof yd), 0);
+    for (int it = 0; it < 4; it++) {
+      ck_assert_int_eq(smelt_program_run(pr), 0);
+      ck_assert_int_eq(smelt_program_read(pr, "loss", SMELT_F32, &loss_v[v][it], sizeof(float)), 0);
+    }
+    ck_assert_int_eq(smelt_program_read(pr, "m", SMELT_F32, m_v[v], sizeof m_v[v]), 0);
+    ck_assert_int_eq(smelt_params_read(p, "w1", SMELT_F32, w_v[v], sizeof w_v[v]), 0);
+  }
+  fprintf(stderr, "arena guard: %d buffers, arena %zu bytes off, %zu bytes on\n", st[0].buffers,
+          st[0].arena_bytes, st[2].arena_bytes);
+  for (int v = 1; v < 3; v++) {
+    ck_assert(memcmp(loss_v[0], loss_v[v], sizeof loss_v[0]) == 0);
+    ck_assert(memcmp(m_v[0], m_v[v], sizeof m_v[0]) == 0);
+    ck_assert(memcmp(w_v[0], w_v[v], sizeof w_v[0]) == 0);
+    ck_assert_int_eq(st[v].kernels, st[0].kernels);
+    ck_assert_int_eq(st[v].buffers, st[0].buffers);
+  }
+  ck_assert_uint_eq(st[1].arena_bytes, st[0].arena_bytes);
+  ck_assert_uint_eq(st[1].unplanned_bytes, st[0].unplanned_bytes);
+  ck_assert_uint_eq(opt[1]->nnodes, opt[0]->nnodes);
+  ck_assert(memcmp(offsets[0], offsets[1], opt[0]->nnodes * sizeof *offsets[0]) == 0);
+  ck_assert_uint_ge(st[2].arena_bytes, st[0].arena_bytes + 128);
+  ck_assert_uint_le(st[2].arena_bytes, st[2].unplanned_bytes);
+  for (int v = 0; v < 3; v++) {
+    free(offsets[v]);
+    smelt_program_free(prs[v]);
+    smelt_params_free(pss[v]);
+  }
+  smelt_graph_free(g);
+  tu_rm_tree(dir);
+  free(dir);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("compile");
   TCase *tc = tcase_create("core");
@@ -374,6 +604,8 @@ int main(void) {
   tcase_add_test(tc, threads_do_not_change_results);
   tcase_add_test(tc, target_errors);
   tcase_add_test(tc, run_errors);
+  tcase_add_test(tc, arena_guard_catches_a_write_past_a_buffer);
+  tcase_add_test(tc, arena_guard_changes_no_result);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
