@@ -52,15 +52,23 @@ static smelt_node finish_reduce(smelt_graph *g, smelt_node r, smelt_node x, int 
   return sm_reshape(g, r, n, s);
 }
 
-/* Number of elements reduced over. */
+/* Number of elements reduced over: 0 when a reduced axis is empty, else
+ * the product, saturated at INT64_MAX (a tensor with an empty axis that is
+ * not reduced may have other dims whose product passes int64; its result
+ * has no elements, so the count only has to be defined). */
 static int64_t reduced_count(const smelt_graph *g, smelt_node x, int naxes, const int *axes) {
   const sm_node *xn = node(g, x);
-  if (naxes == 0) return sm_numel(xn->rank, xn->shape);
-  int64_t n = 1;
+  bool reduced[SMELT_MAX_RANK] = {0};
+  for (int i = 0; i < xn->rank; i++) reduced[i] = naxes == 0;
   for (int i = 0; i < naxes; i++) {
     int a;
-    if (sm_norm_axis(axes[i], xn->rank, &a)) n *= xn->shape[a];
+    if (sm_norm_axis(axes[i], xn->rank, &a)) reduced[a] = true;
   }
+  int64_t n = 1;
+  for (int a = 0; a < xn->rank; a++)
+    if (reduced[a] && xn->shape[a] == 0) return 0;
+  for (int a = 0; a < xn->rank; a++)
+    if (reduced[a]) n = n > INT64_MAX / xn->shape[a] ? INT64_MAX : n * xn->shape[a];
   return n;
 }
 

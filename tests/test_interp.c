@@ -973,6 +973,12 @@ START_TEST(test_empty_huge_dims) {
   /* eye of [0, 2^32] (fuzz_api): its iota along the long axis held a row
    * of 2^32 values (32 GiB) though the tensor has no elements */
   smelt_output(g, "eye", smelt_eye(g, SMELT_F32, 0, 1ll << 32));
+  /* mean, var and logsumexp over the two huge axes (fuzz_api: their count
+   * of reduced elements, 2^80, overflowed int64) */
+  const int ends[2] = {0, 2};
+  smelt_output(g, "mean", smelt_mean(g, r, 2, ends, false));
+  smelt_output(g, "var", smelt_var(g, r, 2, ends, 1, false));
+  smelt_output(g, "lse", smelt_logsumexp(g, r, 2, ends, false));
   check_graph_ok(g);
   smelt_interp *it = smelt_interp_new(g);
   ck_assert_msg(smelt_interp_run(it) == 0, "%s", smelt_interp_error(it));
@@ -981,6 +987,9 @@ START_TEST(test_empty_huge_dims) {
   ck_assert_int_eq(smelt_interp_read(it, "s", SMELT_F64, NULL, 0), 0);
   ck_assert_int_eq(smelt_interp_read(it, "re", SMELT_F64, NULL, 0), 0);
   ck_assert_int_eq(smelt_interp_read(it, "eye", SMELT_F32, NULL, 0), 0);
+  ck_assert_int_eq(smelt_interp_read(it, "mean", SMELT_F64, NULL, 0), 0);
+  ck_assert_int_eq(smelt_interp_read(it, "var", SMELT_F64, NULL, 0), 0);
+  ck_assert_int_eq(smelt_interp_read(it, "lse", SMELT_F64, NULL, 0), 0);
   double all = -1;
   ck_assert_int_eq(smelt_interp_read(it, "all", SMELT_F64, &all, sizeof all), 0);
   ck_assert(all == 0);
